@@ -1,0 +1,167 @@
+# topicfs — a plain GNU Makefile.
+#
+#   make            build build/topicfs, the perf tool and the test programs
+#   make run        install missing packages, build, mount a node at $(MNT)
+#   make stop       unmount it
+#   make test       unit tests + end-to-end tests (bats, real mounts)
+#   make check      the same under ASan+UBSan in build-asan/, plus the fuzzer
+#                   and the configuration-reference drift check
+#   make bench      side-by-side benchmarks (see docs/PERFORMANCE.md)
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make clean
+
+PREFIX   ?= /usr/local
+SBINDIR  ?= $(PREFIX)/sbin
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+DOCDIR   ?= $(PREFIX)/share/doc/topicfs
+SYSCONFDIR ?= /etc
+UNITDIR  ?= /lib/systemd/system
+DESTDIR  ?=
+
+MNT      ?= /mnt/log
+DATA     ?= /var/lib/topicfs
+
+B        ?= build
+CC       ?= gcc
+PKGS     := fuse3 libzstd jansson inih
+OPT      ?= -O2 -g
+SAN      ?=
+CFLAGS   ?=
+CFLAGS   += $(OPT) $(SAN) -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter \
+            -msse4.2 -pthread -Iinclude -MMD -MP
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LDFLAGS  += $(SAN) -pthread
+LDLIBS   += $(PKG_LIBS) -lm
+
+LIB_SRCS := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJS := $(LIB_SRCS:src/%.c=$(B)/obj/%.o)
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
+TOOL_SRCS := $(wildcard tests/tools/*.c)
+TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(B)/tests/%)
+
+all: $(B)/topicfs $(B)/topicfs-perf $(UNIT_BINS) $(TOOL_BINS)
+
+$(B)/obj/%.o: src/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(B)/obj/tests/%.o: tests/unit/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests/unit -c -o $@ $<
+
+$(B)/obj/tools/%.o: tests/tools/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/obj/contrib/%.o: contrib/perf/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(B)/libtopicfs.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/topicfs: $(B)/obj/main.o $(B)/libtopicfs.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/topicfs-perf: $(B)/obj/contrib/topicfs-perf.o
+	$(CC) $(LDFLAGS) -o $@ $^ -lm
+
+$(B)/tests/test_%: $(B)/obj/tests/test_%.o $(B)/libtopicfs.a
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(B)/tests/%: $(B)/obj/tools/%.o
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ -lm
+
+# --- set-up -----------------------------------------------------------------
+
+deps:
+	@contrib/install-deps.sh test
+
+deps-build:
+	@contrib/install-deps.sh build
+
+run: deps-build
+	@$(MAKE) --no-print-directory $(B)/topicfs
+	@contrib/run.sh start $(B)/topicfs $(DATA) $(MNT)
+
+stop:
+	@contrib/run.sh stop $(B)/topicfs $(DATA) $(MNT)
+
+# --- tests ------------------------------------------------------------------
+
+unit: all
+	@tests/unit/run $(B)/tests
+
+e2e: all
+	@TOPICFS_BUILD=$(abspath $(B)) tests/e2e/run
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory docs-check
+	@$(MAKE) --no-print-directory e2e
+
+# The configuration reference is generated from the table in src/conf.c;
+# this fails when docs/CONFIGURATION.md or etc/topicfs.conf drifted.
+docs-check: $(B)/topicfs
+	@contrib/docs-check.sh $(B)/topicfs
+
+docs: $(B)/topicfs
+	$(B)/topicfs --config-doc > docs/CONFIGURATION.md
+
+ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+check: deps
+	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g" SAN="$(ASAN)" all
+	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g" SAN="$(ASAN)" unit docs-check
+	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g" SAN="$(ASAN)" e2e
+	@$(MAKE) --no-print-directory fuzz
+
+# libFuzzer targets (clang), run for a short time each.
+FUZZ_SECONDS ?= 30
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+fuzz:
+	@$(MAKE) --no-print-directory B=build-fuzz CC=clang OPT="-O1 -g" \
+		SAN="-fsanitize=fuzzer-no-link,address,undefined" $(B:build=build-fuzz)/libtopicfs.a
+	@set -e; for f in $(FUZZ_SRCS); do \
+		n=$$(basename $$f .c); \
+		clang -O1 -g -fsanitize=fuzzer,address,undefined -msse4.2 -Iinclude \
+			-o build-fuzz/$$n $$f build-fuzz/libtopicfs.a $(PKG_LIBS) -lm; \
+		mkdir -p build-fuzz/corpus-$$n; \
+		cp tests/fuzz/corpus/$$n/* build-fuzz/corpus-$$n/ 2>/dev/null || true; \
+		echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+		build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			-artifact_prefix=build-fuzz/ build-fuzz/corpus-$$n 2>build-fuzz/$$n.log \
+			|| { tail -40 build-fuzz/$$n.log; exit 1; }; \
+		grep -E 'stat::number_of_executed_units' build-fuzz/$$n.log; \
+	done
+
+bench:
+	@contrib/install-deps.sh bench
+	@$(MAKE) --no-print-directory all
+	@contrib/bench/run.sh
+
+# --- install ----------------------------------------------------------------
+
+install: $(B)/topicfs
+	install -D -m 0755 $(B)/topicfs $(DESTDIR)$(SBINDIR)/topicfs
+	install -D -m 0755 $(B)/topicfs-perf $(DESTDIR)$(BINDIR)/topicfs-perf
+	install -D -m 0644 etc/topicfs.conf $(DESTDIR)$(SYSCONFDIR)/topicfs/topicfs.conf
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/topicfs $(DESTDIR)$(BINDIR)/topicfs-perf
+	rm -f $(DESTDIR)$(SYSCONFDIR)/topicfs/topicfs.conf
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/topicfs 2>/dev/null
+
+clean:
+	rm -rf build build-asan build-fuzz
+
+.PHONY: all deps deps-build run stop unit e2e test docs-check docs check fuzz \
+	bench install uninstall clean
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

@@ -1,0 +1,105 @@
+/*
+ * util.h - small helpers every module uses: allocation that aborts on
+ * out-of-memory, clocks, an intrusive doubly-linked list and a growable
+ * byte buffer.
+ */
+#ifndef TFS_UTIL_H
+#define TFS_UTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define TFS_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define TFS_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define TFS_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define tfs_container_of(ptr, type, member) \
+	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* Allocation: never returns NULL; prints and aborts when memory is out. */
+void *tfs_malloc(size_t n);
+void *tfs_calloc(size_t nmemb, size_t size);
+void *tfs_realloc(void *p, size_t n);
+char *tfs_strdup(const char *s);
+char *tfs_asprintf(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+/* Clocks, in milliseconds or nanoseconds. */
+int64_t tfs_now_ms(void);		/* CLOCK_REALTIME: commit timestamps */
+int64_t tfs_mono_ms(void);		/* CLOCK_MONOTONIC: intervals */
+int64_t tfs_mono_ns(void);
+
+/* Intrusive circular doubly-linked list (the kernel's list_head). */
+struct tfs_list {
+	struct tfs_list *next, *prev;
+};
+
+static inline void tfs_list_init(struct tfs_list *l)
+{
+	l->next = l->prev = l;
+}
+
+static inline bool tfs_list_empty(const struct tfs_list *l)
+{
+	return l->next == l;
+}
+
+static inline void tfs_list_insert_after(struct tfs_list *pos,
+					 struct tfs_list *n)
+{
+	n->prev = pos;
+	n->next = pos->next;
+	pos->next->prev = n;
+	pos->next = n;
+}
+
+static inline void tfs_list_add_tail(struct tfs_list *head, struct tfs_list *n)
+{
+	tfs_list_insert_after(head->prev, n);
+}
+
+static inline void tfs_list_del(struct tfs_list *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->next = n->prev = n;
+}
+
+/* Moves every element of from to the end of to; from becomes empty. */
+static inline void tfs_list_splice_tail(struct tfs_list *to,
+					struct tfs_list *from)
+{
+	if (tfs_list_empty(from))
+		return;
+	from->next->prev = to->prev;
+	to->prev->next = from->next;
+	from->prev->next = to;
+	to->prev = from->prev;
+	tfs_list_init(from);
+}
+
+/* A growable byte buffer, always NUL-terminated (git's strbuf). */
+struct tfs_buf {
+	char *data;
+	size_t len, cap;
+};
+
+#define TFS_BUF_INIT { NULL, 0, 0 }
+
+void tfs_buf_grow(struct tfs_buf *b, size_t extra);
+void tfs_buf_add(struct tfs_buf *b, const void *p, size_t n);
+void tfs_buf_addf(struct tfs_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void tfs_buf_vaddf(struct tfs_buf *b, const char *fmt, va_list ap);
+/* Drops the first n bytes. */
+void tfs_buf_consume(struct tfs_buf *b, size_t n);
+void tfs_buf_reset(struct tfs_buf *b);
+void tfs_buf_release(struct tfs_buf *b);
+/* Hands the bytes to the caller (who frees them) and resets b. */
+char *tfs_buf_detach(struct tfs_buf *b, size_t *len);
+
+/* Counts '\n' bytes in p[0..n). */
+size_t tfs_count_newlines(const void *p, size_t n);
+
+#endif
