@@ -29,7 +29,7 @@ OPT      ?= -O2 -g
 SAN      ?=
 CFLAGS   ?=
 CFLAGS   += $(OPT) $(SAN) -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter \
-            -msse4.2 -pthread -Iinclude -MMD -MP
+            -D_GNU_SOURCE -msse4.2 -pthread -Iinclude -MMD -MP
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDFLAGS  += $(SAN) -pthread

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 enum tfs_sys_op {
 	TFS_SYS_OPENAT,
@@ -59,6 +60,9 @@ void tfs_sys_observe(tfs_sys_observer_fn fn);
  */
 int tfs_sys_openat(int dirfd, const char *name, int flags, mode_t mode);
 ssize_t tfs_sys_pwrite(int fd, const void *buf, size_t len, off_t off);
+/* pwritev that loops over short writes; counts as TFS_SYS_PWRITE. */
+ssize_t tfs_sys_pwritev(int fd, const struct iovec *iov, int iovcnt,
+			off_t off);
 ssize_t tfs_sys_pread(int fd, void *buf, size_t len, off_t off);
 int tfs_sys_fsync(int fd);
 int tfs_sys_fdatasync(int fd);

@@ -137,6 +137,55 @@ ssize_t tfs_sys_pwrite(int fd, const void *buf, size_t len, off_t off)
 	return (ssize_t)done;
 }
 
+ssize_t tfs_sys_pwritev(int fd, const struct iovec *iov, int iovcnt,
+			off_t off)
+{
+	struct iovec local[8];
+	size_t total = 0, done = 0;
+	unsigned ff;
+	int rc = check(TFS_SYS_PWRITE, &ff);
+
+	if (iovcnt > (int)TFS_ARRAY_SIZE(local))
+		return -EINVAL;
+	for (int i = 0; i < iovcnt; i++) {
+		local[i] = iov[i];
+		total += iov[i].iov_len;
+	}
+	if (rc) {
+		if ((ff & TFS_FAULT_SHORT) && total > 1 && iovcnt > 0) {
+			ssize_t w = pwrite(fd, iov[0].iov_base,
+					   TFS_MAX(iov[0].iov_len / 2, 1), off);
+			(void)w;
+		}
+		return rc;
+	}
+	struct iovec *v = local;
+	int n = iovcnt;
+	while (done < total) {
+		ssize_t w = pwritev(fd, v, n, off + (off_t)done);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (w == 0)
+			return -EIO;
+		done += (size_t)w;
+		/* Skip what was written: whole vectors, then part of one. */
+		while (n > 0 && (size_t)w >= v->iov_len) {
+			w -= (ssize_t)v->iov_len;
+			v++;
+			n--;
+		}
+		if (n > 0) {
+			v->iov_base = (char *)v->iov_base + w;
+			v->iov_len -= (size_t)w;
+		}
+	}
+	observe(TFS_SYS_PWRITE, fd, NULL, off, total);
+	return (ssize_t)total;
+}
+
 ssize_t tfs_sys_pread(int fd, void *buf, size_t len, off_t off)
 {
 	char *p = buf;

@@ -1,0 +1,156 @@
+/*
+ * segment.h - one segment of a partition: a `.log` file holding exactly
+ * the partition's bytes from the segment's base offset on, and a `.index`
+ * file with one entry per batch.  The byte-level formats are described in
+ * src/segment.c and docs/FORMAT.md.
+ *
+ * Locking: a segment belongs to one partition.  Fields marked (P) are
+ * protected by the partition's lock; the append, truncate and entry-reading
+ * functions are called with it held, except where a comment says a caller
+ * may use a snapshot without the lock.  refs is atomic; the other fields
+ * are set once when the segment is created or opened.
+ */
+#ifndef TFS_SEGMENT_H
+#define TFS_SEGMENT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define TFS_INDEX_HEADER_SIZE 48
+#define TFS_INDEX_ENTRY_SIZE 48
+#define TFS_SEGMENT_NAME_LEN 20		/* digits of the base offset */
+
+/* One batch: records written together, appended all-or-nothing. */
+struct tfs_index_entry {
+	uint64_t offset;	/* byte offset of the batch's first byte */
+	uint64_t record;	/* record offset of the batch's first record */
+	uint32_t count;		/* records in the batch, >= 1 */
+	uint32_t length;	/* bytes in the batch, >= 1 */
+	uint32_t epoch;		/* leader epoch of the node that sequenced it */
+	uint32_t flags;		/* reserved, 0 */
+	int64_t timestamp;	/* commit time, ms since the Unix epoch */
+	uint32_t crc;		/* CRC-32C of the batch's bytes */
+};
+
+/* Encodes e (the entry's own CRC is computed here). */
+void tfs_index_encode(const struct tfs_index_entry *e,
+		      unsigned char out[TFS_INDEX_ENTRY_SIZE]);
+/* Decodes and checks an entry; 0 or TFS_ECORRUPT. */
+int tfs_index_decode(const unsigned char in[TFS_INDEX_ENTRY_SIZE],
+		     struct tfs_index_entry *e);
+struct tfs_index_header {
+	uint64_t base;		/* byte offset of the segment's first byte */
+	uint64_t base_record;	/* record offset of its first record */
+	int64_t created;	/* creation time, ms since the Unix epoch */
+};
+void tfs_index_header_encode(const struct tfs_index_header *h,
+			     unsigned char out[TFS_INDEX_HEADER_SIZE]);
+/* Checks magic, version, entry size and CRC; 0 or TFS_ECORRUPT. */
+int tfs_index_header_decode(const unsigned char in[TFS_INDEX_HEADER_SIZE],
+			    struct tfs_index_header *h);
+
+/*
+ * Checks that bytes p[0..e->length) are what entry e describes: its CRC,
+ * exactly e->count newlines and a newline as the last byte.
+ */
+int tfs_batch_verify(const struct tfs_index_entry *e, const void *p);
+
+struct tfs_segment {
+	atomic_int refs;
+	uint64_t base;		/* byte offset of the first byte; the name */
+	int dirfd;		/* the partition's directory (borrowed) */
+	int log_fd, idx_fd;
+
+	uint64_t size;		/* (P) bytes in the log */
+	uint64_t entries;	/* (P) entries in the index */
+	uint64_t base_record;	/* (P) record offset of the first record */
+	uint64_t records;	/* (P) records in the segment */
+	int64_t first_ts;	/* (P) timestamp of the first batch, or 0 */
+	int64_t last_ts;	/* (P) timestamp of the last batch, or 0 */
+	uint32_t last_epoch;	/* (P) epoch of the last batch */
+	bool sealed;		/* (P) no more appends: a newer one exists */
+	bool deleted;		/* (P) files unlinked; fds live until unref */
+
+	int64_t created;	/* creation time (ms), from the index header */
+	bool broken;		/* (P) a failed append could not be undone */
+
+	uint64_t synced_size;	/* (P) log bytes known to be on disk */
+	uint64_t synced_entries;/* (P) index entries known to be on disk */
+};
+
+/* What recovery of one segment found (for the log and the tests). */
+struct tfs_recovery {
+	uint64_t batches_checked;
+	uint64_t bytes_checked;
+	uint64_t bytes_cut;	/* log bytes removed from the tail */
+	uint64_t entries_cut;	/* index entries removed from the tail */
+	const char *reason;	/* why the tail was cut, or NULL */
+};
+
+/*
+ * Creates the files of a new, empty segment at base (truncating leftovers
+ * of a crashed roll).  Returns 0 or -errno; *out has one reference.
+ */
+int tfs_segment_create(int dirfd, uint64_t base, uint64_t base_record,
+		       struct tfs_segment **out);
+
+/*
+ * Opens an existing segment.  Entries whose offset is >= verify_from are
+ * checked (entry CRC, continuity, bytes present, batch CRC, newlines) and
+ * a bad tail is cut from both files; entries before it are trusted, which
+ * is what keeps recovery time independent of the data size.  Pass
+ * UINT64_MAX to trust the whole segment (only its size is checked) and 0
+ * to check all of it.  base_record is what the caller expects the first
+ * record to be; it is used only when the index header itself is torn (a
+ * roll that crashed), and the segment then restarts empty.  Returns 0,
+ * -errno, or TFS_ECORRUPT when trusted data is inconsistent.
+ */
+int tfs_segment_open(int dirfd, uint64_t base, uint64_t base_record,
+		     uint64_t verify_from, struct tfs_segment **out,
+		     struct tfs_recovery *rec);
+
+struct tfs_segment *tfs_segment_ref(struct tfs_segment *s);
+/* Drops a reference; the last one closes the files. */
+void tfs_segment_unref(struct tfs_segment *s);
+
+/*
+ * Appends one batch: data (iov) at e->offset, then its index entry.  On
+ * any failure both files are cut back and the segment is unchanged.
+ * Returns 0 or -errno (-ENOSPC, -EIO...).  Partition lock held.
+ */
+int tfs_segment_append(struct tfs_segment *s, const struct tfs_index_entry *e,
+		       const struct iovec *iov, int iovcnt);
+
+/* Reads entry i (< s->entries).  0, -errno or TFS_ECORRUPT. */
+int tfs_segment_entry(struct tfs_segment *s, uint64_t i,
+		      struct tfs_index_entry *e);
+
+enum tfs_find_key {
+	TFS_FIND_OFFSET,	/* last entry with offset <= v */
+	TFS_FIND_RECORD,	/* last entry with record <= v */
+	TFS_FIND_TIME,		/* first entry with timestamp >= v */
+};
+/*
+ * Binary search over the index (entries [0, n)).  Returns the entry's
+ * position in *pos (n when no entry matches for TFS_FIND_TIME, -1 as
+ * UINT64_MAX when none for the others).  0, -errno or TFS_ECORRUPT.
+ */
+int tfs_segment_find(struct tfs_segment *s, uint64_t n, enum tfs_find_key key,
+		     uint64_t v, uint64_t *pos);
+
+/* Cuts the segment back to byte offset off, which must be a batch start
+ * or the end.  0, TFS_ENOTBOUNDARY or -errno.  Partition lock held. */
+int tfs_segment_truncate(struct tfs_segment *s, uint64_t off);
+
+/* fdatasyncs both files.  0 or -errno.  No lock needed. */
+int tfs_segment_sync(struct tfs_segment *s);
+
+/* Unlinks both files; the open descriptors stay valid for readers. */
+int tfs_segment_unlink(struct tfs_segment *s);
+
+/* Formats the file name of a segment: "%020llu.log" etc. */
+void tfs_segment_name(uint64_t base, const char *ext, char *buf, size_t len);
+
+#endif

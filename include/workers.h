@@ -1,0 +1,50 @@
+/*
+ * workers.h - a small pool of background threads running jobs (Redis's
+ * bio.c, generalised): the partitions' fsync jobs run here so no FUSE
+ * thread ever waits for a disk flush.
+ *
+ * A job is embedded in its owner.  Submitting a job that is already queued
+ * does nothing; submitting one that is running makes it run once more after
+ * it returns.  A job never runs on two threads at once.
+ */
+#ifndef TFS_WORKERS_H
+#define TFS_WORKERS_H
+
+#include "util.h"
+
+struct tfs_job {
+	struct tfs_list link;
+	void (*fn)(struct tfs_job *job);
+	int state;		/* pool lock; see workers.c */
+};
+
+struct tfs_workers;
+
+/* Starts n threads named name.  Returns 0 or -errno. */
+int tfs_workers_start(unsigned n, const char *name, struct tfs_workers **out);
+
+static inline void tfs_job_init(struct tfs_job *job,
+				void (*fn)(struct tfs_job *job))
+{
+	tfs_list_init(&job->link);
+	job->fn = fn;
+	job->state = 0;
+}
+
+/* Queues job (see above).  Any thread. */
+void tfs_workers_submit(struct tfs_workers *w, struct tfs_job *job);
+
+/*
+ * Makes sure job is neither queued nor running when this returns (waits
+ * for a running one).  Must not be called from the job itself.
+ */
+void tfs_workers_forget(struct tfs_workers *w, struct tfs_job *job);
+
+/* Waits until job is neither queued nor running (it may be submitted
+ * again meanwhile by others; this waits for a moment of idleness). */
+void tfs_workers_wait(struct tfs_workers *w, struct tfs_job *job);
+
+/* Runs every queued job, then stops and frees the pool. */
+void tfs_workers_stop(struct tfs_workers *w);
+
+#endif

@@ -1,0 +1,673 @@
+/*
+ * segment.c - segment files: the log, the batch index, and recovery.
+ *
+ * A partition is a sequence of segments, each named by the byte offset of
+ * its first byte (20 decimal digits, like Kafka's):
+ *
+ *   00000000000000000000.log     the partition's bytes, nothing else
+ *   00000000000000000000.index   one entry per batch
+ *
+ * The .log holds exactly the bytes readers see, back to back, so a read is
+ * a pread at (offset - base) and the data can be grepped on disk without
+ * the daemon.
+ *
+ * INDEX FORMAT (all integers little-endian)
+ *
+ * Header, 48 bytes:
+ *    0  8  magic "TFSINDEX"
+ *    8  2  version, 1
+ *   10  2  entry size, 48
+ *   12  4  flags, 0
+ *   16  8  base: byte offset of the segment's first byte
+ *   24  8  base record: record offset of the segment's first record
+ *   32  8  created: ms since the Unix epoch
+ *   40  4  reserved, 0
+ *   44  4  CRC-32C of bytes 0..43
+ *
+ * Entry i at 48 + 48 * i, one per batch, in offset order:
+ *    0  8  offset: byte offset of the batch's first byte (absolute)
+ *    8  8  record: record offset of the batch's first record
+ *   16  4  count: records in the batch (>= 1)
+ *   20  4  length: bytes in the batch (>= 1)
+ *   24  4  epoch: leader epoch that sequenced the batch
+ *   28  4  flags, 0
+ *   32  8  timestamp: commit time, ms since the Unix epoch, non-decreasing
+ *   40  4  CRC-32C of the batch's bytes in the .log
+ *   44  4  CRC-32C of entry bytes 0..43
+ *
+ * A batch's bytes are whole records: they end with '\n' and hold exactly
+ * `count` newlines.  Batches are contiguous: entry i+1 starts where entry i
+ * ends, and the first entry starts at the base.
+ *
+ * WRITE ORDER AND RECOVERY
+ *
+ * An append writes the batch's bytes to the .log, then the entry to the
+ * .index; a failure in either cuts both files back.  Nothing is fsynced
+ * here: the partition's sync job fsyncs both files, and a checkpoint
+ * records the offset up to which everything is known to be on disk.
+ *
+ * After a crash the partition opens every segment.  Entries at or after
+ * the checkpoint are checked in order: the entry's own CRC, continuity of
+ * offsets and record numbers, non-decreasing timestamps, the bytes being
+ * present, their CRC and their newlines.  At the first failure the tail is
+ * cut from both files: a partial entry, an entry without its bytes, bytes
+ * without an entry, a flipped bit.  Entries before the checkpoint are
+ * trusted (they were fsynced), so recovery reads only what was written
+ * since the last checkpoint, whatever the size of the log.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "crc32c.h"
+#include "err.h"
+#include "log.h"
+#include "segment.h"
+#include "sysio.h"
+#include "util.h"
+
+#define INDEX_MAGIC "TFSINDEX"
+#define INDEX_VERSION 1
+
+static void put16(unsigned char *p, uint16_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint16_t get16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static uint32_t get32(const unsigned char *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 3; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint64_t get64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+void tfs_index_encode(const struct tfs_index_entry *e,
+		      unsigned char out[TFS_INDEX_ENTRY_SIZE])
+{
+	put64(out, e->offset);
+	put64(out + 8, e->record);
+	put32(out + 16, e->count);
+	put32(out + 20, e->length);
+	put32(out + 24, e->epoch);
+	put32(out + 28, e->flags);
+	put64(out + 32, (uint64_t)e->timestamp);
+	put32(out + 40, e->crc);
+	put32(out + 44, tfs_crc32c(0, out, 44));
+}
+
+int tfs_index_decode(const unsigned char in[TFS_INDEX_ENTRY_SIZE],
+		     struct tfs_index_entry *e)
+{
+	if (get32(in + 44) != tfs_crc32c(0, in, 44))
+		return TFS_ECORRUPT;
+	e->offset = get64(in);
+	e->record = get64(in + 8);
+	e->count = get32(in + 16);
+	e->length = get32(in + 20);
+	e->epoch = get32(in + 24);
+	e->flags = get32(in + 28);
+	e->timestamp = (int64_t)get64(in + 32);
+	e->crc = get32(in + 40);
+	if (e->count == 0 || e->length == 0 || e->count > e->length ||
+	    e->offset + e->length < e->offset)
+		return TFS_ECORRUPT;
+	return 0;
+}
+
+void tfs_index_header_encode(const struct tfs_index_header *h,
+			     unsigned char out[TFS_INDEX_HEADER_SIZE])
+{
+	memset(out, 0, TFS_INDEX_HEADER_SIZE);
+	memcpy(out, INDEX_MAGIC, 8);
+	put16(out + 8, INDEX_VERSION);
+	put16(out + 10, TFS_INDEX_ENTRY_SIZE);
+	put64(out + 16, h->base);
+	put64(out + 24, h->base_record);
+	put64(out + 32, (uint64_t)h->created);
+	put32(out + 44, tfs_crc32c(0, out, 44));
+}
+
+int tfs_index_header_decode(const unsigned char in[TFS_INDEX_HEADER_SIZE],
+			    struct tfs_index_header *h)
+{
+	if (memcmp(in, INDEX_MAGIC, 8) || get16(in + 8) != INDEX_VERSION ||
+	    get16(in + 10) != TFS_INDEX_ENTRY_SIZE ||
+	    get32(in + 44) != tfs_crc32c(0, in, 44))
+		return TFS_ECORRUPT;
+	h->base = get64(in + 16);
+	h->base_record = get64(in + 24);
+	h->created = (int64_t)get64(in + 32);
+	return 0;
+}
+
+int tfs_batch_verify(const struct tfs_index_entry *e, const void *p)
+{
+	const unsigned char *b = p;
+
+	if (b[e->length - 1] != '\n')
+		return TFS_ECORRUPT;
+	if (tfs_crc32c(0, p, e->length) != e->crc)
+		return TFS_ECORRUPT;
+	if (tfs_count_newlines(p, e->length) != e->count)
+		return TFS_ECORRUPT;
+	return 0;
+}
+
+void tfs_segment_name(uint64_t base, const char *ext, char *buf, size_t len)
+{
+	snprintf(buf, len, "%020llu.%s", (unsigned long long)base, ext);
+}
+
+static off_t entry_pos(uint64_t i)
+{
+	return (off_t)(TFS_INDEX_HEADER_SIZE + i * TFS_INDEX_ENTRY_SIZE);
+}
+
+static struct tfs_segment *segment_alloc(int dirfd, uint64_t base)
+{
+	struct tfs_segment *s = tfs_calloc(1, sizeof(*s));
+
+	atomic_init(&s->refs, 1);
+	s->base = base;
+	s->dirfd = dirfd;
+	s->log_fd = s->idx_fd = -1;
+	return s;
+}
+
+static int open_files(struct tfs_segment *s, int flags)
+{
+	char name[64];
+
+	tfs_segment_name(s->base, "log", name, sizeof(name));
+	s->log_fd = tfs_sys_openat(s->dirfd, name, O_RDWR | flags, 0644);
+	if (s->log_fd < 0)
+		return s->log_fd;
+	tfs_segment_name(s->base, "index", name, sizeof(name));
+	s->idx_fd = tfs_sys_openat(s->dirfd, name, O_RDWR | flags, 0644);
+	if (s->idx_fd < 0)
+		return s->idx_fd;
+	return 0;
+}
+
+static int write_header(struct tfs_segment *s)
+{
+	struct tfs_index_header h = {
+		.base = s->base,
+		.base_record = s->base_record,
+		.created = s->created,
+	};
+	unsigned char buf[TFS_INDEX_HEADER_SIZE];
+
+	tfs_index_header_encode(&h, buf);
+	ssize_t w = tfs_sys_pwrite(s->idx_fd, buf, sizeof(buf), 0);
+	return w < 0 ? (int)w : 0;
+}
+
+int tfs_segment_create(int dirfd, uint64_t base, uint64_t base_record,
+		       struct tfs_segment **out)
+{
+	struct tfs_segment *s = segment_alloc(dirfd, base);
+	int rc;
+
+	s->base_record = base_record;
+	s->created = tfs_now_ms();
+	rc = open_files(s, O_CREAT | O_TRUNC);
+	if (rc < 0)
+		goto out_free;
+	rc = tfs_sys_ftruncate(s->idx_fd, 0);
+	if (rc < 0)
+		goto out_free;
+	rc = write_header(s);
+	if (rc < 0)
+		goto out_free;
+	*out = s;
+	return 0;
+
+out_free:
+	tfs_segment_unlink(s);
+	tfs_segment_unref(s);
+	return rc;
+}
+
+int tfs_segment_entry(struct tfs_segment *s, uint64_t i,
+		      struct tfs_index_entry *e)
+{
+	unsigned char buf[TFS_INDEX_ENTRY_SIZE];
+	ssize_t r = tfs_sys_pread(s->idx_fd, buf, sizeof(buf), entry_pos(i));
+
+	if (r < 0)
+		return (int)r;
+	if (r != (ssize_t)sizeof(buf))
+		return TFS_ECORRUPT;
+	return tfs_index_decode(buf, e);
+}
+
+/* Cuts both files to n entries and `size` log bytes. */
+static int cut(struct tfs_segment *s, uint64_t n, uint64_t size)
+{
+	int rc = tfs_sys_ftruncate(s->idx_fd, entry_pos(n));
+
+	if (rc < 0)
+		return rc;
+	return tfs_sys_ftruncate(s->log_fd, (off_t)size);
+}
+
+/* State carried through the checks of one segment's entries. */
+struct scan {
+	uint64_t next_off;	/* where the next batch must start */
+	uint64_t next_rec;	/* its first record number, if known */
+	bool rec_known;
+	int64_t last_ts;
+	uint64_t log_size;	/* bytes in the .log file */
+	struct tfs_buf bytes;	/* the batch being checked */
+};
+
+/* Checks entry e (already decoded) and its bytes against the scan state. */
+static const char *check_batch(struct tfs_segment *s, struct scan *sc,
+			       const struct tfs_index_entry *e)
+{
+	if (e->offset != sc->next_off)
+		return "batch offset not contiguous";
+	if (sc->rec_known && e->record != sc->next_rec)
+		return "record offset not contiguous";
+	if (e->timestamp < sc->last_ts)
+		return "timestamp goes backwards";
+	if (e->offset + e->length - s->base > sc->log_size)
+		return "index entry without its bytes";
+	sc->bytes.len = 0;
+	tfs_buf_grow(&sc->bytes, e->length);
+	ssize_t r = tfs_sys_pread(s->log_fd, sc->bytes.data, e->length,
+				  (off_t)(e->offset - s->base));
+	if (r != (ssize_t)e->length)
+		return "short read of batch bytes";
+	if (tfs_batch_verify(e, sc->bytes.data))
+		return "batch checksum or records do not match";
+	return NULL;
+}
+
+static void scan_advance(struct scan *sc, const struct tfs_index_entry *e)
+{
+	sc->next_off = e->offset + e->length;
+	sc->next_rec = e->record + e->count;
+	sc->rec_known = true;
+	sc->last_ts = e->timestamp;
+}
+
+/*
+ * Finds the first entry to check: the one starting at verify_from, or the
+ * one containing it.  Entries before it are trusted.
+ */
+static int first_to_verify(struct tfs_segment *s, uint64_t n,
+			   uint64_t verify_from, uint64_t *k)
+{
+	if (verify_from == UINT64_MAX) {
+		*k = n;
+		return 0;
+	}
+	if (verify_from <= s->base || n == 0) {
+		*k = 0;
+		return 0;
+	}
+	return tfs_segment_find(s, n, TFS_FIND_OFFSET, verify_from, k);
+}
+
+/* Loads the state of the trusted entries [0, k): first and last entry. */
+static int load_trusted(struct tfs_segment *s, uint64_t k, struct scan *sc)
+{
+	struct tfs_index_entry first, last;
+	int rc;
+
+	sc->next_off = s->base;
+	sc->rec_known = false;
+	if (k == 0)
+		return 0;
+	rc = tfs_segment_entry(s, 0, &first);
+	if (rc == 0)
+		rc = tfs_segment_entry(s, k - 1, &last);
+	if (rc)
+		return rc;
+	if (first.offset != s->base || first.record != s->base_record)
+		return TFS_ECORRUPT;
+	s->first_ts = first.timestamp;
+	s->last_ts = last.timestamp;
+	s->last_epoch = last.epoch;
+	scan_advance(sc, &last);
+	if (sc->next_off - s->base > sc->log_size)
+		return TFS_ECORRUPT;
+	return 0;
+}
+
+/* Checks entries [k, n) and cuts the tail at the first bad one. */
+static int verify_tail(struct tfs_segment *s, uint64_t k, uint64_t n,
+		       struct scan *sc, struct tfs_recovery *rec)
+{
+	uint64_t i;
+	const char *why = NULL;
+
+	if (!sc->rec_known) {
+		sc->next_rec = s->base_record;
+		sc->rec_known = true;
+	}
+	for (i = k; i < n; i++) {
+		struct tfs_index_entry e;
+
+		if (tfs_segment_entry(s, i, &e)) {
+			why = "index entry checksum";
+			break;
+		}
+		why = check_batch(s, sc, &e);
+		if (why)
+			break;
+		if (i == 0)
+			s->first_ts = e.timestamp;
+		s->last_ts = e.timestamp;
+		s->last_epoch = e.epoch;
+		scan_advance(sc, &e);
+		rec->batches_checked++;
+		rec->bytes_checked += e.length;
+	}
+	s->entries = i;
+	s->size = sc->next_off - s->base;
+	if (why) {
+		rec->reason = why;
+		rec->entries_cut += n - i;
+	}
+	return 0;
+}
+
+static int read_header(struct tfs_segment *s, uint64_t idx_size)
+{
+	unsigned char buf[TFS_INDEX_HEADER_SIZE];
+	struct tfs_index_header h;
+
+	if (idx_size < TFS_INDEX_HEADER_SIZE)
+		return TFS_ECORRUPT;
+	if (tfs_sys_pread(s->idx_fd, buf, sizeof(buf), 0) != sizeof(buf))
+		return TFS_ECORRUPT;
+	if (tfs_index_header_decode(buf, &h) || h.base != s->base)
+		return TFS_ECORRUPT;
+	s->base_record = h.base_record;
+	s->created = h.created;
+	return 0;
+}
+
+/*
+ * A segment whose index header is unreadable can only be a roll that
+ * crashed before anything in it was fsynced, when it is wholly after the
+ * checkpoint.  It restarts empty at the record offset the caller knows.
+ */
+static int reset_torn_segment(struct tfs_segment *s, uint64_t base_record,
+			      uint64_t log_size, struct tfs_recovery *rec)
+{
+	rec->reason = "index header torn";
+	rec->bytes_cut += log_size;
+	s->created = tfs_now_ms();
+	s->base_record = base_record;
+	int rc = tfs_sys_ftruncate(s->idx_fd, 0);
+	if (rc == 0)
+		rc = tfs_sys_ftruncate(s->log_fd, 0);
+	if (rc == 0)
+		rc = write_header(s);
+	return rc;
+}
+
+int tfs_segment_open(int dirfd, uint64_t base, uint64_t base_record,
+		     uint64_t verify_from, struct tfs_segment **out,
+		     struct tfs_recovery *rec)
+{
+	struct tfs_segment *s = segment_alloc(dirfd, base);
+	struct scan sc = { .bytes = TFS_BUF_INIT };
+	struct stat lst, ist;
+	uint64_t n, k;
+	int rc;
+
+	memset(rec, 0, sizeof(*rec));
+	rc = open_files(s, 0);
+	if (rc < 0)
+		goto out_free;
+	if (fstat(s->log_fd, &lst) < 0 || fstat(s->idx_fd, &ist) < 0) {
+		rc = -errno;
+		goto out_free;
+	}
+	sc.log_size = (uint64_t)lst.st_size;
+	rc = read_header(s, (uint64_t)ist.st_size);
+	if (rc) {
+		if (verify_from > base)
+			goto out_free;
+		rc = reset_torn_segment(s, base_record, sc.log_size, rec);
+		if (rc)
+			goto out_free;
+		goto out_done;
+	}
+
+	n = ((uint64_t)ist.st_size - TFS_INDEX_HEADER_SIZE) /
+	    TFS_INDEX_ENTRY_SIZE;
+	rc = first_to_verify(s, n, verify_from, &k);
+	if (rc == 0)
+		rc = load_trusted(s, k, &sc);
+	if (rc)
+		goto out_free;
+	if (k < n) {
+		rc = verify_tail(s, k, n, &sc, rec);
+		if (rc)
+			goto out_free;
+	} else {
+		s->entries = n;
+		s->size = sc.next_off - base;
+	}
+	s->records = sc.rec_known ? sc.next_rec - s->base_record : 0;
+
+	/* Whatever lies past the last good entry in either file goes. */
+	if ((uint64_t)ist.st_size != (uint64_t)entry_pos(s->entries) ||
+	    sc.log_size != s->size) {
+		if (sc.log_size > s->size && !rec->reason)
+			rec->reason = "bytes without an index entry";
+		if (!rec->reason)
+			rec->reason = "partial index entry";
+		rec->bytes_cut += sc.log_size - s->size;
+		rc = cut(s, s->entries, s->size);
+		if (rc)
+			goto out_free;
+	}
+out_done:
+	s->synced_size = s->size;
+	s->synced_entries = s->entries;
+	tfs_buf_release(&sc.bytes);
+	*out = s;
+	return 0;
+
+out_free:
+	tfs_buf_release(&sc.bytes);
+	tfs_segment_unref(s);
+	return rc;
+}
+
+struct tfs_segment *tfs_segment_ref(struct tfs_segment *s)
+{
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	return s;
+}
+
+void tfs_segment_unref(struct tfs_segment *s)
+{
+	if (!s || atomic_fetch_sub_explicit(&s->refs, 1,
+					    memory_order_acq_rel) != 1)
+		return;
+	tfs_sys_close(s->log_fd);
+	tfs_sys_close(s->idx_fd);
+	free(s);
+}
+
+int tfs_segment_append(struct tfs_segment *s, const struct tfs_index_entry *e,
+		       const struct iovec *iov, int iovcnt)
+{
+	unsigned char ent[TFS_INDEX_ENTRY_SIZE];
+	uint64_t pos = e->offset - s->base;
+	ssize_t w;
+	int rc;
+
+	if (s->broken)
+		return -EIO;
+	w = tfs_sys_pwritev(s->log_fd, iov, iovcnt, (off_t)pos);
+	if (w < 0)
+		goto out_undo;
+	tfs_index_encode(e, ent);
+	w = tfs_sys_pwrite(s->idx_fd, ent, sizeof(ent), entry_pos(s->entries));
+	if (w < 0)
+		goto out_undo;
+
+	if (s->entries == 0)
+		s->first_ts = e->timestamp;
+	s->entries++;
+	s->size += e->length;
+	s->records += e->count;
+	s->last_ts = e->timestamp;
+	s->last_epoch = e->epoch;
+	return 0;
+
+out_undo:
+	/* Nothing of a failed batch may stay: cut both files back. */
+	rc = cut(s, s->entries, s->size);
+	if (rc) {
+		tfs_err("segment %020llu: cannot undo a failed append: %s",
+			(unsigned long long)s->base, tfs_strerror(rc));
+		s->broken = true;
+		return -EIO;
+	}
+	return (int)w;
+}
+
+static bool entry_before(const struct tfs_index_entry *e,
+			 enum tfs_find_key key, uint64_t v)
+{
+	switch (key) {
+	case TFS_FIND_OFFSET:
+		return e->offset <= v;
+	case TFS_FIND_RECORD:
+		return e->record <= v;
+	case TFS_FIND_TIME:
+		return e->timestamp < (int64_t)v;
+	}
+	return false;
+}
+
+int tfs_segment_find(struct tfs_segment *s, uint64_t n, enum tfs_find_key key,
+		     uint64_t v, uint64_t *pos)
+{
+	uint64_t lo = 0, hi = n;	/* invariant: [0,lo) before, [hi,n) not */
+
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+		struct tfs_index_entry e;
+		int rc = tfs_segment_entry(s, mid, &e);
+
+		if (rc)
+			return rc;
+		if (entry_before(&e, key, v))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* lo = number of entries "before" v. */
+	if (key == TFS_FIND_TIME)
+		*pos = lo;
+	else
+		*pos = lo == 0 ? UINT64_MAX : lo - 1;
+	return 0;
+}
+
+int tfs_segment_truncate(struct tfs_segment *s, uint64_t off)
+{
+	struct tfs_index_entry e;
+	uint64_t pos;
+	int rc;
+
+	if (off == s->base + s->size)
+		return 0;
+	if (off < s->base || off > s->base + s->size)
+		return TFS_ENOTBOUNDARY;
+	rc = tfs_segment_find(s, s->entries, TFS_FIND_OFFSET, off, &pos);
+	if (rc)
+		return rc;
+	if (pos == UINT64_MAX)
+		return TFS_ENOTBOUNDARY;
+	rc = tfs_segment_entry(s, pos, &e);
+	if (rc)
+		return rc;
+	if (e.offset != off)
+		return TFS_ENOTBOUNDARY;
+	rc = cut(s, pos, off - s->base);
+	if (rc)
+		return rc;
+	s->entries = pos;
+	s->size = off - s->base;
+	s->records = e.record - s->base_record;
+	s->synced_entries = TFS_MIN(s->synced_entries, s->entries);
+	s->synced_size = TFS_MIN(s->synced_size, s->size);
+	if (pos == 0) {
+		s->first_ts = s->last_ts = 0;
+	} else if (tfs_segment_entry(s, pos - 1, &e) == 0) {
+		s->last_ts = e.timestamp;
+		s->last_epoch = e.epoch;
+	}
+	return 0;
+}
+
+int tfs_segment_sync(struct tfs_segment *s)
+{
+	int rc = tfs_sys_fdatasync(s->log_fd);
+
+	if (rc == 0)
+		rc = tfs_sys_fdatasync(s->idx_fd);
+	return rc;
+}
+
+int tfs_segment_unlink(struct tfs_segment *s)
+{
+	char name[64];
+	int rc, rc2;
+
+	s->deleted = true;
+	tfs_segment_name(s->base, "index", name, sizeof(name));
+	rc = tfs_sys_unlinkat(s->dirfd, name, 0);
+	tfs_segment_name(s->base, "log", name, sizeof(name));
+	rc2 = tfs_sys_unlinkat(s->dirfd, name, 0);
+	if (rc == -ENOENT)
+		rc = 0;
+	if (rc2 == -ENOENT)
+		rc2 = 0;
+	return rc ? rc : rc2;
+}

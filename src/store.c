@@ -1,0 +1,1048 @@
+/*
+ * store.c - the data directory: topics, partitions, the flusher thread.
+ *
+ * LAYOUT
+ *
+ *   DATA_DIR/.lock                 flock()ed by the daemon that owns it
+ *   DATA_DIR/meta                  "topicfs-store 1\nnext_topic_id N\n"
+ *   DATA_DIR/topics/<name>/topic.json
+ *   DATA_DIR/topics/<name>/<p>/    one partition (see partition.c)
+ *   DATA_DIR/topics/.new-<name>/   a topic being created
+ *   DATA_DIR/trash/<id>-<name>/    a deleted topic being removed
+ *
+ * topic.json (jansson), written temp -> fsync -> rename -> fsync dir:
+ *   {"version": 1, "id": 3, "name": "tweets", "partitions": 4,
+ *    "created": 1732233600000, "config": {"retention.ms": "86400000"}}
+ * "config" holds only the keys set on the topic; the others follow the
+ * daemon's configuration, as in Kafka.
+ *
+ * Topic ids are never reused (next_topic_id is persisted before a topic
+ * directory is made) because FUSE inode numbers are built from them: a
+ * stale inode can never name a newer topic.
+ *
+ * CRASH SAFETY of the namespace operations:
+ *   create   the topic is built in .new-<name> and renamed into place, so
+ *            a crash leaves it whole or absent (.new-* is removed at start);
+ *   grow     new partition directories are made first, then topic.json is
+ *            rewritten; directories past the recorded count are removed
+ *            at start;
+ *   delete   one rename into trash/, emptied in the background and at
+ *            start.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+#include "store.h"
+#include "sysio.h"
+
+#define TOPIC_META "topic.json"
+#define MAX_PARTITIONS (1u << 20)
+
+struct tfs_store {
+	char *dir;
+	int dirfd, topics_fd, trash_fd, lock_fd;
+	struct tfs_conf conf;
+	int64_t started;
+
+	pthread_rwlock_t lock;
+	struct tfs_topic **by_name;	/* (lock) sorted by name */
+	struct tfs_topic **by_id;	/* (lock) sorted by id */
+	size_t ntopics;			/* (lock) */
+
+	pthread_mutex_t create_lock;	/* serialises create and delete */
+	uint32_t next_id;		/* (create_lock) */
+
+	struct tfs_workers *syncer;
+	pthread_t flusher;
+	bool flusher_running;
+	pthread_mutex_t fl_lock;
+	pthread_cond_t fl_cond;
+	bool stopping;			/* (fl_lock) */
+};
+
+bool tfs_topic_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > TFS_TOPIC_NAME_MAX || name[0] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			return false;
+	}
+	return true;
+}
+
+/* Removes a directory tree below dirfd (best effort, logged). */
+static void rm_tree(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+					     O_CLOEXEC);
+	DIR *d;
+	struct dirent *de;
+
+	if (fd < 0) {
+		unlinkat(dirfd, name, 0);
+		return;
+	}
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (de->d_type == DT_DIR)
+			rm_tree(fd, de->d_name);
+		else if (unlinkat(fd, de->d_name, 0) < 0 && errno == EISDIR)
+			rm_tree(fd, de->d_name);
+	}
+	closedir(d);
+	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		tfs_warn("cannot remove %s: %s", name, strerror(errno));
+}
+
+/* --- store metadata ------------------------------------------------------ */
+
+static int read_meta(struct tfs_store *s)
+{
+	char *text = NULL;
+	int version;
+	unsigned next;
+	int rc = tfs_sys_read_file(s->dirfd, "meta", 4096, &text, NULL);
+
+	if (rc == -ENOENT) {
+		s->next_id = 1;
+		return 0;
+	}
+	if (rc)
+		return rc;
+	if (sscanf(text, "topicfs-store %d\nnext_topic_id %u", &version,
+		   &next) != 2 || version != 1 || next == 0) {
+		tfs_err("%s/meta: not a topicfs store meta file", s->dir);
+		free(text);
+		return TFS_ECORRUPT;
+	}
+	free(text);
+	s->next_id = next;
+	return 0;
+}
+
+static int write_meta(struct tfs_store *s, uint32_t next)
+{
+	char buf[64];
+	int n = snprintf(buf, sizeof(buf), "topicfs-store 1\nnext_topic_id %u\n",
+			 next);
+
+	return tfs_sys_write_atomic(s->dirfd, "meta", buf, (size_t)n);
+}
+
+/* --- topic objects and topic.json ---------------------------------------- */
+
+static struct tfs_topic *topic_alloc(struct tfs_store *s, uint32_t id,
+				     const char *name)
+{
+	struct tfs_topic *t = tfs_calloc(1, sizeof(*t));
+
+	atomic_init(&t->refs, 1);
+	t->id = id;
+	t->name = tfs_strdup(name);
+	t->dirfd = -1;
+	t->store = s;
+	t->settings = tfs_settings_new(&s->conf);
+	pthread_mutex_init(&t->lock, NULL);
+	return t;
+}
+
+struct tfs_topic *tfs_topic_ref(struct tfs_topic *t)
+{
+	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+	return t;
+}
+
+void tfs_topic_unref(struct tfs_topic *t)
+{
+	if (!t || atomic_fetch_sub_explicit(&t->refs, 1,
+					    memory_order_acq_rel) != 1)
+		return;
+	for (uint32_t i = 0; i < t->nparts; i++)
+		tfs_partition_unref(t->parts[i]);
+	free(t->parts);
+	tfs_settings_unref(t->settings);
+	tfs_sys_close(t->dirfd);
+	pthread_mutex_destroy(&t->lock);
+	free(t->name);
+	free(t);
+}
+
+/* Serialises the topic's metadata with nparts partitions.  Topic lock. */
+static char *topic_json(struct tfs_topic *t, uint32_t nparts)
+{
+	json_t *cfg = json_object(), *root;
+	char *text;
+
+	for (int k = 0; k < TFS_CONF__COUNT; k++) {
+		char buf[64];
+
+		if (!t->explicit[k])
+			continue;
+		tfs_conf_format(k, tfs_settings_get(t->settings, k), buf,
+				sizeof(buf));
+		json_object_set_new(cfg, tfs_conf_desc(k)->name,
+				    json_string(buf));
+	}
+	root = json_pack("{s:i, s:I, s:s, s:I, s:I, s:o}", "version", 1, "id",
+			 (json_int_t)t->id, "name", t->name, "partitions",
+			 (json_int_t)nparts, "created", (json_int_t)t->created,
+			 "config", cfg);
+	text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+	json_decref(root);
+	return text;
+}
+
+static int write_topic_json(struct tfs_topic *t, uint32_t nparts)
+{
+	char *text = topic_json(t, nparts);
+	size_t len = strlen(text);
+	int rc;
+
+	text = tfs_realloc(text, len + 2);
+	text[len++] = '\n';
+	rc = tfs_sys_write_atomic(t->dirfd, TOPIC_META, text, len);
+	free(text);
+	return rc;
+}
+
+/* Applies the "config" object of topic.json. */
+static int load_topic_config(struct tfs_topic *t, json_t *cfg)
+{
+	const char *key;
+	json_t *val;
+
+	json_object_foreach(cfg, key, val) {
+		int k = tfs_conf_find(key);
+		int64_t v;
+		char err[256];
+
+		if (k < 0 || tfs_conf_desc(k)->scope != TFS_SCOPE_TOPIC ||
+		    !json_is_string(val) ||
+		    tfs_conf_parse(k, json_string_value(val), &v, err,
+				   sizeof(err))) {
+			tfs_err("topic %s: %s: bad setting '%s'", t->name,
+				TOPIC_META, key);
+			return TFS_ECORRUPT;
+		}
+		atomic_store(&t->settings->v[k], v);
+		t->explicit[k] = true;
+	}
+	return 0;
+}
+
+static int read_topic_json(struct tfs_topic *t, uint32_t *nparts)
+{
+	char *text = NULL;
+	json_error_t jerr;
+	json_t *root, *cfg = NULL;
+	json_int_t id, parts, created;
+	const char *name;
+	int version, rc;
+
+	rc = tfs_sys_read_file(t->dirfd, TOPIC_META, 1 << 20, &text, NULL);
+	if (rc)
+		return rc;
+	root = json_loads(text, 0, &jerr);
+	free(text);
+	if (!root || json_unpack(root, "{s:i, s:I, s:s, s:I, s:I, s?o}",
+				 "version", &version, "id", &id, "name", &name,
+				 "partitions", &parts, "created", &created,
+				 "config", &cfg) ||
+	    version != 1 || parts < 1 || parts > MAX_PARTITIONS ||
+	    id != t->id || strcmp(name, t->name)) {
+		tfs_err("topic %s: %s is not valid%s%s", t->name, TOPIC_META,
+			root ? "" : ": ", root ? "" : jerr.text);
+		json_decref(root);
+		return TFS_ECORRUPT;
+	}
+	t->created = created;
+	*nparts = (uint32_t)parts;
+	rc = cfg ? load_topic_config(t, cfg) : 0;
+	json_decref(root);
+	return rc;
+}
+
+/* --- partitions of a topic ------------------------------------------------ */
+
+static int open_partition(struct tfs_topic *t, uint32_t i, bool create,
+			  struct tfs_partition **out)
+{
+	char name[TFS_TOPIC_NAME_MAX + 16];
+	struct tfs_partition_env env = {
+		.syncer = t->store->syncer,
+		.settings = t->settings,
+		.name = name,
+		.standalone = true,
+	};
+
+	snprintf(name, sizeof(name), "%s/%" PRIu32, t->name, i);
+	return tfs_partition_open(t->dirfd, i, &env, create, out);
+}
+
+/* Opens partitions [from, to) into t->parts.  Topic lock or exclusive. */
+static int open_partitions(struct tfs_topic *t, uint32_t from, uint32_t to,
+			   bool create)
+{
+	t->parts = tfs_realloc(t->parts, to * sizeof(*t->parts));
+	for (uint32_t i = from; i < to; i++) {
+		int rc = open_partition(t, i, create, &t->parts[i]);
+
+		if (rc) {
+			while (i-- > from) {
+				tfs_partition_close(t->parts[i], TFS_ESHUTDOWN);
+				tfs_partition_unref(t->parts[i]);
+			}
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/* Removes partition directories at or past n (an interrupted grow). */
+static void remove_extra_partitions(struct tfs_topic *t, uint32_t n)
+{
+	for (uint32_t i = n;; i++) {
+		char dname[16];
+		struct stat st;
+
+		snprintf(dname, sizeof(dname), "%" PRIu32, i);
+		if (fstatat(t->dirfd, dname, &st, 0) < 0)
+			break;
+		tfs_warn("topic %s: removing partition %u beyond the %u "
+			 "recorded (an interrupted grow)",
+			 t->name, i, n);
+		rm_tree(t->dirfd, dname);
+	}
+}
+
+/* --- the topic table ------------------------------------------------------- */
+
+static int cmp_name(const void *key, const void *elem)
+{
+	return strcmp(key, (*(struct tfs_topic *const *)elem)->name);
+}
+
+static int cmp_id(const void *key, const void *elem)
+{
+	uint32_t a = *(const uint32_t *)key;
+	uint32_t b = (*(struct tfs_topic *const *)elem)->id;
+
+	return a < b ? -1 : a > b;
+}
+
+/* Position where name is or would be in by_name.  Lock held. */
+static size_t name_pos(struct tfs_store *s, const char *name, bool *found)
+{
+	size_t lo = 0, hi = s->ntopics;
+
+	*found = false;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(name, s->by_name[mid]->name);
+
+		if (c == 0) {
+			*found = true;
+			return mid;
+		}
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+static size_t id_pos(struct tfs_store *s, uint32_t id)
+{
+	size_t lo = 0, hi = s->ntopics;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->by_id[mid]->id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Inserts t (the table takes the caller's reference).  Write lock held. */
+static void table_insert(struct tfs_store *s, struct tfs_topic *t)
+{
+	bool found;
+	size_t np = name_pos(s, t->name, &found);
+	size_t ip = id_pos(s, t->id);
+
+	s->by_name = tfs_realloc(s->by_name,
+				 (s->ntopics + 1) * sizeof(*s->by_name));
+	s->by_id = tfs_realloc(s->by_id, (s->ntopics + 1) * sizeof(*s->by_id));
+	memmove(&s->by_name[np + 1], &s->by_name[np],
+		(s->ntopics - np) * sizeof(*s->by_name));
+	memmove(&s->by_id[ip + 1], &s->by_id[ip],
+		(s->ntopics - ip) * sizeof(*s->by_id));
+	s->by_name[np] = t;
+	s->by_id[ip] = t;
+	s->ntopics++;
+}
+
+/* Removes t; returns the table's reference.  Write lock held. */
+static void table_remove(struct tfs_store *s, struct tfs_topic *t)
+{
+	bool found;
+	size_t np = name_pos(s, t->name, &found);
+	size_t ip = id_pos(s, t->id);
+
+	memmove(&s->by_name[np], &s->by_name[np + 1],
+		(s->ntopics - np - 1) * sizeof(*s->by_name));
+	memmove(&s->by_id[ip], &s->by_id[ip + 1],
+		(s->ntopics - ip - 1) * sizeof(*s->by_id));
+	s->ntopics--;
+}
+
+struct tfs_topic *tfs_store_find_topic(struct tfs_store *s, const char *name)
+{
+	struct tfs_topic **hit, *t = NULL;
+
+	pthread_rwlock_rdlock(&s->lock);
+	hit = s->ntopics ? bsearch(name, s->by_name, s->ntopics,
+				   sizeof(*s->by_name), cmp_name)
+			 : NULL;
+	if (hit)
+		t = tfs_topic_ref(*hit);
+	pthread_rwlock_unlock(&s->lock);
+	return t;
+}
+
+struct tfs_topic *tfs_store_topic_by_id(struct tfs_store *s, uint32_t id)
+{
+	struct tfs_topic **hit, *t = NULL;
+
+	pthread_rwlock_rdlock(&s->lock);
+	hit = s->ntopics ? bsearch(&id, s->by_id, s->ntopics, sizeof(*s->by_id),
+				   cmp_id)
+			 : NULL;
+	if (hit)
+		t = tfs_topic_ref(*hit);
+	pthread_rwlock_unlock(&s->lock);
+	return t;
+}
+
+struct tfs_topic **tfs_store_topics(struct tfs_store *s, size_t *n)
+{
+	struct tfs_topic **v;
+
+	pthread_rwlock_rdlock(&s->lock);
+	v = tfs_malloc((s->ntopics ? s->ntopics : 1) * sizeof(*v));
+	for (size_t i = 0; i < s->ntopics; i++)
+		v[i] = tfs_topic_ref(s->by_name[i]);
+	*n = s->ntopics;
+	pthread_rwlock_unlock(&s->lock);
+	return v;
+}
+
+void tfs_store_topics_free(struct tfs_topic **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		tfs_topic_unref(v[i]);
+	free(v);
+}
+
+uint32_t tfs_topic_partitions(struct tfs_topic *t)
+{
+	uint32_t n;
+
+	pthread_mutex_lock(&t->lock);
+	n = t->deleted ? 0 : t->nparts;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
+
+struct tfs_partition *tfs_topic_partition(struct tfs_topic *t, uint32_t i)
+{
+	struct tfs_partition *p = NULL;
+
+	pthread_mutex_lock(&t->lock);
+	if (!t->deleted && i < t->nparts)
+		p = tfs_partition_ref(t->parts[i]);
+	pthread_mutex_unlock(&t->lock);
+	return p;
+}
+
+void tfs_store_foreach_partition(struct tfs_store *s,
+				 void (*fn)(struct tfs_topic *t,
+					    struct tfs_partition *p, void *arg),
+				 void *arg)
+{
+	size_t n;
+	struct tfs_topic **topics = tfs_store_topics(s, &n);
+
+	for (size_t i = 0; i < n; i++) {
+		uint32_t np = tfs_topic_partitions(topics[i]);
+
+		for (uint32_t j = 0; j < np; j++) {
+			struct tfs_partition *p =
+				tfs_topic_partition(topics[i], j);
+
+			if (!p)
+				break;
+			fn(topics[i], p, arg);
+			tfs_partition_unref(p);
+		}
+	}
+	tfs_store_topics_free(topics, n);
+}
+
+/* --- loading --------------------------------------------------------------- */
+
+static int load_topic(struct tfs_store *s, const char *name)
+{
+	struct tfs_topic *t;
+	uint32_t nparts = 0;
+	char *text = NULL;
+	json_t *root;
+	json_int_t id = 0;
+	int rc, fd;
+
+	fd = tfs_sys_openat(s->topics_fd, name, O_RDONLY | O_DIRECTORY, 0);
+	if (fd < 0)
+		return fd;
+	/* The id is needed before the object: peek at topic.json. */
+	rc = tfs_sys_read_file(fd, TOPIC_META, 1 << 20, &text, NULL);
+	root = rc ? NULL : json_loads(text, 0, NULL);
+	free(text);
+	if (!root || json_unpack(root, "{s:I}", "id", &id) || id <= 0 ||
+	    id > UINT32_MAX) {
+		json_decref(root);
+		tfs_sys_close(fd);
+		tfs_err("topic %s: %s missing or invalid", name, TOPIC_META);
+		return TFS_ECORRUPT;
+	}
+	json_decref(root);
+	t = topic_alloc(s, (uint32_t)id, name);
+	t->dirfd = fd;
+	rc = read_topic_json(t, &nparts);
+	if (rc == 0) {
+		remove_extra_partitions(t, nparts);
+		rc = open_partitions(t, 0, nparts, true);
+	}
+	if (rc) {
+		tfs_topic_unref(t);
+		return rc;
+	}
+	t->nparts = nparts;
+	if (t->id >= s->next_id) {
+		tfs_warn("topic %s: id %u is not below next_topic_id %u",
+			 name, t->id, s->next_id);
+		s->next_id = t->id + 1;
+	}
+	table_insert(s, t);
+	return 0;
+}
+
+static int load_topics(struct tfs_store *s)
+{
+	int fd = dup(s->topics_fd);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *de;
+	int rc, bad = 0;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return -errno;
+	}
+	/* A topic that cannot be loaded is left alone, not the node: the
+	 * others keep serving, and nothing of it is touched or lost. */
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (!strncmp(de->d_name, ".new-", 5)) {
+			tfs_info("removing %s (a topic creation that did not "
+				 "finish)", de->d_name);
+			rm_tree(s->topics_fd, de->d_name);
+			continue;
+		}
+		if (!tfs_topic_name_valid(de->d_name)) {
+			tfs_warn("ignoring %s/topics/%s: not a topic name",
+				 s->dir, de->d_name);
+			continue;
+		}
+		rc = load_topic(s, de->d_name);
+		if (rc) {
+			tfs_err("topic %s cannot be loaded (%s); its files "
+				"are left untouched in %s/topics/%s",
+				de->d_name, tfs_strerror(rc), s->dir,
+				de->d_name);
+			bad++;
+		}
+	}
+	closedir(d);
+	if (bad)
+		tfs_err("%d topic(s) unavailable: see the errors above", bad);
+	return 0;
+}
+
+static void empty_trash(struct tfs_store *s)
+{
+	int fd = dup(s->trash_fd);
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *de;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			rm_tree(s->trash_fd, de->d_name);
+	}
+	closedir(d);
+}
+
+/* --- background flusher ---------------------------------------------------- */
+
+static void flush_one(struct tfs_topic *t, struct tfs_partition *p, void *arg)
+{
+	tfs_partition_flush(p);
+}
+
+static void *flusher_main(void *arg)
+{
+	struct tfs_store *s = arg;
+	int64_t period = tfs_conf_get(&s->conf, TFS_CONF_FLUSH_MS);
+
+	pthread_setname_np(pthread_self(), "tfs-flush");
+	pthread_mutex_lock(&s->fl_lock);
+	while (!s->stopping) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += period / 1000;
+		ts.tv_nsec += (period % 1000) * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&s->fl_cond, &s->fl_lock, &ts);
+		if (s->stopping)
+			break;
+		pthread_mutex_unlock(&s->fl_lock);
+		tfs_store_foreach_partition(s, flush_one, NULL);
+		empty_trash(s);
+		pthread_mutex_lock(&s->fl_lock);
+	}
+	pthread_mutex_unlock(&s->fl_lock);
+	return NULL;
+}
+
+/* --- open and close ------------------------------------------------------- */
+
+static int open_subdir(int dirfd, const char *name)
+{
+	int rc = tfs_sys_mkdirat(dirfd, name, 0755);
+
+	if (rc && rc != -EEXIST)
+		return rc;
+	return tfs_sys_openat(dirfd, name, O_RDONLY | O_DIRECTORY, 0);
+}
+
+static int lock_dir(struct tfs_store *s)
+{
+	char pid[32];
+	int n;
+
+	s->lock_fd = tfs_sys_openat(s->dirfd, ".lock", O_RDWR | O_CREAT, 0644);
+	if (s->lock_fd < 0)
+		return s->lock_fd;
+	if (flock(s->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		ssize_t r = pread(s->lock_fd, pid, sizeof(pid) - 1, 0);
+
+		pid[r > 0 ? r : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		tfs_err("%s is in use by another topicfs (pid %s)", s->dir,
+			*pid ? pid : "unknown");
+		return e == EWOULDBLOCK ? -EBUSY : -e;
+	}
+	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(s->lock_fd, 0) < 0 ||
+	    pwrite(s->lock_fd, pid, (size_t)n, 0) < 0)
+		tfs_warn("%s/.lock: cannot record pid: %s", s->dir,
+			 strerror(errno));
+	return 0;
+}
+
+/* Segment files stay open: make room for many partitions. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static void store_free(struct tfs_store *s)
+{
+	for (size_t i = 0; i < s->ntopics; i++)
+		tfs_topic_unref(s->by_name[i]);
+	free(s->by_name);
+	free(s->by_id);
+	tfs_workers_stop(s->syncer);
+	tfs_sys_close(s->topics_fd);
+	tfs_sys_close(s->trash_fd);
+	tfs_sys_close(s->lock_fd);
+	tfs_sys_close(s->dirfd);
+	tfs_conf_release(&s->conf);
+	pthread_rwlock_destroy(&s->lock);
+	pthread_mutex_destroy(&s->create_lock);
+	pthread_mutex_destroy(&s->fl_lock);
+	pthread_cond_destroy(&s->fl_cond);
+	free(s->dir);
+	free(s);
+}
+
+int tfs_store_open(const char *dir, const struct tfs_conf *conf,
+		   struct tfs_store **out)
+{
+	struct tfs_store *s = tfs_calloc(1, sizeof(*s));
+	int rc;
+
+	s->dir = tfs_strdup(dir);
+	s->dirfd = s->topics_fd = s->trash_fd = s->lock_fd = -1;
+	tfs_conf_copy(&s->conf, conf);
+	s->started = tfs_mono_ms();
+	pthread_rwlock_init(&s->lock, NULL);
+	pthread_mutex_init(&s->create_lock, NULL);
+	pthread_mutex_init(&s->fl_lock, NULL);
+	pthread_cond_init(&s->fl_cond, NULL);
+	raise_fd_limit();
+
+	rc = mkdir(dir, 0755) < 0 && errno != EEXIST ? -errno : 0;
+	if (rc == 0) {
+		s->dirfd = tfs_sys_openat(AT_FDCWD, dir,
+					  O_RDONLY | O_DIRECTORY, 0);
+		rc = s->dirfd < 0 ? s->dirfd : 0;
+	}
+	if (rc) {
+		tfs_err("data directory %s: %s", dir, tfs_strerror(rc));
+		goto out_free;
+	}
+	rc = lock_dir(s);
+	if (rc == 0)
+		rc = read_meta(s);
+	if (rc == 0 && (s->topics_fd = open_subdir(s->dirfd, "topics")) < 0)
+		rc = s->topics_fd;
+	if (rc == 0 && (s->trash_fd = open_subdir(s->dirfd, "trash")) < 0)
+		rc = s->trash_fd;
+	if (rc == 0)
+		rc = tfs_workers_start(
+			(unsigned)tfs_conf_get(conf, TFS_CONF_SYNC_THREADS),
+			"tfs-sync", &s->syncer);
+	if (rc)
+		goto out_free;
+	empty_trash(s);
+	rc = load_topics(s);
+	if (rc)
+		goto out_close;
+	if (pthread_create(&s->flusher, NULL, flusher_main, s) != 0) {
+		rc = -EAGAIN;
+		goto out_close;
+	}
+	s->flusher_running = true;
+	*out = s;
+	return 0;
+
+out_close:
+	for (size_t i = 0; i < s->ntopics; i++) {
+		struct tfs_topic *t = s->by_name[i];
+
+		for (uint32_t j = 0; j < t->nparts; j++)
+			tfs_partition_close(t->parts[j], TFS_ESHUTDOWN);
+	}
+out_free:
+	store_free(s);
+	return rc;
+}
+
+void tfs_store_shutdown_readers(struct tfs_store *s)
+{
+	size_t n;
+	struct tfs_topic **topics = tfs_store_topics(s, &n);
+
+	for (size_t i = 0; i < n; i++) {
+		struct tfs_topic *t = topics[i];
+
+		pthread_mutex_lock(&t->lock);
+		for (uint32_t j = 0; j < t->nparts; j++)
+			tfs_partition_close(t->parts[j], TFS_ESHUTDOWN);
+		pthread_mutex_unlock(&t->lock);
+	}
+	tfs_store_topics_free(topics, n);
+}
+
+void tfs_store_close(struct tfs_store *s)
+{
+	if (!s)
+		return;
+	if (s->flusher_running) {
+		pthread_mutex_lock(&s->fl_lock);
+		s->stopping = true;
+		pthread_cond_signal(&s->fl_cond);
+		pthread_mutex_unlock(&s->fl_lock);
+		pthread_join(s->flusher, NULL);
+	}
+	tfs_store_shutdown_readers(s);
+	store_free(s);
+}
+
+const struct tfs_conf *tfs_store_conf(struct tfs_store *s)
+{
+	return &s->conf;
+}
+
+const char *tfs_store_dir(struct tfs_store *s)
+{
+	return s->dir;
+}
+
+int64_t tfs_store_started(struct tfs_store *s)
+{
+	return s->started;
+}
+
+/* --- create, delete, grow, configure ------------------------------------- */
+
+/* Builds a topic in .new-<name>; returns it without publishing it. */
+static int build_topic(struct tfs_store *s, const char *name, uint32_t id,
+		       const char *tmpname, struct tfs_topic **out)
+{
+	uint32_t nparts =
+		(uint32_t)tfs_conf_get(&s->conf, TFS_CONF_NUM_PARTITIONS);
+	struct tfs_topic *t = topic_alloc(s, id, name);
+	int rc;
+
+	t->created = tfs_now_ms();
+	rc = tfs_sys_mkdirat(s->topics_fd, tmpname, 0755);
+	if (rc == 0) {
+		t->dirfd = tfs_sys_openat(s->topics_fd, tmpname,
+					  O_RDONLY | O_DIRECTORY, 0);
+		rc = t->dirfd < 0 ? t->dirfd : 0;
+	}
+	if (rc == 0)
+		rc = open_partitions(t, 0, nparts, true);
+	if (rc)
+		goto out_free;
+	t->nparts = nparts;
+	rc = write_topic_json(t, nparts);
+	if (rc == 0)
+		rc = tfs_sys_fsync(t->dirfd);
+	if (rc)
+		goto out_free;
+	*out = t;
+	return 0;
+
+out_free:
+	for (uint32_t i = 0; i < t->nparts; i++)
+		tfs_partition_close(t->parts[i], TFS_EDELETED);
+	tfs_topic_unref(t);
+	rm_tree(s->topics_fd, tmpname);
+	return rc;
+}
+
+int tfs_store_create_topic(struct tfs_store *s, const char *name,
+			   struct tfs_topic **out)
+{
+	char tmpname[TFS_TOPIC_NAME_MAX + 8];
+	struct tfs_topic *t = NULL, *old;
+	uint32_t id;
+	int rc;
+
+	if (!tfs_topic_name_valid(name))
+		return -EINVAL;
+	pthread_mutex_lock(&s->create_lock);
+	old = tfs_store_find_topic(s, name);
+	if (old || faccessat(s->topics_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) ==
+			   0) {
+		/* A topic that failed to load still owns its name. */
+		tfs_topic_unref(old);
+		rc = -EEXIST;
+		goto out_unlock;
+	}
+	id = s->next_id;
+	rc = write_meta(s, id + 1);
+	if (rc)
+		goto out_unlock;
+	s->next_id = id + 1;
+	snprintf(tmpname, sizeof(tmpname), ".new-%s", name);
+	rm_tree(s->topics_fd, tmpname);
+	rc = build_topic(s, name, id, tmpname, &t);
+	if (rc)
+		goto out_unlock;
+	rc = tfs_sys_renameat(s->topics_fd, tmpname, s->topics_fd, name);
+	if (rc == 0)
+		rc = tfs_sys_fsync(s->topics_fd);
+	if (rc) {
+		for (uint32_t i = 0; i < t->nparts; i++)
+			tfs_partition_close(t->parts[i], TFS_EDELETED);
+		tfs_topic_unref(t);
+		rm_tree(s->topics_fd, tmpname);
+		goto out_unlock;
+	}
+	pthread_rwlock_wrlock(&s->lock);
+	table_insert(s, t);
+	if (out)
+		*out = tfs_topic_ref(t);
+	pthread_rwlock_unlock(&s->lock);
+	tfs_info("created topic %s with %u partition(s)", name, t->nparts);
+out_unlock:
+	pthread_mutex_unlock(&s->create_lock);
+	if (rc)
+		tfs_warn("cannot create topic %s: %s", name, tfs_strerror(rc));
+	return rc;
+}
+
+int tfs_store_delete_topic(struct tfs_store *s, const char *name)
+{
+	char trash[TFS_TOPIC_NAME_MAX + 16];
+	struct tfs_topic *t;
+	int rc;
+
+	if (!tfs_conf_get(&s->conf, TFS_CONF_DELETE_TOPIC_ENABLE))
+		return -EPERM;
+	pthread_mutex_lock(&s->create_lock);
+	t = tfs_store_find_topic(s, name);
+	if (!t) {
+		pthread_mutex_unlock(&s->create_lock);
+		return -ENOENT;
+	}
+	snprintf(trash, sizeof(trash), "%u-%s", t->id, name);
+	rc = tfs_sys_renameat(s->topics_fd, name, s->trash_fd, trash);
+	if (rc == 0)
+		rc = tfs_sys_fsync(s->topics_fd);
+	if (rc) {
+		tfs_err("cannot delete topic %s: %s", name, tfs_strerror(rc));
+		tfs_topic_unref(t);
+		pthread_mutex_unlock(&s->create_lock);
+		return rc;
+	}
+	pthread_rwlock_wrlock(&s->lock);
+	table_remove(s, t);
+	pthread_rwlock_unlock(&s->lock);
+	pthread_mutex_unlock(&s->create_lock);
+
+	pthread_mutex_lock(&t->lock);
+	t->deleted = true;
+	for (uint32_t i = 0; i < t->nparts; i++)
+		tfs_partition_close(t->parts[i], TFS_EDELETED);
+	pthread_mutex_unlock(&t->lock);
+	tfs_info("deleted topic %s", name);
+	tfs_topic_unref(t);	/* the caller's lookup */
+	tfs_topic_unref(t);	/* the table's */
+	pthread_mutex_lock(&s->fl_lock);
+	pthread_cond_signal(&s->fl_cond);
+	pthread_mutex_unlock(&s->fl_lock);
+	return 0;
+}
+
+int tfs_topic_set_partitions(struct tfs_topic *t, uint32_t n)
+{
+	int rc;
+
+	pthread_mutex_lock(&t->lock);
+	if (t->deleted) {
+		rc = -ENOENT;
+	} else if (n < t->nparts || n > MAX_PARTITIONS) {
+		rc = -EINVAL;
+	} else if (n == t->nparts) {
+		rc = 0;
+	} else {
+		uint32_t old = t->nparts;
+
+		rc = open_partitions(t, old, n, true);
+		if (rc == 0)
+			rc = write_topic_json(t, n);
+		if (rc == 0) {
+			t->nparts = n;
+			tfs_info("topic %s: %u partitions", t->name, n);
+		} else {
+			for (uint32_t i = old; i < n; i++) {
+				tfs_partition_close(t->parts[i], TFS_EDELETED);
+				tfs_partition_unref(t->parts[i]);
+			}
+			remove_extra_partitions(t, old);
+		}
+	}
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+int tfs_topic_set_config(struct tfs_topic *t, const char *key,
+			 const char *value, char *err, size_t errlen)
+{
+	int k = tfs_conf_find(key);
+	int64_t v, oldv;
+	bool oldset;
+	int rc;
+
+	if (k < 0 || tfs_conf_desc(k)->scope != TFS_SCOPE_TOPIC)
+		return -ENOENT;
+	rc = tfs_conf_parse(k, value, &v, err, errlen);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&t->lock);
+	if (t->deleted) {
+		pthread_mutex_unlock(&t->lock);
+		return -ENOENT;
+	}
+	oldv = tfs_settings_get(t->settings, k);
+	oldset = t->explicit[k];
+	atomic_store(&t->settings->v[k], v);
+	t->explicit[k] = true;
+	rc = write_topic_json(t, t->nparts);
+	if (rc) {
+		atomic_store(&t->settings->v[k], oldv);
+		t->explicit[k] = oldset;
+		snprintf(err, errlen, "cannot save %s: %s", TOPIC_META,
+			 tfs_strerror(rc));
+	} else {
+		tfs_info("topic %s: %s = %s", t->name, key, value);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+int tfs_topic_get_config(struct tfs_topic *t, enum tfs_conf_key key,
+			 char *buf, size_t len)
+{
+	return tfs_conf_format(key, tfs_settings_get(t->settings, key), buf,
+			       len);
+}
