@@ -1,0 +1,1613 @@
+/*
+ * fsops.c - the FUSE front end: the file contract on libfuse's low-level
+ * API.
+ *
+ * NAMESPACE AND INODES
+ *
+ * Inode numbers are computed, not allocated, so no table has to track
+ * lookups and forgets:
+ *
+ *   1                      the mount's root (topics)
+ *   2, 3, 4                .topicfs/, .topicfs/status, .topicfs/metrics
+ *   id << 32 | k << 28 | p  topic id (never reused), kind k, partition p:
+ *                          k = 1 topic dir, 2 partition, 3 .follow dir,
+ *                          4 .follow/<p>
+ *
+ * A stale inode of a deleted topic resolves to nothing (ENOENT), never to
+ * a newer topic.
+ *
+ * CACHING
+ *
+ * Partition files are opened with direct_io: every read and write reaches
+ * the daemon, so no reader is ever served a stale page and every O_APPEND
+ * write lands at the true end, whatever size the kernel believes.  Their
+ * attributes are never cached (attr_timeout 0), so stat() and tail -f
+ * always see the committed size.  Directory attributes and entries are
+ * cached for a second; the writeback cache and asynchronous direct I/O are
+ * turned off (both corrupt appends; see docs/DESIGN.md).
+ *
+ * WRITES
+ *
+ * Each open file keeps the trailing partial line of its writes; a write
+ * commits the whole lines it completes as one batch and holds the rest,
+ * close() commits a held line with '\n' added.  Batches of two writers
+ * never interleave inside a record because only whole lines are appended.
+ * A record longer than max.record.bytes fails the whole write with EFBIG
+ * and the rest of that line is dropped.
+ *
+ * PARKED REQUESTS
+ *
+ * A .follow read at the committed end, an fsync, and a durability=sync
+ * write are parked, not blocked: the request is answered later by the
+ * thread that completes it (the appender, the sync worker), so a thousand
+ * idle followers hold no threads.  A parked read is interruptible; the
+ * interrupt and the wake-up race for the request through
+ * tfs_partition_wait_cancel(), and the wake-up first clears the interrupt
+ * callback (which waits for a running one) before it replies.
+ */
+#define FUSE_USE_VERSION 312
+
+#include <errno.h>
+#include <fuse_lowlevel.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "fsops.h"
+#include "log.h"
+#include "status.h"
+#include "util.h"
+
+#define INO_META 2
+#define INO_STATUS 3
+#define INO_METRICS 4
+#define XATTR_PREFIX "user.topicfs."
+#define BLKSIZE (1 << 20)
+#define DIR_TIMEOUT 1.0
+
+enum kind {
+	K_NONE,
+	K_TOPIC = 1,
+	K_PART = 2,
+	K_FDIR = 3,
+	K_FOLLOW = 4,
+	K_ROOT,
+	K_META,
+	K_STATUS,
+	K_METRICS,
+};
+
+struct tfs_fs {
+	struct tfs_store *store;
+	const struct tfs_conf *conf;
+	struct fuse_session *se;
+	const char *mountpoint;
+	const char *version;
+	int64_t started_wall;
+	uid_t uid;
+	gid_t gid;
+
+	pthread_mutex_t lock;
+	struct tfs_list handles;	/* (lock) every open file */
+	atomic_ullong nhandles;
+	atomic_ullong parked_reads;
+};
+
+/* What an inode number names, with references held. */
+struct node {
+	enum kind kind;
+	struct tfs_topic *t;
+	struct tfs_partition *p;
+	uint32_t part;
+	fuse_ino_t ino;
+};
+
+/* An open file. */
+struct handle {
+	atomic_int refs;
+	enum kind kind;
+	struct tfs_fs *fs;
+	struct tfs_topic *t;		/* partitions: their topic */
+	struct tfs_partition *p;
+	bool writable;
+	struct tfs_list link;		/* fs->handles */
+
+	pthread_mutex_t mu;
+	struct tfs_buf partial;		/* (mu) trailing partial line */
+	bool discard;			/* (mu) drop bytes up to the next \n */
+	struct tfs_waiter pw;		/* (mu) poll waiter */
+	struct fuse_pollhandle *ph;	/* (mu) */
+	_Atomic uint64_t pos;		/* end of the last read */
+
+	char *text;			/* status and metrics snapshots */
+	size_t text_len;
+};
+
+struct dirent_list {
+	size_t n;
+	struct {
+		char *name;
+		fuse_ino_t ino;
+		mode_t type;
+	} *e;
+};
+
+static struct tfs_fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+static struct handle *handle_of(struct fuse_file_info *fi)
+{
+	return (struct handle *)(uintptr_t)fi->fh;
+}
+
+static void reply_code(fuse_req_t req, int code)
+{
+	fuse_reply_err(req, tfs_err_to_errno(code));
+}
+
+/* --- inodes ---------------------------------------------------------------- */
+
+static fuse_ino_t make_ino(uint32_t topic, enum kind k, uint32_t part)
+{
+	return (fuse_ino_t)topic << 32 | (fuse_ino_t)k << 28 | part;
+}
+
+static void node_release(struct node *n)
+{
+	tfs_partition_unref(n->p);
+	tfs_topic_unref(n->t);
+	n->p = NULL;
+	n->t = NULL;
+}
+
+/* Resolves ino.  Returns 0 or -ENOENT. */
+static int resolve(struct tfs_fs *fs, fuse_ino_t ino, struct node *n)
+{
+	memset(n, 0, sizeof(*n));
+	n->ino = ino;
+	switch (ino) {
+	case FUSE_ROOT_ID:
+		n->kind = K_ROOT;
+		return 0;
+	case INO_META:
+		n->kind = K_META;
+		return 0;
+	case INO_STATUS:
+		n->kind = K_STATUS;
+		return 0;
+	case INO_METRICS:
+		n->kind = K_METRICS;
+		return 0;
+	}
+	uint32_t id = (uint32_t)(ino >> 32);
+	enum kind k = (enum kind)((ino >> 28) & 0xf);
+
+	if (id == 0 || k < K_TOPIC || k > K_FOLLOW)
+		return -ENOENT;
+	n->kind = k;
+	n->part = (uint32_t)(ino & 0x0fffffff);
+	n->t = tfs_store_topic_by_id(fs->store, id);
+	if (!n->t)
+		return -ENOENT;
+	if (k == K_PART || k == K_FOLLOW) {
+		n->p = tfs_topic_partition(n->t, n->part);
+		if (!n->p) {
+			node_release(n);
+			return -ENOENT;
+		}
+	}
+	return 0;
+}
+
+/* Parses a canonical partition number ("0", "12", not "012"). */
+static bool parse_partition(const char *name, uint32_t *out)
+{
+	uint64_t v = 0;
+
+	if (!*name || (name[0] == '0' && name[1]))
+		return false;
+	for (const char *c = name; *c; c++) {
+		if (*c < '0' || *c > '9' || c - name > 9)
+			return false;
+		v = v * 10 + (uint64_t)(*c - '0');
+	}
+	if (v >= (1u << 28))
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+/* Resolves name in the directory parent.  Returns 0 or -ENOENT. */
+static int lookup_child(struct tfs_fs *fs, struct node *parent,
+			const char *name, struct node *out)
+{
+	uint32_t part;
+	fuse_ino_t ino = 0;
+
+	switch (parent->kind) {
+	case K_ROOT:
+		if (!strcmp(name, ".topicfs")) {
+			ino = INO_META;
+		} else if (tfs_topic_name_valid(name)) {
+			struct tfs_topic *t =
+				tfs_store_find_topic(fs->store, name);
+			if (t) {
+				ino = make_ino(t->id, K_TOPIC, 0);
+				tfs_topic_unref(t);
+			}
+		}
+		break;
+	case K_META:
+		if (!strcmp(name, "status"))
+			ino = INO_STATUS;
+		else if (!strcmp(name, "metrics"))
+			ino = INO_METRICS;
+		break;
+	case K_TOPIC:
+		if (!strcmp(name, ".follow"))
+			ino = make_ino(parent->t->id, K_FDIR, 0);
+		else if (parse_partition(name, &part))
+			ino = make_ino(parent->t->id, K_PART, part);
+		break;
+	case K_FDIR:
+		if (parse_partition(name, &part))
+			ino = make_ino(parent->t->id, K_FOLLOW, part);
+		break;
+	default:
+		return -ENOTDIR;
+	}
+	if (!ino)
+		return -ENOENT;
+	return resolve(fs, ino, out);
+}
+
+/* --- attributes ------------------------------------------------------------ */
+
+static void set_time(struct stat *st, int64_t ms)
+{
+	st->st_mtim.tv_sec = ms / 1000;
+	st->st_mtim.tv_nsec = (ms % 1000) * 1000000;
+	st->st_atim = st->st_mtim;
+	st->st_ctim = st->st_mtim;
+}
+
+static void fill_attr(struct tfs_fs *fs, struct node *n, struct stat *st)
+{
+	struct tfs_partition_info in;
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = n->ino;
+	st->st_uid = fs->uid;
+	st->st_gid = fs->gid;
+	st->st_blksize = BLKSIZE;
+	switch (n->kind) {
+	case K_ROOT: {
+		size_t cnt;
+		struct tfs_topic **v = tfs_store_topics(fs->store, &cnt);
+
+		tfs_store_topics_free(v, cnt);
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 3 + cnt;
+		set_time(st, fs->started_wall);
+		break;
+	}
+	case K_META:
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+		set_time(st, fs->started_wall);
+		break;
+	case K_STATUS:
+	case K_METRICS:
+		/* Generated at open; direct_io reads it to the end. */
+		st->st_mode = S_IFREG | 0444;
+		st->st_nlink = 1;
+		set_time(st, tfs_now_ms());
+		break;
+	case K_TOPIC:
+		st->st_mode = S_IFDIR | 0755;
+		st->st_nlink = 3;
+		set_time(st, n->t->created);
+		break;
+	case K_FDIR:
+		st->st_mode = S_IFDIR | 0555;
+		st->st_nlink = 2;
+		set_time(st, n->t->created);
+		break;
+	case K_PART:
+	case K_FOLLOW:
+		tfs_partition_info(n->p, &in);
+		st->st_mode = S_IFREG | (n->kind == K_PART ? 0644 : 0444);
+		st->st_nlink = 1;
+		st->st_size = (off_t)in.hw;
+		st->st_blocks = (blkcnt_t)((in.disk_bytes + 511) / 512);
+		set_time(st, in.last_ts ? in.last_ts : n->t->created);
+		break;
+	default:
+		break;
+	}
+}
+
+static double attr_timeout(enum kind k)
+{
+	switch (k) {
+	case K_PART:
+	case K_FOLLOW:
+	case K_STATUS:
+	case K_METRICS:
+		return 0;	/* the size changes behind the kernel's back */
+	default:
+		return DIR_TIMEOUT;
+	}
+}
+
+static void reply_entry(fuse_req_t req, struct tfs_fs *fs, struct node *n)
+{
+	struct fuse_entry_param e;
+
+	memset(&e, 0, sizeof(e));
+	e.ino = n->ino;
+	e.attr_timeout = attr_timeout(n->kind);
+	e.entry_timeout = DIR_TIMEOUT;
+	fill_attr(fs, n, &e.attr);
+	fuse_reply_entry(req, &e);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct tfs_fs *fs = fs_of(req);
+	struct node pn, n;
+	int rc = resolve(fs, parent, &pn);
+
+	if (rc == 0) {
+		rc = lookup_child(fs, &pn, name, &n);
+		node_release(&pn);
+	}
+	if (rc) {
+		reply_code(req, rc);
+		return;
+	}
+	reply_entry(req, fs, &n);
+	node_release(&n);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct tfs_fs *fs = fs_of(req);
+	struct node n;
+	struct stat st;
+	int rc = resolve(fs, ino, &n);
+
+	if (rc) {
+		reply_code(req, rc);
+		return;
+	}
+	fill_attr(fs, &n, &st);
+	fuse_reply_attr(req, &st, attr_timeout(n.kind));
+	node_release(&n);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	/* Sizes, modes and owners are the log's, not the user's; time
+	 * updates (touch) are accepted and have no effect. */
+	if (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE |
+		      FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	op_getattr(req, ino, fi);
+}
+
+/* --- directories ----------------------------------------------------------- */
+
+static void dl_add(struct dirent_list *dl, const char *name, fuse_ino_t ino,
+		   mode_t type)
+{
+	dl->e = tfs_realloc(dl->e, (dl->n + 1) * sizeof(*dl->e));
+	dl->e[dl->n].name = tfs_strdup(name);
+	dl->e[dl->n].ino = ino;
+	dl->e[dl->n].type = type;
+	dl->n++;
+}
+
+static void dl_free(struct dirent_list *dl)
+{
+	for (size_t i = 0; i < dl->n; i++)
+		free(dl->e[i].name);
+	free(dl->e);
+	free(dl);
+}
+
+/* Lists a directory once, at opendir, so readdir offsets stay stable. */
+static struct dirent_list *list_dir(struct tfs_fs *fs, struct node *n,
+				    fuse_ino_t parent)
+{
+	struct dirent_list *dl = tfs_calloc(1, sizeof(*dl));
+	char num[16];
+
+	dl_add(dl, ".", n->ino, S_IFDIR);
+	dl_add(dl, "..", parent, S_IFDIR);
+	if (n->kind == K_ROOT) {
+		size_t cnt;
+		struct tfs_topic **v = tfs_store_topics(fs->store, &cnt);
+
+		dl_add(dl, ".topicfs", INO_META, S_IFDIR);
+		for (size_t i = 0; i < cnt; i++)
+			dl_add(dl, v[i]->name, make_ino(v[i]->id, K_TOPIC, 0),
+			       S_IFDIR);
+		tfs_store_topics_free(v, cnt);
+	} else if (n->kind == K_META) {
+		dl_add(dl, "status", INO_STATUS, S_IFREG);
+		dl_add(dl, "metrics", INO_METRICS, S_IFREG);
+	} else {
+		uint32_t np = tfs_topic_partitions(n->t);
+		enum kind fk = n->kind == K_TOPIC ? K_PART : K_FOLLOW;
+
+		if (n->kind == K_TOPIC)
+			dl_add(dl, ".follow", make_ino(n->t->id, K_FDIR, 0),
+			       S_IFDIR);
+		for (uint32_t i = 0; i < np; i++) {
+			snprintf(num, sizeof(num), "%" PRIu32, i);
+			dl_add(dl, num, make_ino(n->t->id, fk, i), S_IFREG);
+		}
+	}
+	return dl;
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct tfs_fs *fs = fs_of(req);
+	struct node n;
+	int rc = resolve(fs, ino, &n);
+	fuse_ino_t parent = FUSE_ROOT_ID;
+
+	if (rc) {
+		reply_code(req, rc);
+		return;
+	}
+	switch (n.kind) {
+	case K_ROOT:
+	case K_META:
+	case K_TOPIC:
+		break;
+	case K_FDIR:
+		parent = make_ino(n.t->id, K_TOPIC, 0);
+		break;
+	default:
+		node_release(&n);
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
+	fi->fh = (uintptr_t)list_dir(fs, &n, parent);
+	node_release(&n);
+	fuse_reply_open(req, fi);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	struct dirent_list *dl = (struct dirent_list *)(uintptr_t)fi->fh;
+	char *buf = tfs_malloc(size);
+	size_t used = 0;
+
+	for (size_t i = (size_t)off; i < dl->n; i++) {
+		struct stat st = { .st_ino = dl->e[i].ino,
+				   .st_mode = dl->e[i].type };
+		size_t need = fuse_add_direntry(req, buf + used, size - used,
+						dl->e[i].name, &st,
+						(off_t)(i + 1));
+		if (need > size - used)
+			break;
+		used += need;
+	}
+	fuse_reply_buf(req, buf, used);
+	free(buf);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	dl_free((struct dirent_list *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	struct tfs_fs *fs = fs_of(req);
+	struct tfs_topic *t;
+	struct node n;
+	int rc;
+
+	if (parent != FUSE_ROOT_ID) {
+		fuse_reply_err(req, EPERM);
+		return;
+	}
+	if (!strcmp(name, ".topicfs")) {
+		fuse_reply_err(req, EEXIST);
+		return;
+	}
+	rc = tfs_store_create_topic(fs->store, name, &t);
+	if (rc) {
+		if (rc == -EINVAL)
+			tfs_info("mkdir %s: invalid topic name (allowed: "
+				 "[A-Za-z0-9._-], 1 to 249, not starting "
+				 "with '.')",
+				 name);
+		reply_code(req, rc);
+		return;
+	}
+	rc = resolve(fs, make_ino(t->id, K_TOPIC, 0), &n);
+	tfs_topic_unref(t);
+	if (rc) {
+		reply_code(req, rc);
+		return;
+	}
+	reply_entry(req, fs, &n);
+	node_release(&n);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct tfs_fs *fs = fs_of(req);
+	int rc;
+
+	if (parent != FUSE_ROOT_ID || !strcmp(name, ".topicfs")) {
+		struct node pn, n;
+
+		/* .follow and .topicfs are part of the contract. */
+		rc = resolve(fs, parent, &pn);
+		if (rc == 0) {
+			rc = lookup_child(fs, &pn, name, &n);
+			node_release(&pn);
+			if (rc == 0)
+				node_release(&n);
+		}
+		fuse_reply_err(req, rc == 0 ? EPERM : tfs_err_to_errno(rc));
+		return;
+	}
+	rc = tfs_store_delete_topic(fs->store, name);
+	if (rc == -EPERM)
+		tfs_info("rmdir %s: refused, delete.topic.enable is off", name);
+	reply_code(req, rc);
+}
+
+/* Unlink, rename, link, symlink, mknod, create: the namespace is fixed. */
+static void refuse_name(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct tfs_fs *fs = fs_of(req);
+	struct node pn, n;
+	int rc = resolve(fs, parent, &pn);
+
+	if (rc == 0) {
+		rc = lookup_child(fs, &pn, name, &n);
+		node_release(&pn);
+		if (rc == 0)
+			node_release(&n);
+	}
+	/* Existing names and new names alike: not permitted. */
+	fuse_reply_err(req, rc == 0 || rc == -ENOENT ? EPERM
+						     : tfs_err_to_errno(rc));
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct tfs_fs *fs = fs_of(req);
+	struct node pn, n;
+	int rc = resolve(fs, parent, &pn);
+
+	if (rc == 0) {
+		rc = lookup_child(fs, &pn, name, &n);
+		node_release(&pn);
+		if (rc == 0)
+			node_release(&n);
+	}
+	fuse_reply_err(req, rc == 0 ? EPERM : tfs_err_to_errno(rc));
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	fuse_reply_err(req, EPERM);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	refuse_name(req, parent, name);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	refuse_name(req, parent, name);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	fuse_reply_err(req, EPERM);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	refuse_name(req, parent, name);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+
+	if (statvfs(tfs_store_dir(fs_of(req)->store), &sv) < 0) {
+		fuse_reply_err(req, errno);
+		return;
+	}
+	sv.f_namemax = TFS_TOPIC_NAME_MAX;
+	fuse_reply_statfs(req, &sv);
+}
+
+/* --- handles ----------------------------------------------------------------- */
+
+static struct handle *handle_new(struct tfs_fs *fs, struct node *n)
+{
+	struct handle *h = tfs_calloc(1, sizeof(*h));
+
+	atomic_init(&h->refs, 1);
+	h->kind = n->kind;
+	h->fs = fs;
+	if (n->t)
+		h->t = tfs_topic_ref(n->t);
+	if (n->p)
+		h->p = tfs_partition_ref(n->p);
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_mutex_lock(&fs->lock);
+	tfs_list_add_tail(&fs->handles, &h->link);
+	pthread_mutex_unlock(&fs->lock);
+	atomic_fetch_add(&fs->nhandles, 1);
+	return h;
+}
+
+static struct handle *handle_ref(struct handle *h)
+{
+	atomic_fetch_add_explicit(&h->refs, 1, memory_order_relaxed);
+	return h;
+}
+
+static void handle_unref(struct handle *h)
+{
+	if (atomic_fetch_sub_explicit(&h->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	pthread_mutex_lock(&h->fs->lock);
+	tfs_list_del(&h->link);
+	pthread_mutex_unlock(&h->fs->lock);
+	atomic_fetch_sub(&h->fs->nhandles, 1);
+	tfs_buf_release(&h->partial);
+	tfs_partition_unref(h->p);
+	tfs_topic_unref(h->t);
+	pthread_mutex_destroy(&h->mu);
+	free(h->text);
+	free(h);
+}
+
+static void make_text(struct tfs_fs *fs, struct handle *h)
+{
+	struct tfs_node_info info = {
+		.version = fs->version,
+		.mountpoint = fs->mountpoint,
+		.data_dir = tfs_store_dir(fs->store),
+		.started_mono_ms = tfs_store_started(fs->store),
+		.open_handles = atomic_load(&fs->nhandles),
+		.parked_reads = atomic_load(&fs->parked_reads),
+	};
+	char host[256] = "localhost";
+
+	gethostname(host, sizeof(host) - 1);
+	info.node = host;
+	if (h->kind == K_STATUS)
+		h->text = tfs_status_json(fs->store, &info, &h->text_len);
+	else
+		h->text = tfs_status_metrics(fs->store, &info, &h->text_len);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct tfs_fs *fs = fs_of(req);
+	bool write = (fi->flags & O_ACCMODE) != O_RDONLY;
+	struct handle *h;
+	struct node n;
+	int rc = resolve(fs, ino, &n);
+
+	if (rc) {
+		reply_code(req, rc);
+		return;
+	}
+	if (n.kind != K_PART && n.kind != K_FOLLOW && n.kind != K_STATUS &&
+	    n.kind != K_METRICS) {
+		rc = -EISDIR;
+	} else if (fi->flags & O_TRUNC) {
+		rc = -EPERM;	/* an append-only file is never truncated */
+	} else if (write && (n.kind != K_PART || !(fi->flags & O_APPEND))) {
+		/* The chattr +a rule: writing needs O_APPEND. */
+		rc = -EPERM;
+	}
+	if (rc) {
+		if (rc == -EPERM && n.kind == K_PART)
+			tfs_debug("open %s/%u: write without O_APPEND refused",
+				  n.t->name, n.part);
+		node_release(&n);
+		reply_code(req, rc);
+		return;
+	}
+	h = handle_new(fs, &n);
+	h->writable = write;
+	node_release(&n);
+	if (h->kind == K_STATUS || h->kind == K_METRICS)
+		make_text(fs, h);
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	/* Only writers hold partial lines that close() must commit. */
+	fi->noflush = !write;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		handle_unref(h);	/* the opener was interrupted */
+}
+
+/* --- reading ---------------------------------------------------------------- */
+
+/*
+ * Replies with committed bytes at off.  Returns 1 if it replied (data or
+ * error), 0 if there is nothing at off yet (nothing sent).
+ */
+static int reply_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
+{
+	struct tfs_readv rv;
+	int rc = tfs_partition_read(h->p, (uint64_t)off, size, &rv);
+
+	if (rc) {
+		reply_code(req, rc);
+		return 1;
+	}
+	if (rv.len == 0)
+		return 0;
+
+	struct fuse_bufvec *bv = tfs_calloc(
+		1, sizeof(*bv) + (size_t)rv.n * sizeof(struct fuse_buf));
+	bv->count = (size_t)rv.n;
+	for (int i = 0; i < rv.n; i++) {
+		bv->buf[i].size = rv.ext[i].len;
+		bv->buf[i].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+		bv->buf[i].fd = rv.ext[i].fd;
+		bv->buf[i].pos = (off_t)rv.ext[i].pos;
+	}
+	atomic_store(&h->pos, (uint64_t)off + rv.len);
+	fuse_reply_data(req, bv, 0);
+	free(bv);
+	tfs_readv_release(&rv);
+	return 1;
+}
+
+/* A .follow read parked at the end. */
+struct follow_read {
+	atomic_int refs;
+	atomic_bool interrupted;
+	struct tfs_waiter w;
+	fuse_req_t req;
+	struct handle *h;
+	size_t size;
+	off_t off;
+};
+
+static void follow_put(struct follow_read *fr)
+{
+	if (atomic_fetch_sub(&fr->refs, 1) != 1)
+		return;
+	atomic_fetch_sub(&fr->h->fs->parked_reads, 1);
+	handle_unref(fr->h);
+	free(fr);
+}
+
+/* Answers a follow read whose waiter this thread owns. */
+static void follow_answer(struct follow_read *fr, int status)
+{
+	/* No interrupt callback may run past this point. */
+	fuse_req_interrupt_func(fr->req, NULL, NULL);
+	if (status || !reply_read(fr->req, fr->h, fr->size, fr->off))
+		fuse_reply_buf(fr->req, NULL, 0);	/* end of file */
+	follow_put(fr);
+}
+
+static void follow_wake(struct tfs_waiter *w, int status)
+{
+	follow_answer(tfs_container_of(w, struct follow_read, w), status);
+}
+
+static void follow_interrupt(fuse_req_t req, void *data)
+{
+	struct follow_read *fr = data;
+
+	/* Seen by follow_park if the wait was not registered yet. */
+	atomic_store(&fr->interrupted, true);
+	if (tfs_partition_wait_cancel(fr->h->p, &fr->w)) {
+		fuse_reply_err(req, EINTR);
+		follow_put(fr);
+	}
+}
+
+static void follow_park(fuse_req_t req, struct handle *h, size_t size,
+			off_t off)
+{
+	struct follow_read *fr = tfs_calloc(1, sizeof(*fr));
+	int rc;
+
+	atomic_init(&fr->refs, 2);	/* this thread, and the parked wait */
+	fr->req = req;
+	fr->h = handle_ref(h);
+	fr->size = size;
+	fr->off = off;
+	fr->w.offset = (uint64_t)off;
+	fr->w.wake = follow_wake;
+	atomic_fetch_add(&h->fs->parked_reads, 1);
+	fuse_req_interrupt_func(req, follow_interrupt, fr);
+	rc = tfs_partition_wait(h->p, &fr->w);
+	if (rc != 0) {
+		/* Not parked: data came meanwhile (1) or the partition is
+		 * gone (< 0).  This thread answers. */
+		follow_answer(fr, rc < 0 ? rc : 0);
+	} else if (atomic_load(&fr->interrupted) &&
+		   tfs_partition_wait_cancel(h->p, &fr->w)) {
+		/* Interrupted before the wait was registered.  (Once parked,
+		 * req belongs to whoever unparks it: only fr is safe to look
+		 * at here, through this thread's reference.) */
+		fuse_req_interrupt_func(req, NULL, NULL);
+		fuse_reply_err(req, EINTR);
+		follow_put(fr);
+	}
+	follow_put(fr);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+
+	switch (h->kind) {
+	case K_STATUS:
+	case K_METRICS:
+		if ((size_t)off >= h->text_len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, h->text + off,
+				       TFS_MIN(size, h->text_len - (size_t)off));
+		return;
+	case K_PART:
+		if (!reply_read(req, h, size, off))
+			fuse_reply_buf(req, NULL, 0);
+		return;
+	case K_FOLLOW:
+		if (reply_read(req, h, size, off))
+			return;
+		if (fi->flags & O_NONBLOCK) {
+			fuse_reply_err(req, EAGAIN);
+			return;
+		}
+		follow_park(req, h, size, off);
+		return;
+	default:
+		fuse_reply_err(req, EISDIR);
+	}
+}
+
+/* --- writing ---------------------------------------------------------------- */
+
+struct write_req {
+	struct tfs_append a;
+	fuse_req_t req;
+	size_t reply;		/* bytes to report written */
+	bool is_flush;
+};
+
+static void write_done(struct tfs_append *a, int status)
+{
+	struct write_req *wr = tfs_container_of(a, struct write_req, a);
+
+	if (status)
+		reply_code(wr->req, status);
+	else if (wr->is_flush)
+		fuse_reply_err(wr->req, 0);
+	else
+		fuse_reply_write(wr->req, wr->reply);
+	free(wr);
+}
+
+static unsigned append_flags(struct handle *h)
+{
+	return tfs_settings_get(h->t->settings, TFS_CONF_DURABILITY) ==
+				       TFS_DURABILITY_SYNC
+		       ? TFS_APPEND_SYNC
+		       : 0;
+}
+
+/*
+ * Appends iov as one batch for request req; the request is answered by
+ * write_done (reply bytes, or 0 for a flush).  Returns 0 when accepted or
+ * the error (nothing answered).  h->mu held.
+ */
+static int submit(fuse_req_t req, struct handle *h, struct iovec *iov,
+		  int iovcnt, size_t reply, bool is_flush)
+{
+	struct write_req *wr = tfs_calloc(1, sizeof(*wr));
+	int rc;
+
+	wr->req = req;
+	wr->reply = reply;
+	wr->is_flush = is_flush;
+	wr->a.iov = iov;
+	wr->a.iovcnt = iovcnt;
+	wr->a.flags = append_flags(h);
+	wr->a.done = write_done;
+	rc = tfs_partition_append(h->p, &wr->a);
+	if (rc)
+		free(wr);
+	return rc;
+}
+
+/* True if a record in [partial][b, b+n) up to its last newline is longer
+ * than max, or the trailing partial line would be. */
+static bool too_long(size_t partial, const char *b, size_t n, size_t max)
+{
+	const char *end = b + n, *line = b;
+	size_t carry = partial;
+
+	if (partial + n < max)
+		return false;
+	for (;;) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		size_t len = carry + (size_t)((nl ? nl + 1 : end) - line);
+
+		/* A held line must leave room for the '\n' close() adds. */
+		if (nl ? len > max : len >= max)
+			return true;
+		if (!nl)
+			return false;
+		line = nl + 1;
+		carry = 0;
+	}
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+	size_t max = (size_t)tfs_conf_get(h->fs->conf,
+					  TFS_CONF_MAX_RECORD_BYTES);
+	const char *b = buf;
+	size_t n = size;
+	int rc = 0;
+
+	if (h->kind != K_PART || !h->writable) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	pthread_mutex_lock(&h->mu);
+	if (h->discard) {
+		/* The rest of a line refused with EFBIG. */
+		const char *nl = memchr(b, '\n', n);
+
+		if (!nl)
+			goto out_accept;
+		n -= (size_t)(nl + 1 - b);
+		b = nl + 1;
+		h->discard = false;
+	}
+	if (too_long(h->partial.len, b, n, max)) {
+		tfs_info("%s: record longer than max.record.bytes (%zu) "
+			 "refused",
+			 h->p->name, max);
+		tfs_buf_reset(&h->partial);
+		h->discard = n == 0 || b[n - 1] != '\n';
+		rc = -EFBIG;
+		goto out_unlock;
+	}
+	const char *last = memrchr(b, '\n', n);
+	if (!last) {
+		tfs_buf_add(&h->partial, b, n);
+		goto out_accept;
+	}
+	size_t whole = (size_t)(last + 1 - b);
+	struct iovec iov[2];
+	int cnt = 0;
+
+	if (h->partial.len)
+		iov[cnt++] = (struct iovec){ h->partial.data, h->partial.len };
+	iov[cnt++] = (struct iovec){ (void *)b, whole };
+	rc = submit(req, h, iov, cnt, size, false);
+	if (rc == 0) {
+		/* Answered by write_done; keep the new partial line. */
+		tfs_buf_reset(&h->partial);
+		tfs_buf_add(&h->partial, last + 1, n - whole);
+		pthread_mutex_unlock(&h->mu);
+		return;
+	}
+	goto out_unlock;
+
+out_accept:
+	pthread_mutex_unlock(&h->mu);
+	fuse_reply_write(req, size);
+	return;
+out_unlock:
+	pthread_mutex_unlock(&h->mu);
+	reply_code(req, rc);
+}
+
+static void release_done(struct tfs_append *a, int status)
+{
+	free(tfs_container_of(a, struct write_req, a));
+}
+
+/* Commits a held partial line with '\n'.  Answers req (0 or error) if
+ * given.  h->mu held. */
+static void commit_partial(fuse_req_t req, struct handle *h)
+{
+	int rc = 0;
+
+	if (h->partial.len == 0) {
+		if (req)
+			fuse_reply_err(req, 0);
+		return;
+	}
+	tfs_buf_add(&h->partial, "\n", 1);
+	struct iovec iov = { h->partial.data, h->partial.len };
+	if (req) {
+		rc = submit(req, h, &iov, 1, 0, true);
+	} else {
+		struct write_req *wr = tfs_calloc(1, sizeof(*wr));
+
+		/* Release has no one to answer: only the data matters. */
+		wr->a.iov = &iov;
+		wr->a.iovcnt = 1;
+		wr->a.flags = append_flags(h);
+		wr->a.done = release_done;
+		rc = tfs_partition_append(h->p, &wr->a);
+		if (rc) {
+			free(wr);
+			tfs_warn("%s: partial line lost at close: %s",
+				 h->p->name, tfs_strerror(rc));
+		}
+	}
+	if (rc == 0 || !req) {
+		tfs_buf_reset(&h->partial);
+	} else {
+		/* Keep it for a later attempt (at release). */
+		h->partial.data[--h->partial.len] = '\0';
+		reply_code(req, rc);
+	}
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+
+	if (h->kind != K_PART || !h->writable) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	pthread_mutex_lock(&h->mu);
+	commit_partial(req, h);
+	pthread_mutex_unlock(&h->mu);
+}
+
+static void poll_release(struct handle *h);
+
+static void op_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+
+	if (h->kind == K_PART && h->writable) {
+		pthread_mutex_lock(&h->mu);
+		commit_partial(NULL, h);
+		pthread_mutex_unlock(&h->mu);
+	}
+	poll_release(h);
+	handle_unref(h);
+	fuse_reply_err(req, 0);
+}
+
+struct sync_req {
+	struct tfs_syncreq r;
+	fuse_req_t req;
+};
+
+static void sync_done(struct tfs_syncreq *r, int status)
+{
+	struct sync_req *sr = tfs_container_of(r, struct sync_req, r);
+
+	reply_code(sr->req, status);
+	free(sr);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+	struct sync_req *sr;
+	int rc;
+
+	if (h->kind != K_PART) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	sr = tfs_calloc(1, sizeof(*sr));
+	sr->req = req;
+	sr->r.done = sync_done;
+	rc = tfs_partition_sync(h->p, &sr->r);
+	if (rc != 0) {
+		free(sr);
+		reply_code(req, rc == 1 ? 0 : rc);
+	}
+}
+
+/* --- poll and seek ----------------------------------------------------------- */
+
+static void poll_wake(struct tfs_waiter *w, int status)
+{
+	struct handle *h = tfs_container_of(w, struct handle, pw);
+	struct fuse_pollhandle *ph;
+
+	pthread_mutex_lock(&h->mu);
+	ph = h->ph;
+	h->ph = NULL;
+	pthread_mutex_unlock(&h->mu);
+	if (ph) {
+		fuse_lowlevel_notify_poll(ph);
+		fuse_pollhandle_destroy(ph);
+	}
+	handle_unref(h);	/* the parked waiter's reference */
+}
+
+/* Drops a registered poll.  h->mu not held. */
+static void poll_release(struct handle *h)
+{
+	struct fuse_pollhandle *ph;
+
+	if (!h->p)
+		return;
+	if (tfs_partition_wait_cancel(h->p, &h->pw))
+		handle_unref(h);
+	pthread_mutex_lock(&h->mu);
+	ph = h->ph;
+	h->ph = NULL;
+	pthread_mutex_unlock(&h->mu);
+	if (ph)
+		fuse_pollhandle_destroy(ph);
+}
+
+static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		    struct fuse_pollhandle *ph)
+{
+	struct handle *h = handle_of(fi);
+	struct tfs_partition_info in;
+	unsigned revents = 0;
+
+	if (h->kind != K_FOLLOW) {
+		/* Regular files are always ready, as on any file system. */
+		if (ph)
+			fuse_pollhandle_destroy(ph);
+		fuse_reply_poll(req, POLLIN | POLLRDNORM |
+					     (h->writable ? POLLOUT : 0));
+		return;
+	}
+	poll_release(h);
+	pthread_mutex_lock(&h->mu);
+	tfs_partition_info(h->p, &in);
+	h->pw.offset = atomic_load(&h->pos);
+	h->pw.wake = poll_wake;
+	if (in.hw > h->pw.offset) {
+		revents = POLLIN | POLLRDNORM;
+	} else if (ph) {
+		h->ph = ph;
+		ph = NULL;
+		handle_ref(h);
+		int rc = tfs_partition_wait(h->p, &h->pw);
+		if (rc != 0) {
+			handle_unref(h);
+			ph = h->ph;
+			h->ph = NULL;
+			revents = rc == 1 ? POLLIN | POLLRDNORM : POLLHUP;
+		}
+	}
+	pthread_mutex_unlock(&h->mu);
+	if (ph)
+		fuse_pollhandle_destroy(ph);
+	fuse_reply_poll(req, revents);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+	struct tfs_partition_info in;
+	uint64_t o = (uint64_t)off;
+
+	if (!h->p || (whence != SEEK_DATA && whence != SEEK_HOLE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	tfs_partition_info(h->p, &in);
+	if (off < 0 || o >= in.hw) {
+		fuse_reply_err(req, ENXIO);
+		return;
+	}
+	/* Bytes deleted by retention read as a hole before the start. */
+	if (whence == SEEK_DATA)
+		fuse_reply_lseek(req, (off_t)TFS_MAX(o, in.start));
+	else
+		fuse_reply_lseek(req, (off_t)(o < in.start ? o : in.hw));
+}
+
+/* --- extended attributes ------------------------------------------------------ */
+
+static void reply_value(fuse_req_t req, const char *v, size_t len, size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, len);
+	else if (size < len)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, v, len);
+}
+
+static const char *const part_attrs[] = { "start", "end", "records", NULL };
+
+/* Parses a non-negative decimal; false if anything else. */
+static bool parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return false;
+	*out = v;
+	return true;
+}
+
+static int partition_xattr(struct node *n, const char *key, char *buf,
+			   size_t len)
+{
+	struct tfs_partition_info in;
+	uint64_t v, off;
+	int rc;
+
+	tfs_partition_info(n->p, &in);
+	if (!strcmp(key, "start"))
+		return snprintf(buf, len, "%" PRIu64, in.start);
+	if (!strcmp(key, "end"))
+		return snprintf(buf, len, "%" PRIu64, in.hw);
+	if (!strcmp(key, "records"))
+		return snprintf(buf, len, "%" PRIu64, in.hw_record);
+	if (!strncmp(key, "offset.", 7) && parse_u64(key + 7, &v)) {
+		rc = tfs_partition_offset_of_record(n->p, v, &off);
+		return rc ? rc : snprintf(buf, len, "%" PRIu64, off);
+	}
+	if (!strncmp(key, "time.", 5) && parse_u64(key + 5, &v) &&
+	    v <= INT64_MAX) {
+		rc = tfs_partition_offset_of_time(n->p, (int64_t)v, &off);
+		return rc ? rc : snprintf(buf, len, "%" PRIu64, off);
+	}
+	return -ENODATA;
+}
+
+static int topic_xattr(struct node *n, const char *key, char *buf, size_t len)
+{
+	int k;
+
+	if (!strcmp(key, "partitions"))
+		return snprintf(buf, len, "%" PRIu32,
+				tfs_topic_partitions(n->t));
+	k = tfs_conf_find(key);
+	if (k < 0 || tfs_conf_desc(k)->scope != TFS_SCOPE_TOPIC)
+		return -ENODATA;
+	return tfs_topic_get_config(n->t, k, buf, len);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	struct tfs_fs *fs = fs_of(req);
+	char buf[128];
+	struct node n;
+	int rc = resolve(fs, ino, &n);
+
+	if (rc) {
+		reply_code(req, rc);
+		return;
+	}
+	rc = -ENODATA;
+	if (!strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX))) {
+		const char *key = name + strlen(XATTR_PREFIX);
+
+		if (n.kind == K_PART || n.kind == K_FOLLOW)
+			rc = partition_xattr(&n, key, buf, sizeof(buf));
+		else if (n.kind == K_TOPIC)
+			rc = topic_xattr(&n, key, buf, sizeof(buf));
+	}
+	node_release(&n);
+	if (rc < 0)
+		reply_code(req, rc);
+	else
+		reply_value(req, buf, (size_t)rc, size);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct tfs_fs *fs = fs_of(req);
+	struct tfs_buf b = TFS_BUF_INIT;
+	struct node n;
+	int rc = resolve(fs, ino, &n);
+
+	if (rc) {
+		reply_code(req, rc);
+		return;
+	}
+	if (n.kind == K_PART || n.kind == K_FOLLOW) {
+		for (int i = 0; part_attrs[i]; i++)
+			tfs_buf_addf(&b, XATTR_PREFIX "%s%c", part_attrs[i],
+				     '\0');
+	} else if (n.kind == K_TOPIC) {
+		tfs_buf_addf(&b, XATTR_PREFIX "partitions%c", '\0');
+		for (int k = 0; k < TFS_CONF__COUNT; k++)
+			if (tfs_conf_desc(k)->scope == TFS_SCOPE_TOPIC)
+				tfs_buf_addf(&b, XATTR_PREFIX "%s%c",
+					     tfs_conf_desc(k)->name, '\0');
+	}
+	node_release(&n);
+	reply_value(req, b.data ? b.data : "", b.len, size);
+	tfs_buf_release(&b);
+}
+
+/* Copies an xattr value into a string, trimming surrounding blanks (a
+ * value written with echo ends with a newline). */
+static bool value_string(const char *value, size_t size, char *out,
+			 size_t len)
+{
+	while (size && (value[size - 1] == '\n' || value[size - 1] == ' ' ||
+			value[size - 1] == '\0'))
+		size--;
+	while (size && *value == ' ') {
+		value++;
+		size--;
+	}
+	if (size >= len || memchr(value, '\0', size))
+		return false;
+	memcpy(out, value, size);
+	out[size] = '\0';
+	return true;
+}
+
+static int set_topic_xattr(struct node *n, const char *key, const char *val)
+{
+	char err[256] = "";
+	uint64_t v;
+	int rc;
+
+	if (!strcmp(key, "partitions")) {
+		if (!parse_u64(val, &v) || v > UINT32_MAX)
+			return -EINVAL;
+		rc = tfs_topic_set_partitions(n->t, (uint32_t)v);
+		if (rc == -EINVAL)
+			tfs_info("topic %s: partitions %s refused: may only "
+				 "grow (now %u)",
+				 n->t->name, val, tfs_topic_partitions(n->t));
+		return rc;
+	}
+	rc = tfs_topic_set_config(n->t, key, val, err, sizeof(err));
+	if (rc == -ENOENT)
+		return -ENOTSUP;
+	if (rc)
+		tfs_info("topic %s: %s", n->t->name, err);
+	return rc;
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	struct tfs_fs *fs = fs_of(req);
+	char val[256];
+	struct node n;
+	int rc = resolve(fs, ino, &n);
+
+	if (rc) {
+		reply_code(req, rc);
+		return;
+	}
+	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX))) {
+		rc = -ENOTSUP;
+	} else if (n.kind == K_TOPIC) {
+		if (flags & XATTR_CREATE)
+			rc = -EEXIST;	/* every attribute always exists */
+		else if (!value_string(value, size, val, sizeof(val)))
+			rc = -EINVAL;
+		else
+			rc = set_topic_xattr(&n, name + strlen(XATTR_PREFIX),
+					     val);
+	} else if (n.kind == K_PART || n.kind == K_FOLLOW) {
+		char probe[64];
+
+		rc = partition_xattr(&n, name + strlen(XATTR_PREFIX), probe,
+				     sizeof(probe));
+		rc = rc == -ENODATA ? -ENOTSUP : -EPERM;
+	} else {
+		rc = -ENOTSUP;
+	}
+	node_release(&n);
+	reply_code(req, rc);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX))
+				    ? ENODATA
+				    : EPERM);
+}
+
+/* --- session ----------------------------------------------------------------- */
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/* Both corrupt appends here (docs/DESIGN.md). */
+	conn->want &= ~(unsigned)(FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_ASYNC_DIO);
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	conn->max_write = 1 << 20;
+	tfs_debug("fuse: protocol %u.%u, max_write %u", conn->proto_major,
+		  conn->proto_minor, conn->max_write);
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_rmdir,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.open = op_open,
+	.read = op_read,
+	.write = op_write,
+	.flush = op_flush,
+	.release = op_release,
+	.fsync = op_fsync,
+	.opendir = op_opendir,
+	.readdir = op_readdir,
+	.releasedir = op_releasedir,
+	.statfs = op_statfs,
+	.setxattr = op_setxattr,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.removexattr = op_removexattr,
+	.create = op_create,
+	.poll = op_poll,
+	.lseek = op_lseek,
+};
+
+/* Frees handles the kernel never released (the connection went away). */
+static void drop_handles(struct tfs_fs *fs)
+{
+	for (;;) {
+		struct handle *h = NULL;
+
+		pthread_mutex_lock(&fs->lock);
+		if (!tfs_list_empty(&fs->handles))
+			h = tfs_container_of(fs->handles.next, struct handle,
+					     link);
+		pthread_mutex_unlock(&fs->lock);
+		if (!h)
+			break;
+		poll_release(h);
+		/* Only the open reference can be left once readers were
+		 * answered. */
+		pthread_mutex_lock(&fs->lock);
+		tfs_list_del(&h->link);
+		tfs_list_init(&h->link);
+		pthread_mutex_unlock(&fs->lock);
+		handle_unref(h);
+	}
+}
+
+static struct fuse_session *new_session(struct tfs_fs *fs,
+					const struct tfs_fs_config *cfg)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse_session *se;
+
+	fuse_opt_add_arg(&args, "topicfs");
+	for (const char *const *o = cfg->fuse_opts; o && *o; o++) {
+		fuse_opt_add_arg(&args, "-o");
+		fuse_opt_add_arg(&args, *o);
+	}
+	se = fuse_session_new(&args, &ops, sizeof(ops), fs);
+	fuse_opt_free_args(&args);
+	return se;
+}
+
+int tfs_fs_run(struct tfs_store *store, const struct tfs_fs_config *cfg)
+{
+	struct tfs_fs fs = {
+		.store = store,
+		.conf = tfs_store_conf(store),
+		.mountpoint = cfg->mountpoint,
+		.version = cfg->version,
+		.started_wall = tfs_now_ms(),
+		.uid = geteuid(),
+		.gid = getegid(),
+	};
+	struct fuse_loop_config *lc;
+	int rc;
+
+	pthread_mutex_init(&fs.lock, NULL);
+	tfs_list_init(&fs.handles);
+	fs.se = new_session(&fs, cfg);
+	if (!fs.se) {
+		tfs_err("cannot create the FUSE session (bad mount options?)");
+		rc = -EINVAL;
+		goto out;
+	}
+	if (fuse_set_signal_handlers(fs.se) != 0) {
+		rc = -EIO;
+		goto out_destroy;
+	}
+	if (fuse_session_mount(fs.se, cfg->mountpoint) != 0) {
+		tfs_err("cannot mount at %s", cfg->mountpoint);
+		rc = -EIO;
+		goto out_signals;
+	}
+	tfs_info("mounted %s at %s", tfs_store_dir(store), cfg->mountpoint);
+	if (cfg->ready)
+		cfg->ready(cfg->ready_arg);
+
+	lc = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_clone_fd(lc, cfg->clone_fd);
+	fuse_loop_cfg_set_max_threads(lc, cfg->max_threads);
+	fuse_loop_cfg_set_idle_threads(lc, cfg->max_threads);
+	rc = fuse_session_loop_mt(fs.se, lc);
+	fuse_loop_cfg_destroy(lc);
+	if (rc < 0)
+		tfs_err("FUSE loop: %s", strerror(-rc));
+	else
+		rc = 0;
+	tfs_info("unmounting %s", cfg->mountpoint);
+
+	/* Answer every parked request while the connection still exists. */
+	tfs_store_shutdown_readers(store);
+	drop_handles(&fs);
+	fuse_session_unmount(fs.se);
+out_signals:
+	fuse_remove_signal_handlers(fs.se);
+out_destroy:
+	fuse_session_destroy(fs.se);
+out:
+	pthread_mutex_destroy(&fs.lock);
+	return rc;
+}

@@ -1,0 +1,451 @@
+/*
+ * main.c - the topicfs daemon: arguments, configuration, daemonisation.
+ *
+ *   topicfs [-f] [-d] [-c FILE] [-o key=value,...] DATA_DIR MOUNTPOINT
+ *
+ * Options may come before or after the two paths, as mount.fuse3 passes
+ * them ("topicfs DATA_DIR MOUNTPOINT -o rw,allow_other,config=FILE").
+ * Each -o item is a configuration key (conf.h), `config=FILE`, `takeover`,
+ * a FUSE mount option passed to libfuse, or a mount(8) option that only
+ * concerns mount itself and is ignored.  Configuration precedence:
+ * defaults < file < -o, whatever the order on the command line.
+ *
+ * Without -f the daemon forks; the parent waits on a pipe until the child
+ * has opened the store and mounted, and exits 0 then, or 1 with the error
+ * already printed, so a script or systemd (Type=forking) sees failures.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "err.h"
+#include "fsops.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#define VERSION "0.1.0"
+#define MAX_FUSE_OPTS 64
+
+struct args {
+	bool foreground;
+	bool debug;
+	bool takeover;
+	const char *config;
+	const char *data_dir;
+	const char *mountpoint;
+	struct tfs_buf overrides;	/* key=value\0key=value\0... */
+	const char *fuse_opts[MAX_FUSE_OPTS + 1];
+	int nfuse;
+	char *opt_copies[MAX_FUSE_OPTS * 4];
+	int ncopies;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: topicfs [options] DATA_DIR MOUNTPOINT\n"
+		"\n"
+		"Mounts the commit log stored in DATA_DIR at MOUNTPOINT: topics\n"
+		"are directories (mkdir creates one), partitions are append-only\n"
+		"files, MOUNTPOINT/<topic>/.follow/<p> blocks at the end.\n"
+		"\n"
+		"options:\n"
+		"  -f               stay in the foreground, log to stderr\n"
+		"  -d               foreground with debug logging\n"
+		"  -c FILE          configuration file (see topicfs.conf(5))\n"
+		"  -o OPT[,OPT...]  key=value configuration (as in the file),\n"
+		"                   config=FILE, takeover (replace a stale\n"
+		"                   mount left by a killed daemon), or FUSE\n"
+		"                   mount options: allow_other, allow_root,\n"
+		"                   default_permissions, ro, fsname=, ...\n"
+		"  --config-doc     print the configuration reference (Markdown)\n"
+		"  -V, --version    print the version\n"
+		"  -h, --help       this help\n"
+		"\n"
+		"Stop with `fusermount3 -u MOUNTPOINT` or SIGTERM.\n");
+}
+
+/* mount(8) options that only concern mount itself. */
+static bool is_mount_only(const char *o)
+{
+	static const char *const names[] = { "_netdev", "nofail", "noauto",
+					     "auto", "user", "users", "owner",
+					     "group", "defaults", NULL };
+
+	if (!strncmp(o, "x-", 2) || !strncmp(o, "comment=", 8))
+		return true;
+	for (int i = 0; names[i]; i++)
+		if (!strcmp(o, names[i]))
+			return true;
+	return false;
+}
+
+/* Options libfuse understands (fuse_session_new or the mount). */
+static bool is_fuse_opt(const char *o)
+{
+	static const char *const flags[] = {
+		"allow_other", "allow_root", "default_permissions",
+		"auto_unmount", "ro", "rw", "suid", "nosuid", "dev", "nodev",
+		"exec", "noexec", "atime", "noatime", "relatime", "strictatime",
+		"sync", "async", "dirsync", "debug", NULL
+	};
+	static const char *const keyed[] = { "fsname=", "subtype=",
+					     "max_read=", "blksize=", NULL };
+
+	for (int i = 0; flags[i]; i++)
+		if (!strcmp(o, flags[i]))
+			return true;
+	for (int i = 0; keyed[i]; i++)
+		if (!strncmp(o, keyed[i], strlen(keyed[i])))
+			return true;
+	return false;
+}
+
+static int add_fuse_opt(struct args *a, const char *o)
+{
+	if (a->nfuse >= MAX_FUSE_OPTS) {
+		fprintf(stderr, "topicfs: too many mount options\n");
+		return -1;
+	}
+	a->opt_copies[a->ncopies] = tfs_strdup(o);
+	a->fuse_opts[a->nfuse++] = a->opt_copies[a->ncopies++];
+	return 0;
+}
+
+/* Sorts one -o item into its place. */
+static int take_option(struct args *a, char *o)
+{
+	char *eq = strchr(o, '=');
+
+	if (!*o)
+		return 0;
+	if (!strncmp(o, "config=", 7)) {
+		a->opt_copies[a->ncopies] = tfs_strdup(o + 7);
+		a->config = a->opt_copies[a->ncopies++];
+		return 0;
+	}
+	if (!strcmp(o, "takeover")) {
+		a->takeover = true;
+		return 0;
+	}
+	if (eq) {
+		*eq = '\0';
+		int k = tfs_conf_find(o);
+		*eq = '=';
+		if (k >= 0) {
+			tfs_buf_add(&a->overrides, o, strlen(o) + 1);
+			return 0;
+		}
+	}
+	if (is_fuse_opt(o))
+		return add_fuse_opt(a, o);
+	if (is_mount_only(o))
+		return 0;
+	fprintf(stderr,
+		"topicfs: unknown option '%s' (not a configuration key, see "
+		"topicfs --config-doc, nor a mount option)\n",
+		o);
+	return -1;
+}
+
+static int take_options(struct args *a, const char *list)
+{
+	char *copy = tfs_strdup(list), *save = NULL;
+	int rc = 0;
+
+	for (char *o = strtok_r(copy, ",", &save); o && !rc;
+	     o = strtok_r(NULL, ",", &save))
+		rc = take_option(a, o);
+	free(copy);
+	return rc;
+}
+
+/* Returns 0 to go on, 1 to exit 0 (help), -1 to exit 1. */
+static int parse_args(int argc, char **argv, struct args *a)
+{
+	int npos = 0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *s = argv[i];
+
+		if (!strcmp(s, "-h") || !strcmp(s, "--help")) {
+			usage(stdout);
+			return 1;
+		} else if (!strcmp(s, "-V") || !strcmp(s, "--version")) {
+			printf("topicfs %s\n", VERSION);
+			return 1;
+		} else if (!strcmp(s, "--config-doc")) {
+			tfs_conf_write_doc(stdout);
+			return 1;
+		} else if (!strcmp(s, "-f")) {
+			a->foreground = true;
+		} else if (!strcmp(s, "-d")) {
+			a->foreground = a->debug = true;
+		} else if (!strcmp(s, "-c") || !strcmp(s, "-o")) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "topicfs: %s needs a value\n", s);
+				return -1;
+			}
+			if (s[1] == 'c')
+				a->config = argv[++i];
+			else if (take_options(a, argv[++i]))
+				return -1;
+		} else if (!strncmp(s, "-o", 2)) {
+			if (take_options(a, s + 2))
+				return -1;
+		} else if (s[0] == '-' && s[1]) {
+			fprintf(stderr, "topicfs: unknown option %s\n", s);
+			usage(stderr);
+			return -1;
+		} else if (npos == 0) {
+			a->data_dir = s;
+			npos++;
+		} else if (npos == 1) {
+			a->mountpoint = s;
+			npos++;
+		} else {
+			fprintf(stderr, "topicfs: unexpected argument %s\n", s);
+			return -1;
+		}
+	}
+	if (npos != 2) {
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+static int load_config(struct args *a, struct tfs_conf *c)
+{
+	char err[512];
+
+	tfs_conf_init(c);
+	if (a->config && tfs_conf_load_file(c, a->config, err, sizeof(err))) {
+		fprintf(stderr, "topicfs: %s\n", err);
+		return -1;
+	}
+	for (size_t i = 0; i < a->overrides.len;) {
+		char *kv = a->overrides.data + i;
+		char *eq = strchr(kv, '=');
+
+		i += strlen(kv) + 1;
+		*eq = '\0';
+		int rc = tfs_conf_set(c, kv, eq + 1, err, sizeof(err));
+		*eq = '=';
+		if (rc) {
+			fprintf(stderr, "topicfs: -o %s: %s\n", kv, err);
+			return -1;
+		}
+	}
+	if (a->debug)
+		c->v[TFS_CONF_LOG_LEVEL] = TFS_LOG_DEBUG;
+	tfs_log_set_level((enum tfs_log_level)c->v[TFS_CONF_LOG_LEVEL]);
+	return 0;
+}
+
+/*
+ * Checks the mount point.  A daemon killed with -9 leaves a mount whose
+ * stat fails with ENOTCONN: say so, and with `takeover` detach it.
+ */
+static int check_mountpoint(const char *mnt, bool takeover)
+{
+	struct statfs sfs;
+	struct stat st;
+
+	/* statfs always reaches the file system (stat may be answered from
+	 * the kernel's attribute cache of a dead mount). */
+	if (statfs(mnt, &sfs) == 0 && stat(mnt, &st) == 0) {
+		if (!S_ISDIR(st.st_mode)) {
+			fprintf(stderr, "topicfs: %s is not a directory\n",
+				mnt);
+			return -1;
+		}
+		return 0;
+	}
+	if (errno == ENOTCONN) {
+		if (!takeover) {
+			fprintf(stderr,
+				"topicfs: %s is a stale mount left by a "
+				"topicfs that died; unmount it with "
+				"`fusermount3 -u -z %s`, or start with "
+				"-o takeover\n",
+				mnt, mnt);
+			return -1;
+		}
+		if (umount2(mnt, MNT_DETACH) < 0) {
+			fprintf(stderr, "topicfs: cannot detach the stale "
+					"mount at %s: %s\n",
+				mnt, strerror(errno));
+			return -1;
+		}
+		tfs_warn("took over the stale mount at %s", mnt);
+		return 0;
+	}
+	fprintf(stderr, "topicfs: mount point %s: %s\n", mnt, strerror(errno));
+	return -1;
+}
+
+/* --- daemonisation and readiness -------------------------------------------- */
+
+static int ready_fd = -1;
+
+/* Tells systemd (Type=notify) we are up; a no-op without NOTIFY_SOCKET. */
+static void sd_notify_ready(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	static const char msg[] = "READY=1";
+	int fd;
+
+	if (!path || (path[0] != '/' && path[0] != '@') ||
+	    strlen(path) >= sizeof(sa.sun_path))
+		return;
+	memcpy(sa.sun_path, path, strlen(path));
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';	/* abstract namespace */
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, msg, sizeof(msg) - 1, 0, (struct sockaddr *)&sa,
+		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
+			       strlen(path))) < 0)
+		tfs_warn("sd_notify: %s", strerror(errno));
+	close(fd);
+}
+
+static void on_ready(void *arg)
+{
+	sd_notify_ready();
+	if (ready_fd < 0)
+		return;
+	int fd = open("/dev/null", O_RDWR);
+	char ok = 0;
+
+	tfs_log_use_syslog();
+	if (write(ready_fd, &ok, 1) != 1)
+		tfs_warn("cannot report readiness: %s", strerror(errno));
+	close(ready_fd);
+	ready_fd = -1;
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (fd > STDERR_FILENO)
+			close(fd);
+	}
+}
+
+/* Forks; the parent returns only its exit status. */
+static int daemonize(void)
+{
+	int pfd[2];
+	pid_t pid;
+	char c;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		perror("topicfs: pipe");
+		return 1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		perror("topicfs: fork");
+		return 1;
+	}
+	if (pid > 0) {
+		close(pfd[1]);
+		if (read(pfd[0], &c, 1) == 1 && c == 0)
+			_exit(0);
+		waitpid(pid, NULL, 0);
+		_exit(1);
+	}
+	close(pfd[0]);
+	ready_fd = pfd[1];
+	setsid();
+	if (chdir("/") < 0)
+		return 1;
+	return 0;
+}
+
+static void free_args(struct args *a)
+{
+	for (int i = 0; i < a->ncopies; i++)
+		free(a->opt_copies[i]);
+	tfs_buf_release(&a->overrides);
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = { .overrides = TFS_BUF_INIT };
+	char data_dir[PATH_MAX], mnt[PATH_MAX], fsname[PATH_MAX + 16];
+	struct tfs_store *store;
+	struct tfs_conf conf;
+	int rc;
+
+	rc = parse_args(argc, argv, &a);
+	if (rc) {
+		free_args(&a);
+		return rc > 0 ? 0 : 1;
+	}
+	if (load_config(&a, &conf))
+		goto out_fail;
+	if (check_mountpoint(a.mountpoint, a.takeover) ||
+	    !realpath(a.mountpoint, mnt))
+		goto out_fail;
+	if (mkdir(a.data_dir, 0755) < 0 && errno != EEXIST) {
+		fprintf(stderr, "topicfs: data directory %s: %s\n", a.data_dir,
+			strerror(errno));
+		goto out_fail;
+	}
+	if (!realpath(a.data_dir, data_dir)) {
+		fprintf(stderr, "topicfs: data directory %s: %s\n", a.data_dir,
+			strerror(errno));
+		goto out_fail;
+	}
+	snprintf(fsname, sizeof(fsname), "fsname=%s", data_dir);
+	if (add_fuse_opt(&a, fsname) || add_fuse_opt(&a, "subtype=topicfs") ||
+	    add_fuse_opt(&a, "default_permissions"))
+		goto out_fail;
+	signal(SIGPIPE, SIG_IGN);
+	if (!a.foreground && daemonize())
+		goto out_fail;
+
+	rc = tfs_store_open(data_dir, &conf, &store);
+	if (rc) {
+		fprintf(stderr, "topicfs: cannot open %s: %s\n", data_dir,
+			tfs_strerror(rc));
+		goto out_fail;
+	}
+	struct tfs_fs_config fc = {
+		.mountpoint = mnt,
+		.fuse_opts = a.fuse_opts,
+		.max_threads = (unsigned)tfs_conf_get(&conf,
+						      TFS_CONF_FUSE_THREADS),
+		.clone_fd = tfs_conf_get(&conf, TFS_CONF_FUSE_CLONE_FD),
+		.version = VERSION,
+		.ready = on_ready,
+	};
+	rc = tfs_fs_run(store, &fc);
+	tfs_store_close(store);
+	tfs_info("stopped");
+	tfs_conf_release(&conf);
+	free_args(&a);
+	return rc ? 1 : 0;
+
+out_fail:
+	tfs_conf_release(&conf);
+	free_args(&a);
+	return 1;
+}
