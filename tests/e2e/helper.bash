@@ -1,0 +1,157 @@
+# Shared set-up for the end-to-end tests (bats).  Each test mounts its own
+# node in its own temporary folder; nothing is shared between tests.
+#
+#   setup_node [topicfs options...]   mount a fresh node: $T $DATA $MNT $LOG
+#   start_node [options...]           (re)start the daemon on $DATA at $MNT
+#   stop_node                         unmount; the daemon must exit 0
+#   crash_node                        kill -9 the daemon, clear the dead mount
+#   teardown_node                     stop, scan the log for sanitizer
+#                                     reports, remove the folder
+#   wait_for SECONDS CMD...           poll CMD until it succeeds or fail
+#
+# TOPICFS_BUILD names the build folder (build/ or build-asan/).
+
+TOPICFS_BUILD=${TOPICFS_BUILD:-$(cd "$BATS_TEST_DIRNAME/../../build" && pwd)}
+TOPICFS=$TOPICFS_BUILD/topicfs
+TOOLS=$TOPICFS_BUILD/tests
+
+# Fails (never skips) when something a test needs is missing.
+require() {
+	local c
+	for c in "$@"; do
+		if ! command -v "$c" >/dev/null 2>&1; then
+			echo "missing command '$c': run contrib/install-deps.sh test" >&2
+			return 1
+		fi
+	done
+}
+
+wait_for() {
+	local secs=$1
+	shift
+	local deadline=$(($(date +%s%N) + secs * 1000000000))
+	until "$@" >/dev/null 2>&1; do
+		if [ "$(date +%s%N)" -gt "$deadline" ]; then
+			echo "timed out after ${secs}s waiting for: $*" >&2
+			return 1
+		fi
+		sleep 0.02
+	done
+}
+
+is_mounted() {
+	grep -qs " $1 fuse.topicfs " /proc/mounts
+}
+
+daemon_alive() {
+	kill -0 "$PID" 2>/dev/null
+}
+
+setup_node() {
+	[ -x "$TOPICFS" ] || { echo "no $TOPICFS: run make first" >&2; return 1; }
+	require fusermount3 getfattr setfattr
+	T=$(mktemp -d /tmp/tfs-e2e.XXXXXX)
+	DATA=$T/data
+	MNT=$T/mnt
+	LOG=$T/daemon.log
+	mkdir -p "$MNT"
+	start_node "$@"
+}
+
+start_node() {
+	"$TOPICFS" -f "$@" "$DATA" "$MNT" >>"$LOG" 2>&1 &
+	PID=$!
+	local deadline=$(($(date +%s) + 20))
+	until is_mounted "$MNT"; do
+		if ! daemon_alive; then
+			echo "topicfs exited before mounting; log:" >&2
+			cat "$LOG" >&2
+			return 1
+		fi
+		if [ "$(date +%s)" -gt "$deadline" ]; then
+			echo "topicfs did not mount in 20s; log:" >&2
+			cat "$LOG" >&2
+			return 1
+		fi
+		sleep 0.02
+	done
+}
+
+# Waits for the daemon to exit and checks its status.
+reap_daemon() {
+	local i=0
+	while daemon_alive && [ $i -lt 1500 ]; do
+		sleep 0.02
+		i=$((i + 1))
+	done
+	if daemon_alive; then
+		echo "topicfs did not exit after unmount" >&2
+		kill -9 "$PID" 2>/dev/null
+		return 1
+	fi
+	local rc=0
+	wait "$PID" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		echo "topicfs exited with status $rc; log:" >&2
+		tail -50 "$LOG" >&2
+		return 1
+	fi
+}
+
+stop_node() {
+	local i=0
+	until fusermount3 -u "$MNT" 2>/dev/null; do
+		i=$((i + 1))
+		if [ $i -gt 100 ]; then
+			echo "cannot unmount $MNT" >&2
+			fusermount3 -u "$MNT"
+			return 1
+		fi
+		sleep 0.05
+	done
+	reap_daemon
+}
+
+crash_node() {
+	kill -9 "$PID" 2>/dev/null || true
+	wait "$PID" 2>/dev/null || true
+	fusermount3 -u -z "$MNT" 2>/dev/null || true
+}
+
+check_log_clean() {
+	if grep -E 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:|SUMMARY: (Address|Undefined)' "$LOG" >&2; then
+		echo "sanitizer report in $LOG" >&2
+		return 1
+	fi
+}
+
+teardown_node() {
+	local rc=0
+	[ -n "${T:-}" ] || return 0
+	if is_mounted "$MNT"; then
+		stop_node || rc=1
+	elif [ -n "${PID:-}" ] && daemon_alive; then
+		kill -TERM "$PID"
+		reap_daemon || rc=1
+	fi
+	check_log_clean || rc=1
+	if [ $rc -ne 0 ]; then
+		echo "--- daemon log ($LOG) ---" >&2
+		tail -30 "$LOG" >&2
+	fi
+	rm -rf "$T"
+	return $rc
+}
+
+# xattr helpers: print a value.
+xget() {
+	getfattr --only-values -n "user.topicfs.$1" "$2"
+}
+
+xset() {
+	setfattr -n "user.topicfs.$1" -v "$2" "$3"
+}
+
+fsize() {
+	stat -c %s "$1"
+}
