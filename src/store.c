@@ -619,6 +619,9 @@ static void empty_trash(struct tfs_store *s)
 			close(fd);
 		return;
 	}
+	/* The dup shares trash_fd's position, left at the end by the last
+	 * pass: without the rewind no later pass sees anything. */
+	rewinddir(d);
 	while ((de = readdir(d))) {
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
 			rm_tree(s->trash_fd, de->d_name);
