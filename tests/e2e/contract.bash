@@ -38,9 +38,9 @@ def expect(name, f, *a):
         f(*a)
     except OSError as e:
         got = errno.errorcode.get(e.errno, str(e.errno))
-        assert got == name, 'expected %s, got %s %s' % (name, got, a)
+        assert got == name, 'expected %s, got %s %.200r' % (name, got, a)
         return
-    raise AssertionError('expected %s, got success %s' % (name, a))
+    raise AssertionError('expected %s, got success %.200r' % (name, a))
 try:
 $(printf '%s\n' "$code" | sed 's/^/    /')
 except OSError as e:
