@@ -366,7 +366,18 @@ static int first_to_verify(struct tfs_segment *s, uint64_t n,
 		*k = 0;
 		return 0;
 	}
-	return tfs_segment_find(s, n, TFS_FIND_OFFSET, verify_from, k);
+	struct tfs_index_entry e;
+	int rc = tfs_segment_find(s, n, TFS_FIND_OFFSET, verify_from, k);
+
+	if (rc == 0 && *k == UINT64_MAX)
+		*k = 0;
+	else if (rc == 0)
+		rc = tfs_segment_entry(s, *k, &e);
+	/* The recovery point is a batch boundary: the batch that ends there
+	 * is trusted, the one that starts there is checked. */
+	if (rc == 0 && e.offset + e.length <= verify_from)
+		(*k)++;
+	return rc == TFS_ECORRUPT ? 0 : rc;
 }
 
 /* Loads the state of the trusted entries [0, k): first and last entry. */
