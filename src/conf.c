@@ -173,6 +173,18 @@ static const struct tfs_conf_desc keys[TFS_CONF__COUNT] = {
 		       "segments that fall outside them are deleted.  Takes "
 		       "effect at start-up.",
 	},
+	[TFS_CONF_COMPRESSION_CACHE_BYTES] = {
+		.name = "compression.cache.bytes",
+		.type = TFS_CONF_BYTES,
+		.scope = TFS_SCOPE_DAEMON,
+		.def = 64 * MiB, .min = 0, .max = 64 * GiB,
+		.doc = "Memory, in bytes, for decompressed frames of compressed "
+		       "segments, shared by all readers and evicted least "
+		       "recently used first.  A sequential reader decompresses "
+		       "each frame once as long as the cache holds a few "
+		       "frames per concurrent reader; 0 disables the cache.  "
+		       "Takes effect at start-up.",
+	},
 	[TFS_CONF_RETENTION_MS] = {
 		.name = "retention.ms",
 		.type = TFS_CONF_MS,

@@ -817,9 +817,14 @@ static int reply_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 	bv->count = (size_t)rv.n;
 	for (int i = 0; i < rv.n; i++) {
 		bv->buf[i].size = rv.ext[i].len;
-		bv->buf[i].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		bv->buf[i].fd = rv.ext[i].fd;
-		bv->buf[i].pos = (off_t)rv.ext[i].pos;
+		if (rv.ext[i].mem) {
+			/* A decompressed frame of a compressed segment. */
+			bv->buf[i].mem = (void *)rv.ext[i].mem;
+		} else {
+			bv->buf[i].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+			bv->buf[i].fd = rv.ext[i].fd;
+			bv->buf[i].pos = (off_t)rv.ext[i].pos;
+		}
 	}
 	atomic_store(&h->pos, (uint64_t)off + rv.len);
 	fuse_reply_data(req, bv, 0);

@@ -42,6 +42,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "compactor.h"
+#include "compress.h"
 #include "err.h"
 #include "log.h"
 #include "store.h"
@@ -65,6 +67,7 @@ struct tfs_store {
 	uint32_t next_id;		/* (create_lock) */
 
 	struct tfs_workers *syncer;
+	struct tfs_compactor *compactor;
 	pthread_t flusher;
 	bool flusher_running;
 	pthread_mutex_t fl_lock;
@@ -781,8 +784,22 @@ int tfs_store_open(const char *dir, const struct tfs_conf *conf,
 		goto out_close;
 	}
 	s->flusher_running = true;
+	tfs_zcache_set_capacity((size_t)tfs_conf_get(
+		conf, TFS_CONF_COMPRESSION_CACHE_BYTES));
+	rc = tfs_compactor_start(
+		s, tfs_conf_get(conf, TFS_CONF_RETENTION_CHECK_INTERVAL_MS),
+		&s->compactor);
+	if (rc)
+		goto out_stop;
 	*out = s;
 	return 0;
+
+out_stop:
+	pthread_mutex_lock(&s->fl_lock);
+	s->stopping = true;
+	pthread_cond_signal(&s->fl_cond);
+	pthread_mutex_unlock(&s->fl_lock);
+	pthread_join(s->flusher, NULL);
 
 out_close:
 	for (size_t i = 0; i < s->ntopics; i++) {
@@ -816,6 +833,7 @@ void tfs_store_close(struct tfs_store *s)
 {
 	if (!s)
 		return;
+	tfs_compactor_stop(s->compactor);
 	if (s->flusher_running) {
 		pthread_mutex_lock(&s->fl_lock);
 		s->stopping = true;
