@@ -920,11 +920,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	switch (h->kind) {
 	case K_STATUS:
 	case K_METRICS:
+		/* The kernel completes the read while our writev of the
+		 * reply is still returning; the reader may then close, and
+		 * a release on another thread free the text under us. */
+		handle_ref(h);
 		if ((size_t)off >= h->text_len)
 			fuse_reply_buf(req, NULL, 0);
 		else
 			fuse_reply_buf(req, h->text + off,
 				       TFS_MIN(size, h->text_len - (size_t)off));
+		handle_unref(h);
 		return;
 	case K_PART:
 		if (!reply_read(req, h, size, off))
