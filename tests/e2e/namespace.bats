@@ -99,6 +99,24 @@ expect("EPERM", os.mkdir, mnt + "/.topicfs/sub")
 	[ "$(cat "$MNT/gone/1")" = again ]
 }
 
+@test "rmdir deletes a topic with a 249-character name, whatever its id" {
+	# Topic ids are never reused, so they grow; the trash entry of a
+	# deleted topic is named after both and must still fit NAME_MAX.
+	stop_node
+	printf 'topicfs-store 1\nnext_topic_id 4000000000\n' >"$DATA/meta"
+	start_node -o num.partitions=3
+	local n249
+	n249=$(printf 'a%.0s' $(seq 249))
+	mkdir "$MNT/$n249"
+	echo data >>"$MNT/$n249/0"
+	rmdir "$MNT/$n249"
+	[ ! -e "$MNT/$n249" ]
+	wait_for 10 test ! -e "$DATA/topics/$n249"
+	wait_for 10 trash_empty
+	mkdir "$MNT/$n249"
+	[ "$(fsize "$MNT/$n249/0")" -eq 0 ]
+}
+
 @test "rmdir of a topic with a reader open: the reader ends, the data goes" {
 	mkdir "$MNT/t"
 	echo one >>"$MNT/t/0"
