@@ -34,6 +34,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -966,6 +967,9 @@ int tfs_store_delete_topic(struct tfs_store *s, const char *name)
 		return -ENOENT;
 	}
 	snprintf(trash, sizeof(trash), "%u-%s", t->id, name);
+	/* The id alone keeps it unique; the name is for people looking,
+	 * and a long one would not fit a directory entry. */
+	trash[NAME_MAX] = '\0';
 	rc = tfs_sys_renameat(s->topics_fd, name, s->trash_fd, trash);
 	if (rc == 0)
 		rc = tfs_sys_fsync(s->topics_fd);
