@@ -234,3 +234,26 @@ print("checks", checks)
 	wait "$wpid"
 	"$TOOLS/checkrecords" -W 9 "$MNT/t/0"
 }
+
+@test "O_DIRECT appends of several MiB per write arrive whole and in order" {
+	# With asynchronous direct I/O the kernel would send the 1 MiB
+	# pieces of one write at once and a threaded daemon reorder them.
+	: >"$T/src"
+	"$TOOLS/writer" "$T/src" 3 8000
+	dd if="$T/src" of="$MNT/t/0" bs=4M oflag=append,direct conv=notrunc status=none
+	cmp "$T/src" "$MNT/t/0"
+	"$TOOLS/checkrecords" -W 1 -n 8000 "$MNT/t/0"
+	# A shared writable mapping would write at offsets, not append: it
+	# must be refused (direct I/O files cannot be mapped at all).
+	pyrun '
+import mmap
+fd = os.open(mnt + "/t/0", os.O_RDWR | os.O_APPEND)
+try:
+    mmap.mmap(fd, 4096, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+    raise AssertionError("writable shared mapping allowed")
+except OSError:
+    pass
+os.close(fd)
+'
+	cmp "$T/src" "$MNT/t/0"
+}
