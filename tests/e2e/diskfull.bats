@@ -176,3 +176,46 @@ assert c == b"abc\n" or c == b"h" * 50000 + b"\nabc\n", c[:20]
 '
 	check_files t/0
 }
+
+@test "disk full at a restart after kill -9: the topic opens, reads work, writes resume" {
+	mkdir "$MNT/t"
+	"$TOOLS/writer" "$MNT/t/0" 1 300
+	pyrun '
+p = mnt + "/t/0"
+fd = os.open(p, os.O_WRONLY | os.O_APPEND)
+for rec in [b"f" * 999 + b"\n", b"s\n"]:
+    try:
+        while True:
+            os.write(fd, rec)
+    except OSError as e:
+        assert e.errno == errno.ENOSPC, e
+os.close(fd)
+# Whatever is left goes to a file beside the data: nothing can be written.
+big = os.open(data + "/../fill", os.O_WRONLY | os.O_CREAT, 0o644)
+try:
+    while True:
+        os.write(big, b"\0" * 1024)
+except OSError as e:
+    assert e.errno == errno.ENOSPC, e
+os.close(big)
+'
+	local md5
+	md5=$(md5sum <"$MNT/t/0")
+	# The recovery after a crash wants to write a checkpoint: it cannot.
+	crash_node
+	start_node
+	[ "$(ls "$MNT")" = t ]
+	[ "$(md5sum <"$MNT/t/0")" = "$md5" ]
+	"$TOOLS/checkrecords" -x -W 1 -n 300 "$MNT/t/0"
+	run bash -c "echo more >>'$MNT/t/0'"
+	[[ "$output" == *"No space left"* ]]
+	rm "$DISK/fill" "$DISK/filler"
+	sync -f "$DISK"
+	wait_for 20 sh -c "echo back >>'$MNT/t/0'"
+	[ "$(tail -n 1 "$MNT/t/0")" = back ]
+	check_files t/0
+	# The checkpoint is written once there is room again.
+	local end
+	end=$(fsize "$MNT/t/0")
+	wait_for 10 grep -q "^recovery_point $end " "$DATA/topics/t/0/checkpoint"
+}
