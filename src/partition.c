@@ -434,8 +434,19 @@ static int settle(struct tfs_partition *p, size_t from, bool created,
 		rc = tfs_segment_sync(p->segs[i]);
 	if (!rc)
 		rc = tfs_sys_fsync(p->dirfd);
-	if (!rc)
-		rc = write_checkpoint(p, &ck);
+	if (rc)
+		return rc;
+	rc = write_checkpoint(p, &ck);
+	if (!created && (rc == -ENOSPC || rc == -EDQUOT)) {
+		/* What recovery kept is durable, and the old checkpoint
+		 * stays true: the next recovery only checks more.  A full
+		 * disk must not take the partition away from its readers;
+		 * the flusher writes the checkpoint once there is room. */
+		p->durable = p->end;
+		p->durable_record = p->end_record;
+		p->ckpt_end = old->found ? old->rp : 0;
+		return 0;
+	}
 	if (rc)
 		return rc;
 out:
