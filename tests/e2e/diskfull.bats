@@ -219,3 +219,40 @@ os.close(big)
 	end=$(fsize "$MNT/t/0")
 	wait_for 10 grep -q "^recovery_point $end " "$DATA/topics/t/0/checkpoint"
 }
+
+@test "disk full: mkdir, settings and partition growth fail with ENOSPC and change nothing" {
+	mkdir "$MNT/t"
+	echo one >>"$MNT/t/0"
+	pyrun '
+big = os.open(data + "/../fill", os.O_WRONLY | os.O_CREAT, 0o644)
+for size in [1 << 20, 4096, 1024, 1]:
+    try:
+        while True:
+            os.write(big, b"\0" * size)
+    except OSError as e:
+        assert e.errno == errno.ENOSPC, e
+os.close(big)
+t = mnt + "/t"
+expect("ENOSPC", os.mkdir, mnt + "/u")
+expect("ENOSPC", os.setxattr, t, "user.topicfs.retention.ms", b"1h")
+expect("ENOSPC", os.setxattr, t, "user.topicfs.partitions", b"3")
+assert os.listdir(mnt) == ["t"]
+assert os.getxattr(t, "user.topicfs.retention.ms") == b"604800000"
+assert os.getxattr(t, "user.topicfs.partitions") == b"1"
+assert sorted(os.listdir(t)) == ["0"]
+assert sorted(f for f in os.listdir(data + "/topics/t") if f[0].isdigit()) == ["0"]
+assert [f for f in os.listdir(data + "/topics") if f != "t"] == []
+'
+	[ "$(cat "$MNT/t/0")" = one ]
+	rm "$DISK/fill"
+	sync -f "$DISK"
+	wait_for 20 mkdir "$MNT/u"
+	xset partitions 3 "$MNT/t"
+	xset retention.ms 1h "$MNT/t"
+	[ "$(ls "$MNT/t" | tr '\n' ' ')" = "0 1 2 " ]
+	stop_node
+	start_node
+	[ "$(ls "$MNT" | tr '\n' ' ')" = "t u " ]
+	[ "$(xget partitions "$MNT/t")" = 3 ]
+	[ "$(xget retention.ms "$MNT/t")" = 3600000 ]
+}
