@@ -1013,17 +1013,18 @@ int tfs_topic_set_partitions(struct tfs_topic *t, uint32_t n)
 		uint32_t old = t->nparts;
 
 		rc = open_partitions(t, old, n, true);
-		if (rc == 0)
-			rc = write_topic_json(t, n);
-		if (rc == 0) {
-			t->nparts = n;
-			tfs_info("topic %s: %u partitions", t->name, n);
-		} else {
+		if (rc) {
+			/* open_partitions closed what it had opened. */
+			remove_extra_partitions(t, old);
+		} else if ((rc = write_topic_json(t, n)) != 0) {
 			for (uint32_t i = old; i < n; i++) {
 				tfs_partition_close(t->parts[i], TFS_EDELETED);
 				tfs_partition_unref(t->parts[i]);
 			}
 			remove_extra_partitions(t, old);
+		} else {
+			t->nparts = n;
+			tfs_info("topic %s: %u partitions", t->name, n);
 		}
 	}
 	pthread_mutex_unlock(&t->lock);

@@ -236,12 +236,12 @@ t = mnt + "/t"
 expect("ENOSPC", os.mkdir, mnt + "/u")
 expect("ENOSPC", os.setxattr, t, "user.topicfs.retention.ms", b"1h")
 expect("ENOSPC", os.setxattr, t, "user.topicfs.partitions", b"3")
-assert os.listdir(mnt) == ["t"]
+assert sorted(os.listdir(mnt)) == [".topicfs", "t"], os.listdir(mnt)
 assert os.getxattr(t, "user.topicfs.retention.ms") == b"604800000"
 assert os.getxattr(t, "user.topicfs.partitions") == b"1"
-assert sorted(os.listdir(t)) == ["0"]
-assert sorted(f for f in os.listdir(data + "/topics/t") if f[0].isdigit()) == ["0"]
-assert [f for f in os.listdir(data + "/topics") if f != "t"] == []
+assert sorted(os.listdir(t)) == [".follow", "0"], os.listdir(t)
+assert sorted(f for f in os.listdir(data + "/topics/t") if f[0].isdigit()) == ["0"], os.listdir(data + "/topics/t")
+assert [f for f in os.listdir(data + "/topics") if f != "t"] == [], os.listdir(data + "/topics")
 '
 	[ "$(cat "$MNT/t/0")" = one ]
 	rm "$DISK/fill"
