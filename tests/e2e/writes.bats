@@ -156,6 +156,8 @@ assert content(p) == b"A1-ab\nB1-ab\nA2-ab\nB2-b\n", content(p)
 	[ "$status" -eq 0 ]
 	[ "$(xget records "$MNT/t/0")" = 12000 ]
 	[ "$(metric topicfs_partition_append_records_total t 0)" -eq 12000 ]
+	# Every writer's handle is gone again (the reader of metrics is one).
+	wait_for 5 grep -qx 'topicfs_open_handles 1' "$MNT/.topicfs/metrics"
 }
 
 @test "8 writers on 4 partitions: every record intact, in order, where it was written" {
