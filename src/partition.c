@@ -113,6 +113,26 @@ static int read_checkpoint(struct tfs_partition *p, struct checkpoint *ck)
 	return 0;
 }
 
+#define DISK_WARNING_MS 10000
+
+/*
+ * Logs a disk problem of the partition at most once every 10 s: a full
+ * disk refuses every write and fails every checkpoint, and one line per
+ * attempt would flood the log.
+ */
+static void disk_warning(struct tfs_partition *p, const char *what, int rc)
+{
+	int64_t now = tfs_mono_ms();
+	int64_t last = atomic_load(&p->last_disk_warning);
+
+	if (last && now - last < DISK_WARNING_MS)
+		return;
+	if (!atomic_compare_exchange_strong(&p->last_disk_warning, &last, now))
+		return;
+	tfs_warn("%s: %s: %s (repeats are not logged for %d s)", p->name,
+		 what, tfs_strerror(rc), DISK_WARNING_MS / 1000);
+}
+
 static int write_checkpoint(struct tfs_partition *p,
 			    const struct checkpoint *ck)
 {
@@ -125,8 +145,7 @@ static int write_checkpoint(struct tfs_partition *p,
 	int rc = tfs_sys_write_atomic(p->dirfd, CHECKPOINT, buf, (size_t)n);
 
 	if (rc)
-		tfs_warn("%s: cannot write checkpoint: %s", p->name,
-			 tfs_strerror(rc));
+		disk_warning(p, "cannot write checkpoint", rc);
 	return rc;
 }
 
@@ -871,8 +890,7 @@ static int roll(struct tfs_partition *p)
 	int rc = tfs_segment_create(p->dirfd, p->end, p->end_record, &s);
 
 	if (rc) {
-		tfs_warn("%s: cannot start segment %020" PRIu64 ": %s",
-			 p->name, p->end, tfs_strerror(rc));
+		disk_warning(p, "cannot start a new segment", rc);
 		return rc;
 	}
 	active->sealed = true;
@@ -936,6 +954,9 @@ int tfs_partition_append(struct tfs_partition *p, struct tfs_append *a)
 	if (rc) {
 		if (active->broken)
 			p->failed = -EIO;
+		else
+			disk_warning(p, "write refused, nothing of it stored",
+				     rc);
 		goto out_unlock;
 	}
 	p->end += len;
