@@ -21,7 +21,7 @@
 # its own (see docs/PERFORMANCE.md, "Compressed segments").
 #
 # Environment:
-#   BENCH_QUICK=1        small sizes, about a minute in all (a smoke run)
+#   BENCH_QUICK=1        small sizes, about 1.5 minutes in all (a smoke run)
 #   BENCH_ROUNDS=N       rounds (default 5; 3 with BENCH_QUICK)
 #   BENCH_SYSTEMS="..."  subset of: topicfs passthrough_ll native redis
 #   BENCH_WORKLOADS="..." subset of the workload names below (ALL_WORKLOADS)
