@@ -61,6 +61,24 @@ static void test_newlines(void)
 	CHECK_EQ(tfs_count_newlines(s, sizeof(s)), 5);
 	CHECK_EQ(tfs_count_newlines(s + 1, 15), 1);
 	CHECK_EQ(tfs_count_newlines(s, 0), 0);
+
+	TEST("count newlines: every length and alignment against a plain loop");
+	static char big[4096 + 64];
+	uint32_t seed = 7;
+	for (size_t i = 0; i < sizeof(big); i++) {
+		seed = seed * 1103515245 + 12345;
+		big[i] = (seed >> 16) % 5 == 0 ? '\n' : (char)(seed >> 8);
+	}
+	int bad = 0;
+	for (size_t off = 0; off < 64; off += 7) {
+		for (size_t n = 0; n + off <= sizeof(big); n += n < 200 ? 1 : 61) {
+			size_t want = 0;
+			for (size_t i = 0; i < n; i++)
+				want += big[off + i] == '\n';
+			bad += tfs_count_newlines(big + off, n) != want;
+		}
+	}
+	CHECK_EQ(bad, 0);
 }
 
 static void test_buf(void)
