@@ -86,6 +86,9 @@ struct tfs_segment {
 
 	int64_t created;	/* creation time (ms), from the index header */
 	bool broken;		/* (P) a failed append could not be undone */
+	uint64_t idx_size;	/* (P) size of the .index file */
+	unsigned char *idx_map;	/* (P) mapping of the .index, appends only */
+	uint64_t idx_mapped;	/* (P) bytes mapped */
 
 	uint64_t synced_size;	/* (P) log bytes known to be on disk */
 	uint64_t synced_entries;/* (P) index entries known to be on disk */
@@ -172,6 +175,12 @@ int tfs_segment_compress(struct tfs_segment *s, int level, size_t frame_bytes,
 
 /* Unlinks the .log of a segment replaced by its compressed copy. */
 int tfs_segment_unlink_log(struct tfs_segment *s);
+
+/*
+ * Gives back the index space preallocated for appends and unmaps it (a
+ * segment being sealed or closed).  0 or -errno.  Partition lock held.
+ */
+int tfs_segment_trim(struct tfs_segment *s);
 
 /* Cuts the segment back to byte offset off, which must be a batch start
  * or the end (raw segments only: -EOPNOTSUPP for compressed ones).

@@ -854,6 +854,7 @@ void tfs_partition_close(struct tfs_partition *p, int why)
 	if (why != TFS_EDELETED)
 		sync_job_fn(&p->sync_job);
 	pthread_mutex_lock(&p->lock);
+	tfs_segment_trim(p->segs[p->nsegs - 1]);
 	tfs_list_splice_tail(&woken, &p->waiters);
 	for (struct tfs_list *l = woken.next; l != &woken; l = l->next)
 		tfs_container_of(l, struct tfs_waiter, link)->parked = false;
@@ -894,6 +895,9 @@ static int roll(struct tfs_partition *p)
 		return rc;
 	}
 	active->sealed = true;
+	/* Its preallocated index tail goes; a crash before that reaches the
+	 * disk leaves zeros that the next open trims. */
+	tfs_segment_trim(active);
 	push_segment(p, s);
 	p->dir_dirty = true;
 	return 0;

@@ -41,10 +41,19 @@
  *
  * WRITE ORDER AND RECOVERY
  *
- * An append writes the batch's bytes to the .log, then the entry to the
- * .index; a failure in either cuts both files back.  Nothing is fsynced
- * here: the partition's sync job fsyncs both files, and a checkpoint
- * records the offset up to which everything is known to be on disk.
+ * An append writes the batch's bytes to the .log, then its entry into the
+ * .index.  The active segment's index is preallocated (zeros written with
+ * pwrite, so its blocks exist) and mapped: the entry is a store into the
+ * mapping, not a second system call per append, and it cannot fail once
+ * the space is reserved, which happens before the log write.  A killed
+ * daemon loses nothing (the mapping's pages are the page cache); fdatasync
+ * of the index writes them back.  A failure cuts the log back.  Nothing is
+ * fsynced here: the partition's sync job fsyncs both files, and a
+ * checkpoint records the offset up to which everything is on disk.
+ *
+ * The preallocated tail of an index is all zeros, which no entry can be
+ * (its CRC covers the rest); recovery and open take a zero tail as unused
+ * space and trim it, and sealing a segment trims it at once.
  *
  * After a crash the partition opens every segment.  Entries at or after
  * the checkpoint are checked in order: the entry's own CRC, continuity of
@@ -70,6 +79,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -215,6 +225,7 @@ static struct tfs_segment *segment_alloc(int dirfd, uint64_t base)
 	s->uid = tfs_zcache_new_uid();
 	s->dirfd = dirfd;
 	s->log_fd = s->idx_fd = -1;
+	s->idx_size = TFS_INDEX_HEADER_SIZE;
 	return s;
 }
 
@@ -300,14 +311,128 @@ int tfs_segment_entry(struct tfs_segment *s, uint64_t i,
 	return tfs_index_decode(buf, e);
 }
 
+static void idx_unmap(struct tfs_segment *s)
+{
+	if (s->idx_map)
+		munmap(s->idx_map, s->idx_mapped);
+	s->idx_map = NULL;
+	s->idx_mapped = 0;
+}
+
 /* Cuts both files to n entries and `size` log bytes. */
 static int cut(struct tfs_segment *s, uint64_t n, uint64_t size)
 {
-	int rc = tfs_sys_ftruncate(s->idx_fd, entry_pos(n));
+	int rc;
 
+	idx_unmap(s);
+	rc = tfs_sys_ftruncate(s->idx_fd, entry_pos(n));
 	if (rc < 0)
 		return rc;
+	s->idx_size = (uint64_t)entry_pos(n);
 	return tfs_sys_ftruncate(s->log_fd, (off_t)size);
+}
+
+#define IDX_GROW_MIN 1024	/* entries: 48 KiB for a quiet partition */
+#define IDX_GROW_MAX 16384	/* entries: 768 KiB at most per step */
+
+/* Writes zeros to [from, to) of fd, so the blocks exist. */
+static int zero_fill(int fd, uint64_t from, uint64_t to)
+{
+	static const unsigned char zeros[64 * 1024];
+
+	while (from < to) {
+		size_t n = (size_t)TFS_MIN((uint64_t)sizeof(zeros), to - from);
+		ssize_t w = tfs_sys_pwrite(fd, zeros, n, (off_t)from);
+
+		if (w < 0)
+			return (int)w;
+		from += n;
+	}
+	return 0;
+}
+
+/*
+ * Makes room in the mapped index for `entries` entries: grows the file by
+ * doubling steps (zeros written, not a hole: a store into the mapping must
+ * never need a block) and maps it.  -ENOSPC and friends come here, before
+ * anything of the append is written.
+ */
+static int idx_reserve(struct tfs_segment *s, uint64_t entries)
+{
+	uint64_t need = (uint64_t)entry_pos(entries), cap = s->idx_size;
+	int rc;
+
+	if (need <= s->idx_mapped)
+		return 0;
+	if (need > cap) {
+		uint64_t have = (cap - TFS_INDEX_HEADER_SIZE) /
+				TFS_INDEX_ENTRY_SIZE;
+		uint64_t step = TFS_MIN(TFS_MAX(have, IDX_GROW_MIN),
+					IDX_GROW_MAX);
+
+		cap = (uint64_t)entry_pos(TFS_MAX(have + step, entries));
+		rc = zero_fill(s->idx_fd, s->idx_size, cap);
+		if (rc) {
+			tfs_sys_ftruncate(s->idx_fd, (off_t)s->idx_size);
+			return rc;
+		}
+		s->idx_size = cap;
+	}
+	void *m = s->idx_map ? mremap(s->idx_map, s->idx_mapped, cap,
+				      MREMAP_MAYMOVE)
+			     : mmap(NULL, cap, PROT_READ | PROT_WRITE,
+				    MAP_SHARED, s->idx_fd, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	s->idx_map = m;
+	s->idx_mapped = cap;
+	return 0;
+}
+
+int tfs_segment_trim(struct tfs_segment *s)
+{
+	uint64_t exact = (uint64_t)entry_pos(s->entries);
+	int rc = 0;
+
+	idx_unmap(s);
+	if (s->kind == TFS_SEG_RAW && s->idx_size > exact) {
+		rc = tfs_sys_ftruncate(s->idx_fd, (off_t)exact);
+		if (rc == 0)
+			s->idx_size = exact;
+	}
+	return rc;
+}
+
+static bool entry_is_zero(struct tfs_segment *s, uint64_t i)
+{
+	unsigned char buf[TFS_INDEX_ENTRY_SIZE];
+
+	if (tfs_sys_pread(s->idx_fd, buf, sizeof(buf), entry_pos(i)) !=
+	    (ssize_t)sizeof(buf))
+		return false;
+	for (size_t j = 0; j < sizeof(buf); j++)
+		if (buf[j])
+			return false;
+	return true;
+}
+
+/* Entries before the preallocated (all-zero) tail of an n-entry index. */
+static uint64_t used_entries(struct tfs_segment *s, uint64_t n)
+{
+	uint64_t lo = 0, hi = n;
+
+	if (n == 0 || !entry_is_zero(s, n - 1))
+		return n;
+	/* Zeros are only ever a tail: find where it starts. */
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+
+		if (entry_is_zero(s, mid))
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
 }
 
 /* State carried through the checks of one segment's entries. */
@@ -573,8 +698,10 @@ static int segment_open(int dirfd, uint64_t base, uint64_t base_record,
 		goto out_done;
 	}
 
-	n = ((uint64_t)ist.st_size - TFS_INDEX_HEADER_SIZE) /
-	    TFS_INDEX_ENTRY_SIZE;
+	s->idx_size = (uint64_t)ist.st_size;
+	n = used_entries(s, ((uint64_t)ist.st_size - TFS_INDEX_HEADER_SIZE) /
+				   TFS_INDEX_ENTRY_SIZE);
+	bool zero_tail = (uint64_t)ist.st_size > (uint64_t)entry_pos(n);
 	rc = first_to_verify(s, n, verify_from, &k);
 	if (rc == 0)
 		rc = load_trusted(s, k, &sc);
@@ -590,14 +717,16 @@ static int segment_open(int dirfd, uint64_t base, uint64_t base_record,
 	}
 	s->records = sc.rec_known ? sc.next_rec - s->base_record : 0;
 
-	/* Whatever lies past the last good entry in either file goes. */
+	/* Whatever lies past the last good entry in either file goes; a
+	 * zero tail is only unused preallocated space. */
 	if ((uint64_t)ist.st_size != (uint64_t)entry_pos(s->entries) ||
 	    sc.log_size != s->size) {
 		if (sc.log_size > s->size && !rec->reason)
 			rec->reason = "bytes without an index entry";
-		if (!rec->reason)
+		if (!rec->reason && !(zero_tail && s->entries == n))
 			rec->reason = "partial index entry";
-		rec->bytes_cut += sc.log_size - s->size;
+		if (rec->reason)
+			rec->bytes_cut += sc.log_size - s->size;
 		rc = cut(s, s->entries, s->size);
 		if (rc)
 			goto out_free;
@@ -636,6 +765,7 @@ void tfs_segment_unref(struct tfs_segment *s)
 	if (!s || atomic_fetch_sub_explicit(&s->refs, 1,
 					    memory_order_acq_rel) != 1)
 		return;
+	idx_unmap(s);
 	tfs_sys_close(s->log_fd);
 	tfs_sys_close(s->idx_fd);
 	if (s->kind == TFS_SEG_ZSTD) {
@@ -648,20 +778,19 @@ void tfs_segment_unref(struct tfs_segment *s)
 int tfs_segment_append(struct tfs_segment *s, const struct tfs_index_entry *e,
 		       const struct iovec *iov, int iovcnt)
 {
-	unsigned char ent[TFS_INDEX_ENTRY_SIZE];
 	uint64_t pos = e->offset - s->base;
 	ssize_t w;
 	int rc;
 
 	if (s->broken || s->kind != TFS_SEG_RAW)
 		return -EIO;
+	rc = idx_reserve(s, s->entries + 1);
+	if (rc)
+		return rc;
 	w = tfs_sys_pwritev(s->log_fd, iov, iovcnt, (off_t)pos);
 	if (w < 0)
 		goto out_undo;
-	tfs_index_encode(e, ent);
-	w = tfs_sys_pwrite(s->idx_fd, ent, sizeof(ent), entry_pos(s->entries));
-	if (w < 0)
-		goto out_undo;
+	tfs_index_encode(e, s->idx_map + entry_pos(s->entries));
 
 	if (s->entries == 0)
 		s->first_ts = e->timestamp;
@@ -674,8 +803,8 @@ int tfs_segment_append(struct tfs_segment *s, const struct tfs_index_entry *e,
 	return 0;
 
 out_undo:
-	/* Nothing of a failed batch may stay: cut both files back. */
-	rc = cut(s, s->entries, s->size);
+	/* Nothing of a failed batch may stay: cut the log back. */
+	rc = tfs_sys_ftruncate(s->log_fd, (off_t)s->size);
 	if (rc) {
 		tfs_err("segment %020llu: cannot undo a failed append: %s",
 			(unsigned long long)s->base, tfs_strerror(rc));
