@@ -951,24 +951,56 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 /* --- writing ---------------------------------------------------------------- */
 
+/*
+ * An append on behalf of a request.  The request is never answered while
+ * a lock is held: the writer's next write() arrives the moment it is, and
+ * would find the open file still locked (a futex round trip per write).
+ * So an append that completes inside tfs_partition_append() leaves the
+ * answer to its submitter, which sends it after unlocking; one that
+ * completes later (durability=sync) is answered by the thread that
+ * completes it.  `state` settles which of the two it is.
+ */
+enum { WR_SUBMITTING, WR_LEFT, WR_DONE };
+
 struct write_req {
 	struct tfs_append a;
 	fuse_req_t req;
 	size_t reply;		/* bytes to report written */
 	bool is_flush;
+	atomic_int state;
+	int status;
 };
 
-static void write_done(struct tfs_append *a, int status)
+static void write_reply(struct write_req *wr)
 {
-	struct write_req *wr = tfs_container_of(a, struct write_req, a);
-
-	if (status)
-		reply_code(wr->req, status);
+	if (wr->status)
+		reply_code(wr->req, wr->status);
 	else if (wr->is_flush)
 		fuse_reply_err(wr->req, 0);
 	else
 		fuse_reply_write(wr->req, wr->reply);
 	free(wr);
+}
+
+static void write_done(struct tfs_append *a, int status)
+{
+	struct write_req *wr = tfs_container_of(a, struct write_req, a);
+	int expect = WR_SUBMITTING;
+
+	wr->status = status;
+	if (atomic_compare_exchange_strong(&wr->state, &expect, WR_DONE))
+		return;	/* the submitter answers once it has unlocked */
+	write_reply(wr);
+}
+
+/* The submitter's side: call after releasing every lock. */
+static void submit_finish(struct write_req *wr)
+{
+	int expect = WR_SUBMITTING;
+
+	if (atomic_compare_exchange_strong(&wr->state, &expect, WR_LEFT))
+		return;	/* not complete yet: write_done answers */
+	write_reply(wr);
 }
 
 static unsigned append_flags(struct handle *h)
@@ -980,12 +1012,14 @@ static unsigned append_flags(struct handle *h)
 }
 
 /*
- * Appends iov as one batch for request req; the request is answered by
- * write_done (reply bytes, or 0 for a flush).  Returns 0 when accepted or
- * the error (nothing answered).  h->mu held.
+ * Appends iov as one batch for request req (reply: bytes to report, or a
+ * flush).  Returns 0 when accepted, with *pending to pass to
+ * submit_finish() once h->mu is released; or the error, nothing answered.
+ * h->mu held.
  */
 static int submit(fuse_req_t req, struct handle *h, struct iovec *iov,
-		  int iovcnt, size_t reply, bool is_flush)
+		  int iovcnt, size_t reply, bool is_flush,
+		  struct write_req **pending)
 {
 	struct write_req *wr = tfs_calloc(1, sizeof(*wr));
 	int rc;
@@ -993,6 +1027,7 @@ static int submit(fuse_req_t req, struct handle *h, struct iovec *iov,
 	wr->req = req;
 	wr->reply = reply;
 	wr->is_flush = is_flush;
+	atomic_init(&wr->state, WR_SUBMITTING);
 	wr->a.iov = iov;
 	wr->a.iovcnt = iovcnt;
 	wr->a.flags = append_flags(h);
@@ -1000,6 +1035,8 @@ static int submit(fuse_req_t req, struct handle *h, struct iovec *iov,
 	rc = tfs_partition_append(h->p, &wr->a);
 	if (rc)
 		free(wr);
+	else
+		*pending = wr;
 	return rc;
 }
 
@@ -1163,12 +1200,14 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	if (h->partial.len)
 		iov[cnt++] = (struct iovec){ h->partial.data, h->partial.len };
 	iov[cnt++] = (struct iovec){ (void *)b, whole };
-	rc = submit(req, h, iov, cnt, size, false);
+	struct write_req *wr;
+	rc = submit(req, h, iov, cnt, size, false, &wr);
 	if (rc == 0) {
-		/* Answered by write_done; keep the new partial line. */
+		/* Keep the new partial line; answer after unlocking. */
 		tfs_buf_reset(&h->partial);
 		tfs_buf_add(&h->partial, last + 1, n - whole);
 		pthread_mutex_unlock(&h->mu);
+		submit_finish(wr);
 		return;
 	}
 	goto out_unlock;
@@ -1187,32 +1226,36 @@ static void release_done(struct tfs_append *a, int status)
 	free(tfs_container_of(a, struct write_req, a));
 }
 
-/* Commits a held partial line with '\n'.  Answers req (0 or error) if
- * given.  h->mu held. */
-static void commit_partial(fuse_req_t req, struct handle *h)
+/*
+ * Commits a held partial line with '\n'.  With req (a flush): returns the
+ * pending append to finish after unlocking, or NULL with *answer the code
+ * to answer req with (0 when there was nothing to commit).  Without req
+ * (release): nothing to answer.  h->mu held.
+ */
+static struct write_req *commit_partial(fuse_req_t req, struct handle *h,
+					int *answer)
 {
+	struct write_req *wr = NULL;
 	int rc = 0;
 
-	if (h->partial.len == 0) {
-		if (req)
-			fuse_reply_err(req, 0);
-		return;
-	}
+	*answer = 0;
+	if (h->partial.len == 0)
+		return NULL;
 	tfs_buf_add(&h->partial, "\n", 1);
 	struct iovec iov = { h->partial.data, h->partial.len };
 	if (req) {
-		rc = submit(req, h, &iov, 1, 0, true);
+		rc = submit(req, h, &iov, 1, 0, true, &wr);
 	} else {
-		struct write_req *wr = tfs_calloc(1, sizeof(*wr));
+		struct write_req *rel = tfs_calloc(1, sizeof(*rel));
 
 		/* Release has no one to answer: only the data matters. */
-		wr->a.iov = &iov;
-		wr->a.iovcnt = 1;
-		wr->a.flags = append_flags(h);
-		wr->a.done = release_done;
-		rc = tfs_partition_append(h->p, &wr->a);
+		rel->a.iov = &iov;
+		rel->a.iovcnt = 1;
+		rel->a.flags = append_flags(h);
+		rel->a.done = release_done;
+		rc = tfs_partition_append(h->p, &rel->a);
 		if (rc) {
-			free(wr);
+			free(rel);
 			tfs_warn("%s: partial line lost at close: %s",
 				 h->p->name, tfs_strerror(rc));
 		}
@@ -1222,8 +1265,9 @@ static void commit_partial(fuse_req_t req, struct handle *h)
 	} else {
 		/* Keep it for a later attempt (at release). */
 		h->partial.data[--h->partial.len] = '\0';
-		reply_code(req, rc);
+		*answer = rc;
 	}
+	return wr;
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1234,9 +1278,16 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, 0);
 		return;
 	}
+	struct write_req *wr;
+	int answer;
+
 	pthread_mutex_lock(&h->mu);
-	commit_partial(req, h);
+	wr = commit_partial(req, h, &answer);
 	pthread_mutex_unlock(&h->mu);
+	if (wr)
+		submit_finish(wr);
+	else
+		reply_code(req, answer);
 }
 
 static void poll_release(struct handle *h);
@@ -1247,8 +1298,10 @@ static void op_release(fuse_req_t req, fuse_ino_t ino,
 	struct handle *h = handle_of(fi);
 
 	if (h->kind == K_PART && h->writable) {
+		int unused;
+
 		pthread_mutex_lock(&h->mu);
-		commit_partial(NULL, h);
+		commit_partial(NULL, h, &unused);
 		pthread_mutex_unlock(&h->mu);
 	}
 	poll_release(h);
