@@ -58,6 +58,7 @@ static inline int64_t tfs_settings_get(struct tfs_settings *s,
 /* Everything a partition needs from its store. */
 struct tfs_partition_env {
 	struct tfs_workers *syncer;	/* runs the sync jobs */
+	struct tfs_workers *fsyncer;	/* index fsyncs beside them, or NULL */
 	struct tfs_settings *settings;	/* the topic's; the partition refs it */
 	const char *name;		/* "topic/3", for the log */
 	bool standalone;		/* commit on append (no replication) */
@@ -156,6 +157,7 @@ struct tfs_partition {
 	int dirfd;
 	struct tfs_settings *settings;
 	struct tfs_workers *syncer;
+	struct tfs_workers *fsyncer;
 	bool standalone;
 
 	pthread_mutex_t lock;

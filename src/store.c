@@ -68,6 +68,7 @@ struct tfs_store {
 	uint32_t next_id;		/* (create_lock) */
 
 	struct tfs_workers *syncer;
+	struct tfs_workers *fsyncer;
 	struct tfs_compactor *compactor;
 	pthread_t flusher;
 	bool flusher_running;
@@ -299,6 +300,7 @@ static int open_partition(struct tfs_topic *t, uint32_t i, bool create,
 	char name[TFS_TOPIC_NAME_MAX + 16];
 	struct tfs_partition_env env = {
 		.syncer = t->store->syncer,
+		.fsyncer = t->store->fsyncer,
 		.settings = t->settings,
 		.name = name,
 		.standalone = true,
@@ -724,6 +726,7 @@ static void store_free(struct tfs_store *s)
 	free(s->by_name);
 	free(s->by_id);
 	tfs_workers_stop(s->syncer);
+	tfs_workers_stop(s->fsyncer);
 	tfs_sys_close(s->topics_fd);
 	tfs_sys_close(s->trash_fd);
 	tfs_sys_close(s->lock_fd);
@@ -770,10 +773,13 @@ int tfs_store_open(const char *dir, const struct tfs_conf *conf,
 		rc = s->topics_fd;
 	if (rc == 0 && (s->trash_fd = open_subdir(s->dirfd, "trash")) < 0)
 		rc = s->trash_fd;
+	unsigned nsync = (unsigned)tfs_conf_get(conf, TFS_CONF_SYNC_THREADS);
 	if (rc == 0)
-		rc = tfs_workers_start(
-			(unsigned)tfs_conf_get(conf, TFS_CONF_SYNC_THREADS),
-			"tfs-sync", &s->syncer);
+		rc = tfs_workers_start(nsync, "tfs-sync", &s->syncer);
+	/* One companion per sync worker: the index fsync of the segment the
+	 * worker is syncing.  It never waits on anything, so no deadlock. */
+	if (rc == 0)
+		rc = tfs_workers_start(nsync, "tfs-fsync", &s->fsyncer);
 	if (rc)
 		goto out_free;
 	empty_trash(s);

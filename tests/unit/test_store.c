@@ -25,7 +25,7 @@
 #include "util.h"
 
 static struct tfs_conf conf;
-static struct tfs_workers *syncer;
+static struct tfs_workers *syncer, *fsyncer;
 static char root[64];
 static int counter;
 
@@ -55,6 +55,7 @@ static int open_part(int dirfd, struct tfs_settings *st,
 {
 	struct tfs_partition_env env = {
 		.syncer = syncer,
+		.fsyncer = fsyncer,
 		.settings = st,
 		.name = "t/0",
 		.standalone = true,
@@ -980,7 +981,8 @@ int main(void)
 	tfs_log_set_level(getenv("TFS_TEST_VERBOSE") ? TFS_LOG_DEBUG
 						     : TFS_LOG_ERROR);
 	tfs_conf_init(&conf);
-	if (tfs_workers_start(2, "test-sync", &syncer))
+	if (tfs_workers_start(2, "test-sync", &syncer) ||
+	    tfs_workers_start(2, "test-fsync", &fsyncer))
 		return 1;
 
 	test_index_format();
@@ -994,6 +996,7 @@ int main(void)
 	test_store_topics();
 
 	tfs_workers_stop(syncer);
+	tfs_workers_stop(fsyncer);
 	tfs_conf_release(&conf);
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
