@@ -45,9 +45,14 @@ if ! (cd "$tmp" && apt-get download -q syslog-ng-core >/dev/null); then
 	(cd "$tmp" && apt-get download -q syslog-ng-core >/dev/null)
 fi
 
+# Keep only the program and its libraries and modules: the package's
+# etc/ has folders named *.d, which the Makefile's dependency include
+# (every *.d under build/) would try to read.
+dpkg-deb -x "$tmp"/syslog-ng-core_*.deb "$tmp/root"
 rm -rf "$dest"
-mkdir -p "$dest/root"
-dpkg-deb -x "$tmp"/syslog-ng-core_*.deb "$dest/root"
+mkdir -p "$dest/root/usr/sbin" "$dest/root/usr/lib"
+mv "$tmp/root/usr/sbin/syslog-ng" "$dest/root/usr/sbin/"
+mv "$tmp/root/usr/lib/syslog-ng" "$dest/root/usr/lib/"
 modules=$(ls -d "$dest"/root/usr/lib/syslog-ng/[0-9]* | head -n 1)
 [ -d "$modules" ] || {
 	echo "syslog-ng-local: no module folder in the package" >&2
