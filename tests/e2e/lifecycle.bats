@@ -126,6 +126,9 @@ stale() {
 	[ "$output" = "$msg" ]
 	stale
 	start_node -o takeover
+	# is_mounted is true at once: the stale mount is listed until the
+	# daemon detaches it.  The topic appears with the new mount.
+	wait_for 20 test -d "$MNT/t"
 	grep -q "took over the stale mount at $MNT" "$LOG"
 	[ "$(md5sum <"$MNT/t/0")" = "$sync_before" ]
 	[ "$(xget records "$MNT/t/0")" = 100 ]
@@ -175,6 +178,7 @@ stale() {
 	wait "$PID" || true
 	stale
 	start_cmd "${confined[@]}" -o takeover
+	wait_for 20 test -d "$MNT/t"	# see the kill -9 test
 	[ "$(cat "$MNT/t/1")" = confined ]
 	kill -TERM "$PID"
 	reap_daemon

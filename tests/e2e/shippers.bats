@@ -58,16 +58,31 @@ has_lines() {
 }
 
 # Checks that FILE holds "<prefix> N" for N = 1..COUNT exactly once each,
-# in order, and nothing else.
+# in order, and nothing else; on failure says what is missing, doubled or
+# out of order, and keeps a copy of FILE in /tmp/tfs-failed.*.
 check_numbered() {
-	local file=$1 prefix=$2 count=$3
-	grep -o "$prefix [0-9]*\$" "$file" | awk -v c="$count" -v p="$prefix" '
-		{ n = $NF + 0; if (n != NR) { print "record " NR " is " p " " n; bad = 1; exit } }
-		END { if (!bad && NR != c) { print NR " records, wanted " c; bad = 1 }
-		      exit bad }'
-	local lines
+	local file=$1 prefix=$2 count=$3 lines
 	lines=$(wc -l <"$file")
-	[ "$lines" -eq "$count" ] || { echo "$lines lines, wanted $count" >&2; return 1; }
+	if grep -o "$prefix [0-9]*\$" "$file" | awk -v c="$count" -v lines="$lines" '
+		{ n = $NF + 0; seen[n]++; if (n != NR && !first) first = NR " is #" n }
+		END {
+			for (i = 1; i <= c; i++) {
+				if (!seen[i]) { missing++; if (!m1) m1 = i }
+				else if (seen[i] > 1) dup++
+			}
+			if (NR != c || lines != c || missing || dup || first) {
+				printf "%d lines, %d numbered, wanted %d; %d missing (first #%d), %d doubled; first out of place: record %s\n",
+					lines, NR, c, missing, m1, dup, first
+				exit 1
+			}
+		}' >&2; then
+		return 0
+	fi
+	local keep
+	keep=$(mktemp /tmp/tfs-failed.XXXXXX)
+	cp "$file" "$keep"
+	echo "copy kept in $keep" >&2
+	return 1
 }
 
 @test "shell: parallel >> producers, tail -F and a .follow pipeline see every record once" {
@@ -136,7 +151,10 @@ check_numbered() {
 	BG_PIDS+=("$(cat "$T/rsyslog.pid")")
 	wait_for 30 has_lines "$MNT/syslog/0" 2000
 	sleep 0.3	# anything extra would show up now
-	check_numbered "$MNT/syslog/0" message 2000
+	check_numbered "$MNT/syslog/0" message 2000 || {
+		cat "$T/rsyslog.out" >&2
+		false
+	}
 	# RSYSLOG_FileFormat: time host tag: message, one line per message.
 	[ "$(grep -cE '^[0-9T:.+-]+ [^ ]+ demo(\[[0-9]+\])?: message [0-9]+$' "$MNT/syslog/0")" -eq 2000 ]
 	kill -TERM "$(cat "$T/rsyslog.pid")"
