@@ -8,7 +8,7 @@
  * /sbin/mount.fuse3, which runs, through /bin/sh with mount(8)'s cleared
  * PATH, so from /usr/local/sbin, /usr/sbin, ... only:
  *
- *   topicfs DATA MNT -o rw,noatime,dev,suid,config=FILE,allow_other
+ *   topicfs DATA MNT -o rw,noatime,config=FILE,allow_other,dev,suid
  *
  * mount(8) has already dropped x-* and comment= options; mount.fuse3 drops
  * _netdev, nofail, auto, noauto, user, nouser, users, setuid= and
