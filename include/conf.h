@@ -55,6 +55,7 @@ enum tfs_conf_key {
 	TFS_CONF_NUM_PARTITIONS,	/* num.partitions: int */
 	TFS_CONF_DELETE_TOPIC_ENABLE,	/* delete.topic.enable: bool */
 	TFS_CONF_RETENTION_CHECK_INTERVAL_MS, /* retention.check.interval.ms */
+	TFS_CONF_COMPRESSION_CACHE_BYTES, /* compression.cache.bytes: bytes */
 	/* topic */
 	TFS_CONF_RETENTION_MS,		/* retention.ms: ms, -1 = forever */
 	TFS_CONF_RETENTION_BYTES,	/* retention.bytes: bytes, -1 = no limit */

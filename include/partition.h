@@ -101,13 +101,18 @@ struct tfs_waiter {
 	bool parked;		/* partition lock */
 };
 
-#define TFS_READ_MAX_EXTENTS 16
+#define TFS_READ_MAX_EXTENTS 32
 
-/* A piece of a read: a file range (fd) or memory (mem). */
+/*
+ * A piece of a read: a file range (seg != NULL: fd, pos) or decompressed
+ * memory (zbuf != NULL: mem).  Each holds a reference.
+ */
 struct tfs_extent {
-	struct tfs_segment *seg;	/* holds the fd open; a reference */
+	struct tfs_segment *seg;	/* keeps fd open */
 	int fd;
 	uint64_t pos;			/* file position of the bytes */
+	struct tfs_zbuf *zbuf;		/* keeps mem alive */
+	const char *mem;
 	size_t len;
 };
 
@@ -124,13 +129,19 @@ struct tfs_partition_info {
 	uint64_t hw, hw_record;
 	uint64_t durable;
 	uint64_t segments;
-	uint64_t disk_bytes;		/* .log and .index files */
+	uint64_t compressed_segments;
+	uint64_t logical_bytes;		/* end - start */
+	uint64_t data_bytes;		/* .log and .zst files */
+	uint64_t disk_bytes;		/* all segment files, with indexes */
 	int64_t first_ts, last_ts;	/* of retained batches; 0 if none */
 	uint32_t epoch;
 	int failed;			/* 0, or why writes are refused */
 	uint64_t appends, append_bytes, append_records;
 	uint64_t fsyncs, reads, read_bytes;
 	uint64_t waiters;
+	int64_t last_retention;		/* ms of the last retention run, 0 */
+	uint64_t deleted_bytes, deleted_segments;
+	uint64_t compressions;		/* segments compressed */
 };
 
 struct tfs_epoch {
@@ -172,6 +183,9 @@ struct tfs_partition {
 	/* counters: atomics, read without the lock */
 	atomic_ullong appends, append_bytes, append_records;
 	atomic_ullong fsyncs, reads, read_bytes;
+	_Atomic int64_t last_retention;
+	_Atomic int64_t last_disk_warning;	/* mono ms, for rate limiting */
+	atomic_ullong deleted_bytes, deleted_segments, compressions;
 };
 
 /*
@@ -296,6 +310,30 @@ int tfs_partition_offset_of_time(struct tfs_partition *p, int64_t ms,
 
 void tfs_partition_info(struct tfs_partition *p,
 			struct tfs_partition_info *info);
+
+/*
+ * Retention (the compactor's): deletes whole sealed segments, oldest
+ * first, whose newest batch is older than retention_ms (-1: never), and
+ * while the partition's data stays at or above retention_bytes without
+ * them (-1: no limit).  Never the active segment.  Readers holding a
+ * deleted segment keep reading it; new reads below the start get
+ * TFS_EBELOWSTART.  Returns the number of segments deleted, or < 0.
+ */
+int tfs_partition_retain(struct tfs_partition *p, int64_t now,
+			 int64_t retention_ms, int64_t retention_bytes);
+
+/* Seals the active segment if it holds data older than segment_ms. */
+int tfs_partition_roll_old(struct tfs_partition *p, int64_t now,
+			   int64_t segment_ms);
+
+/*
+ * Compresses the oldest sealed raw segment that lies wholly below the
+ * checkpoint and the committed end, and swaps it in.  No partition lock
+ * is held during the I/O.  Returns 1 if one was compressed, 0 if none is
+ * left, or < 0.
+ */
+int tfs_partition_compress_next(struct tfs_partition *p, int level,
+				size_t frame_bytes);
 
 /* Marks the partition failed: appends and syncs get -EIO from now on. */
 void tfs_partition_fail(struct tfs_partition *p, int why);

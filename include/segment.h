@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "compress.h"
+
 #define TFS_INDEX_HEADER_SIZE 48
 #define TFS_INDEX_ENTRY_SIZE 48
 #define TFS_SEGMENT_NAME_LEN 20		/* digits of the base offset */
@@ -57,11 +59,20 @@ int tfs_index_header_decode(const unsigned char in[TFS_INDEX_HEADER_SIZE],
  */
 int tfs_batch_verify(const struct tfs_index_entry *e, const void *p);
 
+enum tfs_segment_kind {
+	TFS_SEG_RAW,		/* <base>.log holds the bytes */
+	TFS_SEG_ZSTD,		/* <base>.zst holds them as zstd frames */
+};
+
 struct tfs_segment {
 	atomic_int refs;
 	uint64_t base;		/* byte offset of the first byte; the name */
+	uint64_t uid;		/* unique id (frame cache key) */
 	int dirfd;		/* the partition's directory (borrowed) */
-	int log_fd, idx_fd;
+	int log_fd, idx_fd;	/* log_fd: the .log, or the .zst */
+	enum tfs_segment_kind kind;
+	struct tfs_zindex zi;	/* frames of a TFS_SEG_ZSTD segment */
+	uint64_t data_size;	/* (P) bytes of the .log or .zst on disk */
 
 	uint64_t size;		/* (P) bytes in the log */
 	uint64_t entries;	/* (P) entries in the index */
@@ -75,6 +86,9 @@ struct tfs_segment {
 
 	int64_t created;	/* creation time (ms), from the index header */
 	bool broken;		/* (P) a failed append could not be undone */
+	uint64_t idx_size;	/* (P) size of the .index file */
+	unsigned char *idx_map;	/* (P) mapping of the .index, appends only */
+	uint64_t idx_mapped;	/* (P) bytes mapped */
 
 	uint64_t synced_size;	/* (P) log bytes known to be on disk */
 	uint64_t synced_entries;/* (P) index entries known to be on disk */
@@ -140,14 +154,44 @@ enum tfs_find_key {
 int tfs_segment_find(struct tfs_segment *s, uint64_t n, enum tfs_find_key key,
 		     uint64_t v, uint64_t *pos);
 
+/*
+ * Reads len bytes at segment position pos (pos + len <= size) of either
+ * kind into buf.  Returns 0, TFS_ECORRUPT or -errno.  No lock needed for
+ * bytes below a size the caller saw.
+ */
+int tfs_segment_pread(struct tfs_segment *s, void *buf, size_t len,
+		      uint64_t pos);
+
+/*
+ * Writes a compressed copy of the sealed raw segment s: <base>.zst.tmp,
+ * frames of about frame_bytes cut at batch boundaries, fsync, rename to
+ * <base>.zst, fsync the directory; then opens it as a new segment object
+ * (*out).  The .log is left for the caller to unlink once *out replaced s.
+ * No lock held: s must be sealed.  Returns 0 or -errno/TFS_ECORRUPT (the
+ * temporary file is removed).
+ */
+int tfs_segment_compress(struct tfs_segment *s, int level, size_t frame_bytes,
+			 struct tfs_segment **out);
+
+/* Unlinks the .log of a segment replaced by its compressed copy. */
+int tfs_segment_unlink_log(struct tfs_segment *s);
+
+/*
+ * Gives back the index space preallocated for appends and unmaps it (a
+ * segment being sealed or closed).  0 or -errno.  Partition lock held.
+ */
+int tfs_segment_trim(struct tfs_segment *s);
+
 /* Cuts the segment back to byte offset off, which must be a batch start
- * or the end.  0, TFS_ENOTBOUNDARY or -errno.  Partition lock held. */
+ * or the end (raw segments only: -EOPNOTSUPP for compressed ones).
+ * 0, TFS_ENOTBOUNDARY or -errno.  Partition lock held. */
 int tfs_segment_truncate(struct tfs_segment *s, uint64_t off);
 
 /* fdatasyncs both files.  0 or -errno.  No lock needed. */
 int tfs_segment_sync(struct tfs_segment *s);
 
-/* Unlinks both files; the open descriptors stay valid for readers. */
+/* Unlinks the segment's files; the open descriptors stay valid for
+ * readers. */
 int tfs_segment_unlink(struct tfs_segment *s);
 
 /* Formats the file name of a segment: "%020llu.log" etc. */

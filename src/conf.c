@@ -173,6 +173,18 @@ static const struct tfs_conf_desc keys[TFS_CONF__COUNT] = {
 		       "segments that fall outside them are deleted.  Takes "
 		       "effect at start-up.",
 	},
+	[TFS_CONF_COMPRESSION_CACHE_BYTES] = {
+		.name = "compression.cache.bytes",
+		.type = TFS_CONF_BYTES,
+		.scope = TFS_SCOPE_DAEMON,
+		.def = 64 * MiB, .min = 0, .max = 64 * GiB,
+		.doc = "Memory, in bytes, for decompressed frames of compressed "
+		       "segments, shared by all readers and evicted least "
+		       "recently used first.  A sequential reader decompresses "
+		       "each frame once as long as the cache holds a few "
+		       "frames per concurrent reader; 0 disables the cache.  "
+		       "Takes effect at start-up.",
+	},
 	[TFS_CONF_RETENTION_MS] = {
 		.name = "retention.ms",
 		.type = TFS_CONF_MS,
@@ -234,9 +246,11 @@ static const struct tfs_conf_desc keys[TFS_CONF__COUNT] = {
 		       "sequence of zstd frames (see "
 		       "`compression.frame.bytes`), and reads decompress them "
 		       "transparently; the active segment is never compressed. "
-		       " With `none` segments stay as written.  A change "
-		       "applies to segments sealed afterwards; segments "
-		       "already compressed stay compressed.",
+		       " With `none` segments stay as written.  Setting "
+		       "`zstd` on an existing topic also compresses the "
+		       "segments it sealed before, at the next compactor "
+		       "pass; setting `none` stops further compression, and "
+		       "segments already compressed stay compressed.",
 	},
 	[TFS_CONF_COMPRESSION_LEVEL] = {
 		.name = "compression.level",
@@ -258,8 +272,10 @@ static const struct tfs_conf_desc keys[TFS_CONF__COUNT] = {
 		       "starts in the middle of a compressed segment "
 		       "decompresses a whole frame, so smaller frames make "
 		       "such reads cheaper and larger frames compress "
-		       "better.  Used only with `compression = zstd`.  A "
-		       "change applies to segments compressed afterwards.",
+		       "better.  Frames end on batch boundaries, so a frame "
+		       "exceeds this by up to one batch (one `write()`).  "
+		       "Used only with `compression = zstd`.  A change "
+		       "applies to segments compressed afterwards.",
 	},
 	[TFS_CONF_DURABILITY] = {
 		.name = "durability",

@@ -32,8 +32,28 @@
  * commits the whole lines it completes as one batch and holds the rest,
  * close() commits a held line with '\n' added.  Batches of two writers
  * never interleave inside a record because only whole lines are appended.
- * A record longer than max.record.bytes fails the whole write with EFBIG
- * and the rest of that line is dropped.
+ *
+ * A record longer than max.record.bytes fails the write that carries it
+ * with EFBIG, and none of that write's records is stored; a held partial
+ * line it belongs to, or that the write would have completed, is
+ * dropped.  Two things make this harder than it looks.  The kernel cuts a
+ * write() at max_write and sends the pieces one by one; when a later
+ * piece fails, write() returns the short count of the pieces before it,
+ * our EFBIG is lost, and the program re-sends the rest.  And buffered
+ * writers (stdio, Python, shippers) re-send a buffer whose write failed.
+ * So, per open file:
+ *
+ *  - If the refused record's start had been accepted (held), the rest of
+ *    that line is refused too ("dropping"): later writes fail with EFBIG
+ *    up to and including the one that carries the line's '\n'.  As the
+ *    file's byte stream sees it, a program that gives such a line up
+ *    starts its next line inside it.
+ *  - The bytes of the last refused write (up to the end of the refused
+ *    record) are kept.  A write that starts with them is a re-send: the
+ *    first one is refused again (its first piece is refused, so the
+ *    program surely gets EFBIG), a later one has them dropped and the rest
+ *    of the write stored.  So neither a fragment of a refused record nor a
+ *    duplicate is ever stored.
  *
  * PARKED REQUESTS
  *
@@ -122,7 +142,13 @@ struct handle {
 
 	pthread_mutex_t mu;
 	struct tfs_buf partial;		/* (mu) trailing partial line */
-	bool discard;			/* (mu) drop bytes up to the next \n */
+	/* EFBIG state (see WRITES above), all (mu): */
+	bool dropping;			/* refuse writes up to a line's end */
+	bool skipping;			/* drop a re-sent refused line's rest */
+	struct tfs_buf refused;		/* the last refused write's bytes */
+	size_t refused_pos;		/* how much of it a re-send matched */
+	bool refused_told;		/* the program surely got EFBIG */
+	bool refused_line_ends;		/* refused ends with the line's '\n' */
 	struct tfs_waiter pw;		/* (mu) poll waiter */
 	struct fuse_pollhandle *ph;	/* (mu) */
 	_Atomic uint64_t pos;		/* end of the last read */
@@ -697,6 +723,7 @@ static void handle_unref(struct handle *h)
 	pthread_mutex_unlock(&h->fs->lock);
 	atomic_fetch_sub(&h->fs->nhandles, 1);
 	tfs_buf_release(&h->partial);
+	tfs_buf_release(&h->refused);
 	tfs_partition_unref(h->p);
 	tfs_topic_unref(h->t);
 	pthread_mutex_destroy(&h->mu);
@@ -790,9 +817,14 @@ static int reply_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 	bv->count = (size_t)rv.n;
 	for (int i = 0; i < rv.n; i++) {
 		bv->buf[i].size = rv.ext[i].len;
-		bv->buf[i].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-		bv->buf[i].fd = rv.ext[i].fd;
-		bv->buf[i].pos = (off_t)rv.ext[i].pos;
+		if (rv.ext[i].mem) {
+			/* A decompressed frame of a compressed segment. */
+			bv->buf[i].mem = (void *)rv.ext[i].mem;
+		} else {
+			bv->buf[i].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+			bv->buf[i].fd = rv.ext[i].fd;
+			bv->buf[i].pos = (off_t)rv.ext[i].pos;
+		}
 	}
 	atomic_store(&h->pos, (uint64_t)off + rv.len);
 	fuse_reply_data(req, bv, 0);
@@ -888,11 +920,16 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	switch (h->kind) {
 	case K_STATUS:
 	case K_METRICS:
+		/* The kernel completes the read while our writev of the
+		 * reply is still returning; the reader may then close, and
+		 * a release on another thread free the text under us. */
+		handle_ref(h);
 		if ((size_t)off >= h->text_len)
 			fuse_reply_buf(req, NULL, 0);
 		else
 			fuse_reply_buf(req, h->text + off,
 				       TFS_MIN(size, h->text_len - (size_t)off));
+		handle_unref(h);
 		return;
 	case K_PART:
 		if (!reply_read(req, h, size, off))
@@ -966,27 +1003,79 @@ static int submit(fuse_req_t req, struct handle *h, struct iovec *iov,
 	return rc;
 }
 
-/* True if a record in [partial][b, b+n) up to its last newline is longer
- * than max, or the trailing partial line would be. */
-static bool too_long(size_t partial, const char *b, size_t n, size_t max)
+/*
+ * Finds the first record in [partial][b, b+n) longer than max, counting a
+ * trailing partial line as too long once it leaves no room for the '\n'
+ * close() adds.  Returns NULL if there is none; else the end of that
+ * record in b (past its '\n', or b + n if it does not end in b), and
+ * *first tells whether it is the line the held partial bytes begin.
+ */
+static const char *too_long(size_t partial, const char *b, size_t n,
+			    size_t max, bool *first)
 {
 	const char *end = b + n, *line = b;
 	size_t carry = partial;
 
 	if (partial + n < max)
-		return false;
-	for (;;) {
+		return NULL;
+	for (*first = true;; *first = false) {
 		const char *nl = memchr(line, '\n', (size_t)(end - line));
-		size_t len = carry + (size_t)((nl ? nl + 1 : end) - line);
+		const char *stop = nl ? nl + 1 : end;
+		size_t len = carry + (size_t)(stop - line);
 
-		/* A held line must leave room for the '\n' close() adds. */
 		if (nl ? len > max : len >= max)
-			return true;
+			return stop;
 		if (!nl)
-			return false;
+			return NULL;
 		line = nl + 1;
 		carry = 0;
 	}
+}
+
+/* Forgets the bytes of the last refused write.  h->mu held. */
+static void refused_forget(struct handle *h)
+{
+	tfs_buf_release(&h->refused);
+	h->refused_pos = 0;
+}
+
+/*
+ * Recognises a re-send of the last refused write at the start of [b, n):
+ * the bytes must match what is left of it, all of it or at least a page
+ * (the kernel may cut the re-send elsewhere).  Returns the number of
+ * bytes that match, 0 if none.  h->mu held.
+ */
+static size_t refused_match(struct handle *h, const char *b, size_t n)
+{
+	size_t left = h->refused.len - h->refused_pos;
+	size_t m = TFS_MIN(n, left);
+
+	if (m == 0 || (m < left && m < 4096) ||
+	    memcmp(b, h->refused.data + h->refused_pos, m))
+		return 0;
+	return m;
+}
+
+/*
+ * Refuses the write [b, n) because of the too-long record that ends at
+ * stop, held_start telling whether its start was accepted before.
+ * h->mu held.
+ */
+static void refuse_record(struct handle *h, const char *b, size_t n,
+			  const char *stop, bool held_start, size_t max)
+{
+	bool ends_line = stop > b && stop[-1] == '\n';
+
+	tfs_info("%s: record longer than max.record.bytes (%zu) refused",
+		 h->p->name, max);
+	/* The held bytes belong to the refused record, or to a line this
+	 * write would have completed: neither can be stored now. */
+	tfs_buf_reset(&h->partial);
+	refused_forget(h);
+	tfs_buf_add(&h->refused, b, (size_t)(stop - b));
+	h->refused_told = false;
+	h->refused_line_ends = ends_line;
+	h->dropping = held_start && !ends_line;
 }
 
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
@@ -995,8 +1084,9 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 	struct handle *h = handle_of(fi);
 	size_t max = (size_t)tfs_conf_get(h->fs->conf,
 					  TFS_CONF_MAX_RECORD_BYTES);
-	const char *b = buf;
-	size_t n = size;
+	const char *b = buf, *stop;
+	size_t n = size, m;
+	bool first;
 	int rc = 0;
 
 	if (h->kind != K_PART || !h->writable) {
@@ -1004,22 +1094,60 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 		return;
 	}
 	pthread_mutex_lock(&h->mu);
-	if (h->discard) {
-		/* The rest of a line refused with EFBIG. */
+	if (h->refused.len) {
+		m = refused_match(h, b, n);
+		if (m && !h->refused_told) {
+			/* A re-send after a short count that hid our EFBIG
+			 * (or a retry): refuse it, so the program hears. */
+			h->refused_told = true;
+			h->refused_pos = 0;
+			rc = -EFBIG;
+			goto out_unlock;
+		}
+		if (m) {
+			/* A retry of a buffer whose failure was reported:
+			 * the refused bytes go, the rest is new. */
+			h->refused_pos += m;
+			b += m;
+			n -= m;
+			h->dropping = false;
+			if (h->refused_pos == h->refused.len) {
+				h->skipping = !h->refused_line_ends;
+				refused_forget(h);
+			}
+		} else {
+			refused_forget(h);
+		}
+	}
+	if (h->skipping) {
+		/* The rest of a re-sent refused record, up to its '\n'. */
 		const char *nl = memchr(b, '\n', n);
 
 		if (!nl)
 			goto out_accept;
 		n -= (size_t)(nl + 1 - b);
 		b = nl + 1;
-		h->discard = false;
+		h->skipping = false;
 	}
-	if (too_long(h->partial.len, b, n, max)) {
-		tfs_info("%s: record longer than max.record.bytes (%zu) "
-			 "refused",
-			 h->p->name, max);
-		tfs_buf_reset(&h->partial);
-		h->discard = n == 0 || b[n - 1] != '\n';
+	if (h->dropping) {
+		/* The rest of a line refused with EFBIG: refused too, up to
+		 * and including the write that ends it.  This write's first
+		 * piece is refused, so the program hears of it. */
+		const char *nl = memchr(b, '\n', n);
+
+		if (nl) {
+			h->dropping = false;
+			refused_forget(h);
+			tfs_buf_add(&h->refused, b, (size_t)(nl + 1 - b));
+			h->refused_told = true;
+			h->refused_line_ends = true;
+		}
+		rc = -EFBIG;
+		goto out_unlock;
+	}
+	stop = too_long(h->partial.len, b, n, max, &first);
+	if (stop) {
+		refuse_record(h, b, n, stop, first && h->partial.len, max);
 		rc = -EFBIG;
 		goto out_unlock;
 	}

@@ -113,6 +113,26 @@ static int read_checkpoint(struct tfs_partition *p, struct checkpoint *ck)
 	return 0;
 }
 
+#define DISK_WARNING_MS 10000
+
+/*
+ * Logs a disk problem of the partition at most once every 10 s: a full
+ * disk refuses every write and fails every checkpoint, and one line per
+ * attempt would flood the log.
+ */
+static void disk_warning(struct tfs_partition *p, const char *what, int rc)
+{
+	int64_t now = tfs_mono_ms();
+	int64_t last = atomic_load(&p->last_disk_warning);
+
+	if (last && now - last < DISK_WARNING_MS)
+		return;
+	if (!atomic_compare_exchange_strong(&p->last_disk_warning, &last, now))
+		return;
+	tfs_warn("%s: %s: %s (repeats are not logged for %d s)", p->name,
+		 what, tfs_strerror(rc), DISK_WARNING_MS / 1000);
+}
+
 static int write_checkpoint(struct tfs_partition *p,
 			    const struct checkpoint *ck)
 {
@@ -125,8 +145,7 @@ static int write_checkpoint(struct tfs_partition *p,
 	int rc = tfs_sys_write_atomic(p->dirfd, CHECKPOINT, buf, (size_t)n);
 
 	if (rc)
-		tfs_warn("%s: cannot write checkpoint: %s", p->name,
-			 tfs_strerror(rc));
+		disk_warning(p, "cannot write checkpoint", rc);
 	return rc;
 }
 
@@ -252,11 +271,16 @@ static int list_segments(struct tfs_partition *p, uint64_t rp, uint64_t **out,
 			}
 			bases = tfs_realloc(bases, (cnt + 1) * sizeof(*bases));
 			bases[cnt++] = base;
+		} else if (!parse_segment_name(de->d_name, "zst", &base)) {
+			bases = tfs_realloc(bases, (cnt + 1) * sizeof(*bases));
+			bases[cnt++] = base;
 		} else if (!parse_segment_name(de->d_name, "index", &base)) {
-			char log[64];
+			char log[64], zst[64];
 
 			tfs_segment_name(base, "log", log, sizeof(log));
-			if (faccessat(p->dirfd, log, F_OK, 0) < 0) {
+			tfs_segment_name(base, "zst", zst, sizeof(zst));
+			if (faccessat(p->dirfd, log, F_OK, 0) < 0 &&
+			    faccessat(p->dirfd, zst, F_OK, 0) < 0) {
 				tfs_warn("%s: removing %s without its log",
 					 p->name, de->d_name);
 				unlinkat(p->dirfd, de->d_name, 0);
@@ -266,8 +290,13 @@ static int list_segments(struct tfs_partition *p, uint64_t rp, uint64_t **out,
 	closedir(d);
 	if (cnt)
 		qsort(bases, cnt, sizeof(*bases), cmp_u64);
+	/* A segment caught between .log and .zst is listed once. */
+	size_t u = 0;
+	for (size_t i = 0; i < cnt; i++)
+		if (u == 0 || bases[u - 1] != bases[i])
+			bases[u++] = bases[i];
 	*out = bases;
-	*n = cnt;
+	*n = u;
 	return 0;
 }
 
@@ -424,8 +453,19 @@ static int settle(struct tfs_partition *p, size_t from, bool created,
 		rc = tfs_segment_sync(p->segs[i]);
 	if (!rc)
 		rc = tfs_sys_fsync(p->dirfd);
-	if (!rc)
-		rc = write_checkpoint(p, &ck);
+	if (rc)
+		return rc;
+	rc = write_checkpoint(p, &ck);
+	if (!created && (rc == -ENOSPC || rc == -EDQUOT)) {
+		/* What recovery kept is durable, and the old checkpoint
+		 * stays true: the next recovery only checks more.  A full
+		 * disk must not take the partition away from its readers;
+		 * the flusher writes the checkpoint once there is room. */
+		p->durable = p->end;
+		p->durable_record = p->end_record;
+		p->ckpt_end = old->found ? old->rp : 0;
+		return 0;
+	}
 	if (rc)
 		return rc;
 out:
@@ -496,14 +536,15 @@ int tfs_partition_open(int parent_dirfd, uint32_t id,
 	if (n == 0) {
 		struct tfs_segment *s;
 
-		if (ck.found && ck.rp > 0) {
-			tfs_err("%s: checkpoint at %" PRIu64
-				" but no segment files",
-				p->name, ck.rp);
-			rc = TFS_ECORRUPT;
-			goto out_free;
-		}
-		rc = tfs_segment_create(p->dirfd, 0, 0, &s);
+		if (ck.found && ck.rp > 0)
+			/* Retention deleted everything but a segment that a
+			 * crash then lost before it held anything durable:
+			 * the log restarts empty at the checkpoint. */
+			tfs_warn("%s: no segment files; restarting the log "
+				 "empty at the checkpoint, %" PRIu64,
+				 p->name, ck.rp);
+		rc = tfs_segment_create(p->dirfd, ck.found ? ck.rp : 0,
+					ck.found ? ck.rp_record : 0, &s);
 		if (rc)
 			goto out_free;
 		push_segment(p, s);
@@ -813,6 +854,7 @@ void tfs_partition_close(struct tfs_partition *p, int why)
 	if (why != TFS_EDELETED)
 		sync_job_fn(&p->sync_job);
 	pthread_mutex_lock(&p->lock);
+	tfs_segment_trim(p->segs[p->nsegs - 1]);
 	tfs_list_splice_tail(&woken, &p->waiters);
 	for (struct tfs_list *l = woken.next; l != &woken; l = l->next)
 		tfs_container_of(l, struct tfs_waiter, link)->parked = false;
@@ -825,26 +867,37 @@ void tfs_partition_close(struct tfs_partition *p, int why)
 
 /* --- appending ------------------------------------------------------------ */
 
+static int roll(struct tfs_partition *p);
+
 /* Starts a new segment when the active one is full or old.  Lock held. */
 static int maybe_roll(struct tfs_partition *p, size_t len, int64_t now)
 {
-	struct tfs_segment *active = p->segs[p->nsegs - 1], *s;
+	struct tfs_segment *active = p->segs[p->nsegs - 1];
 	int64_t seg_bytes = tfs_settings_get(p->settings, TFS_CONF_SEGMENT_BYTES);
 	int64_t seg_ms = tfs_settings_get(p->settings, TFS_CONF_SEGMENT_MS);
-	int rc;
 
 	if (active->size == 0)
 		return 0;
 	if (active->size + len <= (uint64_t)seg_bytes &&
 	    !(seg_ms > 0 && now - active->first_ts >= seg_ms))
 		return 0;
-	rc = tfs_segment_create(p->dirfd, p->end, p->end_record, &s);
+	return roll(p);
+}
+
+/* Seals the active segment and starts an empty one.  Lock held. */
+static int roll(struct tfs_partition *p)
+{
+	struct tfs_segment *active = p->segs[p->nsegs - 1], *s;
+	int rc = tfs_segment_create(p->dirfd, p->end, p->end_record, &s);
+
 	if (rc) {
-		tfs_warn("%s: cannot start segment %020" PRIu64 ": %s",
-			 p->name, p->end, tfs_strerror(rc));
+		disk_warning(p, "cannot start a new segment", rc);
 		return rc;
 	}
 	active->sealed = true;
+	/* Its preallocated index tail goes; a crash before that reaches the
+	 * disk leaves zeros that the next open trims. */
+	tfs_segment_trim(active);
 	push_segment(p, s);
 	p->dir_dirty = true;
 	return 0;
@@ -905,6 +958,9 @@ int tfs_partition_append(struct tfs_partition *p, struct tfs_append *a)
 	if (rc) {
 		if (active->broken)
 			p->failed = -EIO;
+		else
+			disk_warning(p, "write refused, nothing of it stored",
+				     rc);
 		goto out_unlock;
 	}
 	p->end += len;
@@ -1037,33 +1093,102 @@ static size_t find_segment(struct tfs_partition *p, uint64_t off)
 	return lo;
 }
 
-/* Fills rv with extents for [off, off + len).  Lock held. */
-static void fill_extents(struct tfs_partition *p, uint64_t off, uint64_t len,
-			 struct tfs_readv *rv)
+/* Pieces of segments a read covers, taken under the lock. */
+#define MAX_PIECES 8
+struct pieces {
+	int n;
+	struct {
+		struct tfs_segment *seg;	/* a reference */
+		uint64_t pos;
+		uint64_t len;
+	} p[MAX_PIECES];
+};
+
+/* Collects the segment ranges of [off, off + len).  Lock held. */
+static void gather(struct tfs_partition *p, uint64_t off, uint64_t len,
+		   struct pieces *pc)
 {
+	pc->n = 0;
 	for (size_t i = find_segment(p, off);
-	     len > 0 && i < p->nsegs && rv->n < TFS_READ_MAX_EXTENTS; i++) {
+	     len > 0 && i < p->nsegs && pc->n < MAX_PIECES; i++) {
 		struct tfs_segment *s = p->segs[i];
 		uint64_t in = off - s->base;
 
 		if (in >= s->size)
 			continue;
 		uint64_t n = TFS_MIN(len, s->size - in);
-		rv->ext[rv->n++] = (struct tfs_extent){
-			.seg = tfs_segment_ref(s),
-			.fd = s->log_fd,
-			.pos = in,
-			.len = (size_t)n,
-		};
-		rv->len += (size_t)n;
+		pc->p[pc->n].seg = tfs_segment_ref(s);
+		pc->p[pc->n].pos = in;
+		pc->p[pc->n].len = n;
+		pc->n++;
 		off += n;
 		len -= n;
 	}
 }
 
+/* Adds the frames of a compressed piece as memory extents. */
+static int add_frames(struct tfs_segment *s, uint64_t pos, uint64_t len,
+		      struct tfs_readv *rv)
+{
+	while (len > 0 && rv->n < TFS_READ_MAX_EXTENTS) {
+		uint32_t i = tfs_zindex_find(&s->zi, pos);
+		const struct tfs_zframe *f = &s->zi.f[i];
+		struct tfs_zbuf *b;
+		int rc = tfs_zframe_get(s->uid, s->log_fd, &s->zi, i, &b);
+
+		if (rc)
+			return rc;
+		size_t in = (size_t)(pos - f->raw_off);
+		size_t n = (size_t)TFS_MIN(len, f->raw_len - in);
+		rv->ext[rv->n++] = (struct tfs_extent){
+			.fd = -1, .zbuf = b, .mem = b->data + in, .len = n
+		};
+		rv->len += n;
+		pos += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * Turns pieces into extents, without the lock (decompression happens
+ * here).  Consumes the pieces' references.  Returns 0, or an error if
+ * nothing could be read.
+ */
+static int build_extents(struct pieces *pc, struct tfs_readv *rv)
+{
+	int rc = 0;
+
+	rv->n = 0;
+	rv->len = 0;
+	for (int i = 0; i < pc->n; i++) {
+		struct tfs_segment *s = pc->p[i].seg;
+
+		if (rc || rv->n >= TFS_READ_MAX_EXTENTS) {
+			tfs_segment_unref(s);
+		} else if (s->kind == TFS_SEG_RAW) {
+			rv->ext[rv->n++] = (struct tfs_extent){
+				.seg = s,
+				.fd = s->log_fd,
+				.pos = pc->p[i].pos,
+				.len = (size_t)pc->p[i].len,
+			};
+			rv->len += (size_t)pc->p[i].len;
+		} else {
+			rc = add_frames(s, pc->p[i].pos, pc->p[i].len, rv);
+			tfs_segment_unref(s);
+		}
+	}
+	/* What was read before a damaged frame is still good to return. */
+	return rv->len ? 0 : rc;
+}
+
 int tfs_partition_read(struct tfs_partition *p, uint64_t off, size_t max,
 		       struct tfs_readv *rv)
 {
+	struct pieces pc = { 0 };
+	int rc;
+
 	rv->n = 0;
 	rv->len = 0;
 	pthread_mutex_lock(&p->lock);
@@ -1072,18 +1197,21 @@ int tfs_partition_read(struct tfs_partition *p, uint64_t off, size_t max,
 		return TFS_EBELOWSTART;
 	}
 	if (off < p->hw)
-		fill_extents(p, off, TFS_MIN((uint64_t)max, p->hw - off), rv);
+		gather(p, off, TFS_MIN((uint64_t)max, p->hw - off), &pc);
 	pthread_mutex_unlock(&p->lock);
+	rc = build_extents(&pc, rv);
 	atomic_fetch_add_explicit(&p->reads, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&p->read_bytes, rv->len,
 				  memory_order_relaxed);
-	return 0;
+	return rc;
 }
 
 void tfs_readv_release(struct tfs_readv *rv)
 {
-	for (int i = 0; i < rv->n; i++)
+	for (int i = 0; i < rv->n; i++) {
 		tfs_segment_unref(rv->ext[i].seg);
+		tfs_zbuf_unref(rv->ext[i].zbuf);
+	}
 	rv->n = 0;
 	rv->len = 0;
 }
@@ -1139,18 +1267,36 @@ int tfs_partition_read_batches(struct tfs_partition *p, uint64_t off,
 		off += e.length;
 		pos++;
 	}
+	struct pieces pc = { 0 };
 	if (rc == 0 && cnt > 0)
-		fill_extents(p, v[0].offset, bytes, rv);
+		gather(p, v[0].offset, bytes, &pc);
+	pthread_mutex_unlock(&p->lock);
+	if (rc == 0)
+		rc = build_extents(&pc, rv);
 	if (rc == 0 && rv->len != bytes) {
-		/* More segments than extents: keep the batches that fit. */
+		/* More pieces than extents: keep the batches that fit, the
+		 * extents end on one of their boundaries or are cut back. */
 		while (cnt > 0 && bytes > rv->len)
 			bytes -= v[--cnt].length;
-		tfs_readv_release(rv);
-		if (cnt > 0)
-			fill_extents(p, v[0].offset, bytes, rv);
+		size_t extra = rv->len - bytes;
+		while (extra > 0 && rv->n > 0) {
+			struct tfs_extent *x = &rv->ext[rv->n - 1];
+			size_t cut = TFS_MIN(extra, x->len);
+
+			x->len -= cut;
+			extra -= cut;
+			rv->len -= cut;
+			if (x->len == 0) {
+				tfs_segment_unref(x->seg);
+				tfs_zbuf_unref(x->zbuf);
+				rv->n--;
+			}
+		}
 	}
+	goto out;
 out_unlock:
 	pthread_mutex_unlock(&p->lock);
+out:
 	if (rc) {
 		free(v);
 		v = NULL;
@@ -1427,18 +1573,17 @@ static int offset_in_batch(struct tfs_segment *s,
 			   uint64_t *off)
 {
 	char *buf;
-	ssize_t r;
+	int r;
 
 	if (k == 0) {
 		*off = e->offset;
 		return 0;
 	}
 	buf = tfs_malloc(e->length);
-	r = tfs_sys_pread(s->log_fd, buf, e->length,
-			  (off_t)(e->offset - s->base));
-	if (r != (ssize_t)e->length) {
+	r = tfs_segment_pread(s, buf, e->length, e->offset - s->base);
+	if (r) {
 		free(buf);
-		return r < 0 ? (int)r : TFS_ECORRUPT;
+		return (int)r;
 	}
 	const char *q = buf, *lim = buf + e->length;
 	for (; k > 0 && q < lim; k--) {
@@ -1529,11 +1674,14 @@ void tfs_partition_info(struct tfs_partition *p,
 	info->hw_record = p->hw_record;
 	info->durable = p->durable;
 	info->segments = p->nsegs;
+	info->logical_bytes = p->end - p->segs[0]->base;
 	for (size_t i = 0; i < p->nsegs; i++) {
 		struct tfs_segment *s = p->segs[i];
 
-		info->disk_bytes += s->size + TFS_INDEX_HEADER_SIZE +
+		info->data_bytes += s->data_size;
+		info->disk_bytes += s->data_size + TFS_INDEX_HEADER_SIZE +
 				    s->entries * TFS_INDEX_ENTRY_SIZE;
+		info->compressed_segments += s->kind == TFS_SEG_ZSTD;
 		if (!info->first_ts && s->entries)
 			info->first_ts = s->first_ts;
 	}
@@ -1548,4 +1696,141 @@ void tfs_partition_info(struct tfs_partition *p,
 	info->fsyncs = atomic_load(&p->fsyncs);
 	info->reads = atomic_load(&p->reads);
 	info->read_bytes = atomic_load(&p->read_bytes);
+	info->last_retention = atomic_load(&p->last_retention);
+	info->deleted_bytes = atomic_load(&p->deleted_bytes);
+	info->deleted_segments = atomic_load(&p->deleted_segments);
+	info->compressions = atomic_load(&p->compressions);
+}
+
+/* --- retention and compaction (the compactor thread) ---------------------- */
+
+int tfs_partition_retain(struct tfs_partition *p, int64_t now,
+			 int64_t retention_ms, int64_t retention_bytes)
+{
+	struct tfs_segment **gone;
+	uint64_t total = 0, bytes = 0;
+	size_t k = 0;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->gone) {
+		pthread_mutex_unlock(&p->lock);
+		return 0;
+	}
+	for (size_t i = 0; i < p->nsegs; i++)
+		total += p->segs[i]->data_size;
+	/* Never the active segment: its bytes are the log's end. */
+	for (; k + 1 < p->nsegs; k++) {
+		struct tfs_segment *s = p->segs[k];
+		bool expired = retention_ms >= 0 && s->last_ts < now - retention_ms;
+		bool over = retention_bytes >= 0 &&
+			    total - s->data_size >= (uint64_t)retention_bytes;
+
+		if (!expired && !over)
+			break;
+		total -= s->data_size;
+		bytes += s->size;
+	}
+	gone = tfs_malloc((k ? k : 1) * sizeof(*gone));
+	memcpy(gone, p->segs, k * sizeof(*gone));
+	memmove(p->segs, p->segs + k, (p->nsegs - k) * sizeof(*p->segs));
+	p->nsegs -= k;
+	pthread_mutex_unlock(&p->lock);
+
+	/* The start has moved; the files go now, outside the lock.  Readers
+	 * holding a segment keep its descriptors until they drop it. */
+	for (size_t i = 0; i < k; i++) {
+		int rc = tfs_segment_unlink(gone[i]);
+
+		if (rc)
+			tfs_warn("%s: cannot remove segment %020" PRIu64 ": %s",
+				 p->name, gone[i]->base, tfs_strerror(rc));
+		tfs_segment_unref(gone[i]);
+	}
+	free(gone);
+	atomic_store(&p->last_retention, now);
+	if (k) {
+		atomic_fetch_add(&p->deleted_bytes, bytes);
+		atomic_fetch_add(&p->deleted_segments, k);
+		tfs_info("%s: retention deleted %zu segment(s), %" PRIu64
+			 " bytes",
+			 p->name, k, bytes);
+	}
+	return (int)k;
+}
+
+int tfs_partition_roll_old(struct tfs_partition *p, int64_t now,
+			   int64_t segment_ms)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&p->lock);
+	struct tfs_segment *active = p->segs[p->nsegs - 1];
+	if (!p->gone && !p->failed && active->entries > 0 && segment_ms > 0 &&
+	    now - active->first_ts >= segment_ms)
+		rc = roll(p);
+	pthread_mutex_unlock(&p->lock);
+	return rc;
+}
+
+/* Position of s in the segment list, or -1.  Lock held. */
+static ssize_t segment_index(struct tfs_partition *p, struct tfs_segment *s)
+{
+	for (size_t i = 0; i < p->nsegs; i++)
+		if (p->segs[i] == s)
+			return (ssize_t)i;
+	return -1;
+}
+
+int tfs_partition_compress_next(struct tfs_partition *p, int level,
+				size_t frame_bytes)
+{
+	struct tfs_segment *s = NULL, *z;
+	int rc;
+
+	pthread_mutex_lock(&p->lock);
+	/* Only what recovery will never have to check again. */
+	uint64_t limit = TFS_MIN(TFS_MIN(p->ckpt_end, p->hw), p->durable);
+	for (size_t i = 0; i + 1 < p->nsegs && !p->gone; i++) {
+		struct tfs_segment *c = p->segs[i];
+
+		if (c->kind == TFS_SEG_RAW && c->sealed && c->entries > 0 &&
+		    c->base + c->size <= limit) {
+			s = tfs_segment_ref(c);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&p->lock);
+	if (!s)
+		return 0;
+
+	rc = tfs_segment_compress(s, level, frame_bytes, &z);
+	if (rc) {
+		tfs_warn("%s: cannot compress segment %020" PRIu64 ": %s",
+			 p->name, s->base, tfs_strerror(rc));
+		tfs_segment_unref(s);
+		return rc;
+	}
+	pthread_mutex_lock(&p->lock);
+	ssize_t i = segment_index(p, s);
+	if (i >= 0)
+		p->segs[i] = z;
+	pthread_mutex_unlock(&p->lock);
+	if (i < 0) {
+		/* Deleted or cut meanwhile: the copy goes too. */
+		tfs_segment_unlink(z);
+		tfs_segment_unref(z);
+		tfs_segment_unref(s);
+		return 1;
+	}
+	rc = tfs_segment_unlink_log(s);
+	if (rc)
+		tfs_warn("%s: cannot remove %020" PRIu64 ".log: %s", p->name,
+			 s->base, tfs_strerror(rc));
+	tfs_debug("%s: segment %020" PRIu64 " compressed %" PRIu64 " -> %" PRIu64
+		  " bytes",
+		  p->name, s->base, s->size, z->data_size);
+	atomic_fetch_add(&p->compressions, 1);
+	tfs_segment_unref(s);	/* the list's reference */
+	tfs_segment_unref(s);	/* ours */
+	return 1;
 }

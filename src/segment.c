@@ -41,10 +41,19 @@
  *
  * WRITE ORDER AND RECOVERY
  *
- * An append writes the batch's bytes to the .log, then the entry to the
- * .index; a failure in either cuts both files back.  Nothing is fsynced
- * here: the partition's sync job fsyncs both files, and a checkpoint
- * records the offset up to which everything is known to be on disk.
+ * An append writes the batch's bytes to the .log, then its entry into the
+ * .index.  The active segment's index is preallocated (zeros written with
+ * pwrite, so its blocks exist) and mapped: the entry is a store into the
+ * mapping, not a second system call per append, and it cannot fail once
+ * the space is reserved, which happens before the log write.  A killed
+ * daemon loses nothing (the mapping's pages are the page cache); fdatasync
+ * of the index writes them back.  A failure cuts the log back.  Nothing is
+ * fsynced here: the partition's sync job fsyncs both files, and a
+ * checkpoint records the offset up to which everything is on disk.
+ *
+ * The preallocated tail of an index is all zeros, which no entry can be
+ * (its CRC covers the rest); recovery and open take a zero tail as unused
+ * space and trim it, and sealing a segment trims it at once.
  *
  * After a crash the partition opens every segment.  Entries at or after
  * the checkpoint are checked in order: the entry's own CRC, continuity of
@@ -54,12 +63,23 @@
  * without an entry, a flipped bit.  Entries before the checkpoint are
  * trusted (they were fsynced), so recovery reads only what was written
  * since the last checkpoint, whatever the size of the log.
+ *
+ * COMPRESSED SEGMENTS
+ *
+ * A sealed segment below the checkpoint may be rewritten as
+ * <base>.zst (format in compress.c) next to its unchanged .index: written
+ * as <base>.zst.tmp, fsynced, renamed, directory fsynced, and only then is
+ * the .log unlinked.  A crash leaves the .log, or both (the .zst is used
+ * and the .log removed at the next open), or the .zst alone; a leftover
+ * .tmp is removed, never read.  A .zst whose footer or table fails its
+ * checks is ignored in favour of the .log when that still exists.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -202,9 +222,28 @@ static struct tfs_segment *segment_alloc(int dirfd, uint64_t base)
 
 	atomic_init(&s->refs, 1);
 	s->base = base;
+	s->uid = tfs_zcache_new_uid();
 	s->dirfd = dirfd;
 	s->log_fd = s->idx_fd = -1;
+	s->idx_size = TFS_INDEX_HEADER_SIZE;
 	return s;
+}
+
+static bool file_exists(struct tfs_segment *s, const char *ext)
+{
+	char name[64];
+
+	tfs_segment_name(s->base, ext, name, sizeof(name));
+	return faccessat(s->dirfd, name, F_OK, 0) == 0;
+}
+
+static int open_index(struct tfs_segment *s, int flags)
+{
+	char name[64];
+
+	tfs_segment_name(s->base, "index", name, sizeof(name));
+	s->idx_fd = tfs_sys_openat(s->dirfd, name, O_RDWR | flags, 0644);
+	return s->idx_fd < 0 ? s->idx_fd : 0;
 }
 
 static int open_files(struct tfs_segment *s, int flags)
@@ -215,12 +254,9 @@ static int open_files(struct tfs_segment *s, int flags)
 	s->log_fd = tfs_sys_openat(s->dirfd, name, O_RDWR | flags, 0644);
 	if (s->log_fd < 0)
 		return s->log_fd;
-	tfs_segment_name(s->base, "index", name, sizeof(name));
-	s->idx_fd = tfs_sys_openat(s->dirfd, name, O_RDWR | flags, 0644);
-	if (s->idx_fd < 0)
-		return s->idx_fd;
-	return 0;
+	return open_index(s, flags);
 }
+
 
 static int write_header(struct tfs_segment *s)
 {
@@ -275,14 +311,128 @@ int tfs_segment_entry(struct tfs_segment *s, uint64_t i,
 	return tfs_index_decode(buf, e);
 }
 
+static void idx_unmap(struct tfs_segment *s)
+{
+	if (s->idx_map)
+		munmap(s->idx_map, s->idx_mapped);
+	s->idx_map = NULL;
+	s->idx_mapped = 0;
+}
+
 /* Cuts both files to n entries and `size` log bytes. */
 static int cut(struct tfs_segment *s, uint64_t n, uint64_t size)
 {
-	int rc = tfs_sys_ftruncate(s->idx_fd, entry_pos(n));
+	int rc;
 
+	idx_unmap(s);
+	rc = tfs_sys_ftruncate(s->idx_fd, entry_pos(n));
 	if (rc < 0)
 		return rc;
+	s->idx_size = (uint64_t)entry_pos(n);
 	return tfs_sys_ftruncate(s->log_fd, (off_t)size);
+}
+
+#define IDX_GROW_MIN 1024	/* entries: 48 KiB for a quiet partition */
+#define IDX_GROW_MAX 16384	/* entries: 768 KiB at most per step */
+
+/* Writes zeros to [from, to) of fd, so the blocks exist. */
+static int zero_fill(int fd, uint64_t from, uint64_t to)
+{
+	static const unsigned char zeros[64 * 1024];
+
+	while (from < to) {
+		size_t n = (size_t)TFS_MIN((uint64_t)sizeof(zeros), to - from);
+		ssize_t w = tfs_sys_pwrite(fd, zeros, n, (off_t)from);
+
+		if (w < 0)
+			return (int)w;
+		from += n;
+	}
+	return 0;
+}
+
+/*
+ * Makes room in the mapped index for `entries` entries: grows the file by
+ * doubling steps (zeros written, not a hole: a store into the mapping must
+ * never need a block) and maps it.  -ENOSPC and friends come here, before
+ * anything of the append is written.
+ */
+static int idx_reserve(struct tfs_segment *s, uint64_t entries)
+{
+	uint64_t need = (uint64_t)entry_pos(entries), cap = s->idx_size;
+	int rc;
+
+	if (need <= s->idx_mapped)
+		return 0;
+	if (need > cap) {
+		uint64_t have = (cap - TFS_INDEX_HEADER_SIZE) /
+				TFS_INDEX_ENTRY_SIZE;
+		uint64_t step = TFS_MIN(TFS_MAX(have, IDX_GROW_MIN),
+					IDX_GROW_MAX);
+
+		cap = (uint64_t)entry_pos(TFS_MAX(have + step, entries));
+		rc = zero_fill(s->idx_fd, s->idx_size, cap);
+		if (rc) {
+			tfs_sys_ftruncate(s->idx_fd, (off_t)s->idx_size);
+			return rc;
+		}
+		s->idx_size = cap;
+	}
+	void *m = s->idx_map ? mremap(s->idx_map, s->idx_mapped, cap,
+				      MREMAP_MAYMOVE)
+			     : mmap(NULL, cap, PROT_READ | PROT_WRITE,
+				    MAP_SHARED, s->idx_fd, 0);
+	if (m == MAP_FAILED)
+		return -errno;
+	s->idx_map = m;
+	s->idx_mapped = cap;
+	return 0;
+}
+
+int tfs_segment_trim(struct tfs_segment *s)
+{
+	uint64_t exact = (uint64_t)entry_pos(s->entries);
+	int rc = 0;
+
+	idx_unmap(s);
+	if (s->kind == TFS_SEG_RAW && s->idx_size > exact) {
+		rc = tfs_sys_ftruncate(s->idx_fd, (off_t)exact);
+		if (rc == 0)
+			s->idx_size = exact;
+	}
+	return rc;
+}
+
+static bool entry_is_zero(struct tfs_segment *s, uint64_t i)
+{
+	unsigned char buf[TFS_INDEX_ENTRY_SIZE];
+
+	if (tfs_sys_pread(s->idx_fd, buf, sizeof(buf), entry_pos(i)) !=
+	    (ssize_t)sizeof(buf))
+		return false;
+	for (size_t j = 0; j < sizeof(buf); j++)
+		if (buf[j])
+			return false;
+	return true;
+}
+
+/* Entries before the preallocated (all-zero) tail of an n-entry index. */
+static uint64_t used_entries(struct tfs_segment *s, uint64_t n)
+{
+	uint64_t lo = 0, hi = n;
+
+	if (n == 0 || !entry_is_zero(s, n - 1))
+		return n;
+	/* Zeros are only ever a tail: find where it starts. */
+	while (lo < hi) {
+		uint64_t mid = lo + (hi - lo) / 2;
+
+		if (entry_is_zero(s, mid))
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
 }
 
 /* State carried through the checks of one segment's entries. */
@@ -341,7 +491,18 @@ static int first_to_verify(struct tfs_segment *s, uint64_t n,
 		*k = 0;
 		return 0;
 	}
-	return tfs_segment_find(s, n, TFS_FIND_OFFSET, verify_from, k);
+	struct tfs_index_entry e;
+	int rc = tfs_segment_find(s, n, TFS_FIND_OFFSET, verify_from, k);
+
+	if (rc == 0 && *k == UINT64_MAX)
+		*k = 0;
+	else if (rc == 0)
+		rc = tfs_segment_entry(s, *k, &e);
+	/* The recovery point is a batch boundary: the batch that ends there
+	 * is trusted, the one that starts there is checked. */
+	if (rc == 0 && e.offset + e.length <= verify_from)
+		(*k)++;
+	return rc == TFS_ECORRUPT ? 0 : rc;
 }
 
 /* Loads the state of the trusted entries [0, k): first and last entry. */
@@ -444,9 +605,68 @@ static int reset_torn_segment(struct tfs_segment *s, uint64_t base_record,
 	return rc;
 }
 
-int tfs_segment_open(int dirfd, uint64_t base, uint64_t base_record,
-		     uint64_t verify_from, struct tfs_segment **out,
-		     struct tfs_recovery *rec)
+/*
+ * Opens s as a compressed segment if <base>.zst exists.  Returns 1 when
+ * there is no usable .zst (open the .log instead), 0 when opened, or an
+ * error.  finish: remove a .log the compaction left behind.
+ */
+static int open_compressed(struct tfs_segment *s, bool finish)
+{
+	struct scan sc = { .bytes = TFS_BUF_INIT };
+	struct stat ist;
+	char name[64];
+	uint64_t n;
+	int fd, rc;
+
+	tfs_segment_name(s->base, "zst", name, sizeof(name));
+	fd = tfs_sys_openat(s->dirfd, name, O_RDONLY, 0);
+	if (fd == -ENOENT)
+		return 1;
+	if (fd < 0)
+		return fd;
+	s->log_fd = fd;
+	rc = tfs_zindex_load(fd, &s->zi);
+	if (rc == 0)
+		rc = open_index(s, 0);
+	if (rc == 0 && fstat(s->idx_fd, &ist) < 0)
+		rc = -errno;
+	if (rc == 0)
+		rc = read_header(s, (uint64_t)ist.st_size);
+	if (rc == 0) {
+		/* Only checkpointed segments are compressed: all trusted. */
+		n = ((uint64_t)ist.st_size - TFS_INDEX_HEADER_SIZE) /
+		    TFS_INDEX_ENTRY_SIZE;
+		sc.log_size = s->zi.raw_size;
+		rc = load_trusted(s, n, &sc);
+		s->entries = n;
+		s->size = sc.next_off - s->base;
+		s->records = sc.rec_known ? sc.next_rec - s->base_record : 0;
+		if (rc == 0 && s->size != s->zi.raw_size)
+			rc = TFS_ECORRUPT;
+	}
+	if (rc && file_exists(s, "log")) {
+		tfs_warn("segment %020llu: damaged %s (%s), using the .log",
+			 (unsigned long long)s->base, name, tfs_strerror(rc));
+		tfs_sys_close(s->log_fd);
+		tfs_sys_close(s->idx_fd);
+		s->log_fd = s->idx_fd = -1;
+		tfs_zindex_release(&s->zi);
+		unlinkat(s->dirfd, name, 0);
+		return 1;
+	}
+	if (rc)
+		return rc;
+	s->kind = TFS_SEG_ZSTD;
+	s->data_size = s->zi.file_size;
+	s->sealed = true;
+	if (finish && file_exists(s, "log"))
+		tfs_segment_unlink_log(s);
+	return 0;
+}
+
+static int segment_open(int dirfd, uint64_t base, uint64_t base_record,
+			uint64_t verify_from, bool finish,
+			struct tfs_segment **out, struct tfs_recovery *rec)
 {
 	struct tfs_segment *s = segment_alloc(dirfd, base);
 	struct scan sc = { .bytes = TFS_BUF_INIT };
@@ -455,6 +675,11 @@ int tfs_segment_open(int dirfd, uint64_t base, uint64_t base_record,
 	int rc;
 
 	memset(rec, 0, sizeof(*rec));
+	rc = open_compressed(s, finish);
+	if (rc == 0)
+		goto out_done;
+	if (rc < 0)
+		goto out_free;
 	rc = open_files(s, 0);
 	if (rc < 0)
 		goto out_free;
@@ -473,8 +698,10 @@ int tfs_segment_open(int dirfd, uint64_t base, uint64_t base_record,
 		goto out_done;
 	}
 
-	n = ((uint64_t)ist.st_size - TFS_INDEX_HEADER_SIZE) /
-	    TFS_INDEX_ENTRY_SIZE;
+	s->idx_size = (uint64_t)ist.st_size;
+	n = used_entries(s, ((uint64_t)ist.st_size - TFS_INDEX_HEADER_SIZE) /
+				   TFS_INDEX_ENTRY_SIZE);
+	bool zero_tail = (uint64_t)ist.st_size > (uint64_t)entry_pos(n);
 	rc = first_to_verify(s, n, verify_from, &k);
 	if (rc == 0)
 		rc = load_trusted(s, k, &sc);
@@ -490,19 +717,23 @@ int tfs_segment_open(int dirfd, uint64_t base, uint64_t base_record,
 	}
 	s->records = sc.rec_known ? sc.next_rec - s->base_record : 0;
 
-	/* Whatever lies past the last good entry in either file goes. */
+	/* Whatever lies past the last good entry in either file goes; a
+	 * zero tail is only unused preallocated space. */
 	if ((uint64_t)ist.st_size != (uint64_t)entry_pos(s->entries) ||
 	    sc.log_size != s->size) {
 		if (sc.log_size > s->size && !rec->reason)
 			rec->reason = "bytes without an index entry";
-		if (!rec->reason)
+		if (!rec->reason && !(zero_tail && s->entries == n))
 			rec->reason = "partial index entry";
-		rec->bytes_cut += sc.log_size - s->size;
+		if (rec->reason)
+			rec->bytes_cut += sc.log_size - s->size;
 		rc = cut(s, s->entries, s->size);
 		if (rc)
 			goto out_free;
 	}
 out_done:
+	if (s->kind == TFS_SEG_RAW)
+		s->data_size = s->size;
 	s->synced_size = s->size;
 	s->synced_entries = s->entries;
 	tfs_buf_release(&sc.bytes);
@@ -513,6 +744,14 @@ out_free:
 	tfs_buf_release(&sc.bytes);
 	tfs_segment_unref(s);
 	return rc;
+}
+
+int tfs_segment_open(int dirfd, uint64_t base, uint64_t base_record,
+		     uint64_t verify_from, struct tfs_segment **out,
+		     struct tfs_recovery *rec)
+{
+	return segment_open(dirfd, base, base_record, verify_from, true, out,
+			    rec);
 }
 
 struct tfs_segment *tfs_segment_ref(struct tfs_segment *s)
@@ -526,41 +765,46 @@ void tfs_segment_unref(struct tfs_segment *s)
 	if (!s || atomic_fetch_sub_explicit(&s->refs, 1,
 					    memory_order_acq_rel) != 1)
 		return;
+	idx_unmap(s);
 	tfs_sys_close(s->log_fd);
 	tfs_sys_close(s->idx_fd);
+	if (s->kind == TFS_SEG_ZSTD) {
+		tfs_zcache_forget(s->uid);
+		tfs_zindex_release(&s->zi);
+	}
 	free(s);
 }
 
 int tfs_segment_append(struct tfs_segment *s, const struct tfs_index_entry *e,
 		       const struct iovec *iov, int iovcnt)
 {
-	unsigned char ent[TFS_INDEX_ENTRY_SIZE];
 	uint64_t pos = e->offset - s->base;
 	ssize_t w;
 	int rc;
 
-	if (s->broken)
+	if (s->broken || s->kind != TFS_SEG_RAW)
 		return -EIO;
+	rc = idx_reserve(s, s->entries + 1);
+	if (rc)
+		return rc;
 	w = tfs_sys_pwritev(s->log_fd, iov, iovcnt, (off_t)pos);
 	if (w < 0)
 		goto out_undo;
-	tfs_index_encode(e, ent);
-	w = tfs_sys_pwrite(s->idx_fd, ent, sizeof(ent), entry_pos(s->entries));
-	if (w < 0)
-		goto out_undo;
+	tfs_index_encode(e, s->idx_map + entry_pos(s->entries));
 
 	if (s->entries == 0)
 		s->first_ts = e->timestamp;
 	s->entries++;
 	s->size += e->length;
+	s->data_size = s->size;
 	s->records += e->count;
 	s->last_ts = e->timestamp;
 	s->last_epoch = e->epoch;
 	return 0;
 
 out_undo:
-	/* Nothing of a failed batch may stay: cut both files back. */
-	rc = cut(s, s->entries, s->size);
+	/* Nothing of a failed batch may stay: cut the log back. */
+	rc = tfs_sys_ftruncate(s->log_fd, (off_t)s->size);
 	if (rc) {
 		tfs_err("segment %020llu: cannot undo a failed append: %s",
 			(unsigned long long)s->base, tfs_strerror(rc));
@@ -619,6 +863,8 @@ int tfs_segment_truncate(struct tfs_segment *s, uint64_t off)
 		return 0;
 	if (off < s->base || off > s->base + s->size)
 		return TFS_ENOTBOUNDARY;
+	if (s->kind != TFS_SEG_RAW)
+		return -EOPNOTSUPP;
 	rc = tfs_segment_find(s, s->entries, TFS_FIND_OFFSET, off, &pos);
 	if (rc)
 		return rc;
@@ -634,6 +880,7 @@ int tfs_segment_truncate(struct tfs_segment *s, uint64_t off)
 		return rc;
 	s->entries = pos;
 	s->size = off - s->base;
+	s->data_size = s->size;
 	s->records = e.record - s->base_record;
 	s->synced_entries = TFS_MIN(s->synced_entries, s->entries);
 	s->synced_size = TFS_MIN(s->synced_size, s->size);
@@ -655,19 +902,173 @@ int tfs_segment_sync(struct tfs_segment *s)
 	return rc;
 }
 
-int tfs_segment_unlink(struct tfs_segment *s)
+static int unlink_ext(struct tfs_segment *s, const char *ext)
 {
 	char name[64];
-	int rc, rc2;
+	int rc;
 
-	s->deleted = true;
-	tfs_segment_name(s->base, "index", name, sizeof(name));
+	tfs_segment_name(s->base, ext, name, sizeof(name));
 	rc = tfs_sys_unlinkat(s->dirfd, name, 0);
-	tfs_segment_name(s->base, "log", name, sizeof(name));
-	rc2 = tfs_sys_unlinkat(s->dirfd, name, 0);
-	if (rc == -ENOENT)
-		rc = 0;
-	if (rc2 == -ENOENT)
-		rc2 = 0;
-	return rc ? rc : rc2;
+	return rc == -ENOENT ? 0 : rc;
+}
+
+int tfs_segment_unlink(struct tfs_segment *s)
+{
+	int rc;
+
+	/* Data first: an index left alone by a crash is removed at start,
+	 * a log without its index would not be. */
+	s->deleted = true;
+	rc = unlink_ext(s, s->kind == TFS_SEG_ZSTD ? "zst" : "log");
+	if (rc == 0)
+		rc = unlink_ext(s, "index");
+	return rc;
+}
+
+int tfs_segment_unlink_log(struct tfs_segment *s)
+{
+	return unlink_ext(s, "log");
+}
+
+int tfs_segment_pread(struct tfs_segment *s, void *buf, size_t len,
+		      uint64_t pos)
+{
+	char *p = buf;
+
+	if (s->kind == TFS_SEG_RAW) {
+		ssize_t r = tfs_sys_pread(s->log_fd, buf, len, (off_t)pos);
+
+		if (r < 0)
+			return (int)r;
+		return r == (ssize_t)len ? 0 : TFS_ECORRUPT;
+	}
+	while (len > 0) {
+		uint32_t i = tfs_zindex_find(&s->zi, pos);
+		const struct tfs_zframe *f = &s->zi.f[i];
+		struct tfs_zbuf *b;
+		int rc = tfs_zframe_get(s->uid, s->log_fd, &s->zi, i, &b);
+
+		if (rc)
+			return rc;
+		size_t in = (size_t)(pos - f->raw_off);
+		size_t n = TFS_MIN(len, f->raw_len - in);
+		memcpy(p, b->data + in, n);
+		tfs_zbuf_unref(b);
+		p += n;
+		pos += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Reads entries [i, i + n) into v.  0 or an error. */
+static int read_entries(struct tfs_segment *s, uint64_t i, size_t n,
+			struct tfs_index_entry *v)
+{
+	size_t bytes = n * TFS_INDEX_ENTRY_SIZE;
+	unsigned char *buf = tfs_malloc(bytes);
+	ssize_t r = tfs_sys_pread(s->idx_fd, buf, bytes, entry_pos(i));
+	int rc = r == (ssize_t)bytes ? 0 : r < 0 ? (int)r : TFS_ECORRUPT;
+
+	for (size_t j = 0; j < n && rc == 0; j++)
+		rc = tfs_index_decode(buf + j * TFS_INDEX_ENTRY_SIZE, &v[j]);
+	free(buf);
+	return rc;
+}
+
+/* Compresses [from, to) of s (batch boundaries) as one frame, checking
+ * every batch's CRC on the way: corruption is never baked in. */
+static int add_frame(struct tfs_segment *s, struct tfs_zwriter *w,
+		     struct tfs_buf *buf, uint64_t from, uint64_t to,
+		     const struct tfs_index_entry *e, size_t ne)
+{
+	int rc;
+
+	tfs_buf_reset(buf);
+	tfs_buf_grow(buf, (size_t)(to - from));
+	rc = tfs_segment_pread(s, buf->data, (size_t)(to - from), from);
+	for (size_t i = 0; i < ne && rc == 0; i++)
+		rc = tfs_batch_verify(&e[i],
+				      buf->data + (e[i].offset - s->base - from));
+	if (rc == 0)
+		rc = tfs_zwriter_add(w, buf->data, (size_t)(to - from));
+	return rc;
+}
+
+#define COMPRESS_CHUNK 4096	/* index entries read at a time */
+
+/* Streams the batches of s into frames of about frame_bytes. */
+static int write_frames(struct tfs_segment *s, struct tfs_zwriter *w,
+			size_t frame_bytes)
+{
+	struct tfs_index_entry *e = tfs_malloc(COMPRESS_CHUNK * sizeof(*e));
+	struct tfs_index_entry *pend = NULL;
+	size_t npend = 0, cap = 0;
+	struct tfs_buf buf = TFS_BUF_INIT;
+	uint64_t start = 0;	/* segment position of the frame */
+	int rc = 0;
+
+	for (uint64_t i = 0; i < s->entries && rc == 0;) {
+		size_t n = (size_t)TFS_MIN(COMPRESS_CHUNK, s->entries - i);
+
+		rc = read_entries(s, i, n, e);
+		for (size_t j = 0; j < n && rc == 0; j++) {
+			uint64_t end = e[j].offset + e[j].length - s->base;
+
+			if (npend == cap) {
+				cap = cap ? cap * 2 : 64;
+				pend = tfs_realloc(pend, cap * sizeof(*pend));
+			}
+			pend[npend++] = e[j];
+			if (end - start < frame_bytes)
+				continue;
+			rc = add_frame(s, w, &buf, start, end, pend, npend);
+			start = end;
+			npend = 0;
+		}
+		i += n;
+	}
+	if (rc == 0 && npend)
+		rc = add_frame(s, w, &buf, start, s->size, pend, npend);
+	free(e);
+	free(pend);
+	tfs_buf_release(&buf);
+	return rc;
+}
+
+int tfs_segment_compress(struct tfs_segment *s, int level, size_t frame_bytes,
+			 struct tfs_segment **out)
+{
+	char tmp[64], name[64];
+	struct tfs_zwriter *w;
+	struct tfs_recovery rec;
+	uint64_t size;
+	int rc;
+
+	if (s->kind != TFS_SEG_RAW || s->entries == 0)
+		return -EINVAL;
+	tfs_segment_name(s->base, "zst.tmp", tmp, sizeof(tmp));
+	tfs_segment_name(s->base, "zst", name, sizeof(name));
+	rc = tfs_zwriter_open(s->dirfd, tmp, level, &w);
+	if (rc)
+		return rc;
+	rc = write_frames(s, w, frame_bytes);
+	if (rc) {
+		tfs_zwriter_abort(w);
+		return rc;
+	}
+	rc = tfs_zwriter_finish(w, &size);
+	if (rc == 0)
+		rc = tfs_sys_renameat(s->dirfd, tmp, s->dirfd, name);
+	if (rc == 0)
+		rc = tfs_sys_fsync(s->dirfd);
+	if (rc == 0)
+		rc = segment_open(s->dirfd, s->base, s->base_record,
+				  UINT64_MAX, false, out, &rec);
+	if (rc) {
+		unlinkat(s->dirfd, tmp, 0);
+		unlinkat(s->dirfd, name, 0);
+		return rc;
+	}
+	return 0;
 }

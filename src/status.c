@@ -19,6 +19,9 @@
  *     topicfs_open_handles                             gauge
  *     topicfs_parked_reads                             gauge
  *     topicfs_topics                                   gauge
+ *     topicfs_frame_cache_hits_total                   counter
+ *     topicfs_frame_cache_misses_total                 counter
+ *     topicfs_frame_cache_bytes                        gauge
  *   per partition, labels {topic="...",partition="N"}
  *     topicfs_partition_start_bytes                    gauge
  *     topicfs_partition_end_bytes                      gauge (committed end)
@@ -29,6 +32,13 @@
  *     topicfs_partition_start_record                   gauge
  *     topicfs_partition_disk_bytes                     gauge
  *     topicfs_partition_segments                       gauge
+ *     topicfs_partition_compressed_segments            gauge
+ *     topicfs_partition_logical_bytes                  gauge
+ *     topicfs_partition_data_bytes                     gauge
+ *     topicfs_partition_retention_deleted_bytes_total  counter
+ *     topicfs_partition_retention_deleted_segments_total counter
+ *     topicfs_partition_last_retention_timestamp_seconds gauge (0: never)
+ *     topicfs_partition_compressions_total             counter
  *     topicfs_partition_appends_total                  counter
  *     topicfs_partition_append_bytes_total             counter
  *     topicfs_partition_append_records_total           counter
@@ -50,6 +60,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "compress.h"
 #include "err.h"
 #include "status.h"
 
@@ -179,6 +190,16 @@ static json_t *node_json(const struct tfs_node_info *n)
 	put_int(o, "open_handles", n->open_handles);
 	put_int(o, "parked_reads", n->parked_reads);
 	json_object_set_new(o, "mode", json_string("standalone"));
+
+	struct tfs_zcache_stats zs;
+	json_t *fc = json_object();
+
+	tfs_zcache_stats(&zs);
+	put_int(fc, "hits", zs.hits);
+	put_int(fc, "misses", zs.misses);
+	put_int(fc, "bytes", zs.bytes);
+	put_int(fc, "frames", zs.frames);
+	json_object_set_new(o, "frame_cache", fc);
 	return o;
 }
 
@@ -235,6 +256,24 @@ static void partition_offsets(json_t *o, const struct tfs_partition_info *i)
 	put_int(o, "segments", i->segments);
 }
 
+/* Retention and compression of one partition. */
+static void partition_storage(json_t *o, const struct tfs_partition_info *i)
+{
+	put_int(o, "logical_bytes", i->logical_bytes);
+	put_int(o, "data_bytes", i->data_bytes);
+	put_int(o, "compressed_segments", i->compressed_segments);
+	json_object_set_new(o, "compression_ratio",
+			    i->data_bytes ? json_real((double)i->logical_bytes /
+						      (double)i->data_bytes)
+					  : json_null());
+	json_object_set_new(o, "last_retention",
+			    i->last_retention ? iso8601(i->last_retention)
+					      : json_null());
+	put_int(o, "deleted_bytes", i->deleted_bytes);
+	put_int(o, "deleted_segments", i->deleted_segments);
+	put_int(o, "compressions", i->compressions);
+}
+
 static void partition_counters(json_t *o, const struct tfs_partition_info *i)
 {
 	put_int(o, "appends", i->appends);
@@ -257,6 +296,7 @@ static json_t *partition_json(const struct part_snap *ps,
 
 	put_int(o, "partition", ps->index);
 	partition_offsets(o, i);
+	partition_storage(o, i);
 	partition_counters(o, i);
 	put_int(o, "epoch", i->epoch);
 	json_object_set_new(o, "leader", json_string("local"));
@@ -382,6 +422,28 @@ static const struct family part_families[] = {
 	  FIELD(VAL_U64, disk_bytes) },
 	{ "topicfs_partition_segments", "gauge",
 	  "Segments of the partition.", FIELD(VAL_U64, segments) },
+	{ "topicfs_partition_compressed_segments", "gauge",
+	  "Segments stored as zstd frames.",
+	  FIELD(VAL_U64, compressed_segments) },
+	{ "topicfs_partition_logical_bytes", "gauge",
+	  "Retained bytes as readers see them (end minus start).",
+	  FIELD(VAL_U64, logical_bytes) },
+	{ "topicfs_partition_data_bytes", "gauge",
+	  "Bytes of the .log and .zst files: logical_bytes / data_bytes is "
+	  "the compression ratio.",
+	  FIELD(VAL_U64, data_bytes) },
+	{ "topicfs_partition_retention_deleted_bytes_total", "counter",
+	  "Logical bytes deleted by retention since the partition was opened.",
+	  FIELD(VAL_U64, deleted_bytes) },
+	{ "topicfs_partition_retention_deleted_segments_total", "counter",
+	  "Segments deleted by retention since the partition was opened.",
+	  FIELD(VAL_U64, deleted_segments) },
+	{ "topicfs_partition_last_retention_timestamp_seconds", "gauge",
+	  "When retention last ran on the partition, Unix seconds (0: never).",
+	  FIELD(VAL_MS_AS_SECONDS, last_retention) },
+	{ "topicfs_partition_compressions_total", "counter",
+	  "Segments compressed since the partition was opened.",
+	  FIELD(VAL_U64, compressions) },
 	{ "topicfs_partition_appends_total", "counter",
 	  "Batches appended since the partition was opened.",
 	  FIELD(VAL_U64, appends) },
@@ -473,6 +535,21 @@ static void node_metrics(struct tfs_buf *b, const struct tfs_node_info *n,
 		     n->parked_reads);
 	family_header(b, "topicfs_topics", "gauge", "Topics in the store.");
 	tfs_buf_addf(b, "topicfs_topics %zu\n", ntopics);
+
+	struct tfs_zcache_stats zs;
+
+	tfs_zcache_stats(&zs);
+	family_header(b, "topicfs_frame_cache_hits_total", "counter",
+		      "Reads of compressed data served from the frame cache.");
+	tfs_buf_addf(b, "topicfs_frame_cache_hits_total %" PRIu64 "\n",
+		     zs.hits);
+	family_header(b, "topicfs_frame_cache_misses_total", "counter",
+		      "Frames decompressed for reads.");
+	tfs_buf_addf(b, "topicfs_frame_cache_misses_total %" PRIu64 "\n",
+		     zs.misses);
+	family_header(b, "topicfs_frame_cache_bytes", "gauge",
+		      "Bytes of decompressed frames held in the cache.");
+	tfs_buf_addf(b, "topicfs_frame_cache_bytes %" PRIu64 "\n", zs.bytes);
 }
 
 char *tfs_status_metrics(struct tfs_store *s, const struct tfs_node_info *n,

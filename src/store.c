@@ -34,6 +34,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "compactor.h"
+#include "compress.h"
 #include "err.h"
 #include "log.h"
 #include "store.h"
@@ -65,6 +68,7 @@ struct tfs_store {
 	uint32_t next_id;		/* (create_lock) */
 
 	struct tfs_workers *syncer;
+	struct tfs_compactor *compactor;
 	pthread_t flusher;
 	bool flusher_running;
 	pthread_mutex_t fl_lock;
@@ -619,6 +623,9 @@ static void empty_trash(struct tfs_store *s)
 			close(fd);
 		return;
 	}
+	/* The dup shares trash_fd's position, left at the end by the last
+	 * pass: without the rewind no later pass sees anything. */
+	rewinddir(d);
 	while ((de = readdir(d))) {
 		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
 			rm_tree(s->trash_fd, de->d_name);
@@ -778,8 +785,22 @@ int tfs_store_open(const char *dir, const struct tfs_conf *conf,
 		goto out_close;
 	}
 	s->flusher_running = true;
+	tfs_zcache_set_capacity((size_t)tfs_conf_get(
+		conf, TFS_CONF_COMPRESSION_CACHE_BYTES));
+	rc = tfs_compactor_start(
+		s, tfs_conf_get(conf, TFS_CONF_RETENTION_CHECK_INTERVAL_MS),
+		&s->compactor);
+	if (rc)
+		goto out_stop;
 	*out = s;
 	return 0;
+
+out_stop:
+	pthread_mutex_lock(&s->fl_lock);
+	s->stopping = true;
+	pthread_cond_signal(&s->fl_cond);
+	pthread_mutex_unlock(&s->fl_lock);
+	pthread_join(s->flusher, NULL);
 
 out_close:
 	for (size_t i = 0; i < s->ntopics; i++) {
@@ -813,6 +834,7 @@ void tfs_store_close(struct tfs_store *s)
 {
 	if (!s)
 		return;
+	tfs_compactor_stop(s->compactor);
 	if (s->flusher_running) {
 		pthread_mutex_lock(&s->fl_lock);
 		s->stopping = true;
@@ -945,6 +967,9 @@ int tfs_store_delete_topic(struct tfs_store *s, const char *name)
 		return -ENOENT;
 	}
 	snprintf(trash, sizeof(trash), "%u-%s", t->id, name);
+	/* The id alone keeps it unique; the name is for people looking,
+	 * and a long one would not fit a directory entry. */
+	trash[NAME_MAX] = '\0';
 	rc = tfs_sys_renameat(s->topics_fd, name, s->trash_fd, trash);
 	if (rc == 0)
 		rc = tfs_sys_fsync(s->topics_fd);
@@ -988,17 +1013,18 @@ int tfs_topic_set_partitions(struct tfs_topic *t, uint32_t n)
 		uint32_t old = t->nparts;
 
 		rc = open_partitions(t, old, n, true);
-		if (rc == 0)
-			rc = write_topic_json(t, n);
-		if (rc == 0) {
-			t->nparts = n;
-			tfs_info("topic %s: %u partitions", t->name, n);
-		} else {
+		if (rc) {
+			/* open_partitions closed what it had opened. */
+			remove_extra_partitions(t, old);
+		} else if ((rc = write_topic_json(t, n)) != 0) {
 			for (uint32_t i = old; i < n; i++) {
 				tfs_partition_close(t->parts[i], TFS_EDELETED);
 				tfs_partition_unref(t->parts[i]);
 			}
 			remove_extra_partitions(t, old);
+		} else {
+			t->nparts = n;
+			tfs_info("topic %s: %u partitions", t->name, n);
 		}
 	}
 	pthread_mutex_unlock(&t->lock);

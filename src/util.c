@@ -177,18 +177,56 @@ char *tfs_buf_detach(struct tfs_buf *b, size_t *len)
 	return p;
 }
 
-size_t tfs_count_newlines(const void *p, size_t n)
+/*
+ * Newlines are counted on every append (record offsets need them), so this
+ * is on the write path: a compare and a popcount of the byte mask, 64
+ * bytes per step with AVX2 when the CPU has it, 16 with SSE2 otherwise.
+ */
+__attribute__((target("avx2,popcnt")))
+static size_t newlines_avx2(const unsigned char *s, size_t n, size_t *done)
 {
-	const unsigned char *s = p;
+	const __m256i nl = _mm256_set1_epi8('\n');
+	size_t count = 0, i = 0;
+
+	for (; i + 64 <= n; i += 64) {
+		__m256i a = _mm256_loadu_si256((const __m256i *)(s + i));
+		__m256i b = _mm256_loadu_si256((const __m256i *)(s + i + 32));
+		uint64_t m = (uint32_t)_mm256_movemask_epi8(
+				     _mm256_cmpeq_epi8(a, nl)) |
+			     (uint64_t)(uint32_t)_mm256_movemask_epi8(
+				     _mm256_cmpeq_epi8(b, nl))
+				     << 32;
+		count += (size_t)__builtin_popcountll(m);
+	}
+	*done = i;
+	return count;
+}
+
+static size_t newlines_sse2(const unsigned char *s, size_t n, size_t *done)
+{
 	const __m128i nl = _mm_set1_epi8('\n');
 	size_t count = 0, i = 0;
 
-	/* 16 bytes per step; a movemask popcount beats memchr for dense lines. */
 	for (; i + 16 <= n; i += 16) {
 		__m128i v = _mm_loadu_si128((const __m128i *)(s + i));
 		unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl));
 		count += (size_t)__builtin_popcount(m);
 	}
+	*done = i;
+	return count;
+}
+
+size_t tfs_count_newlines(const void *p, size_t n)
+{
+	static int have_avx2 = -1;
+	const unsigned char *s = p;
+	size_t count, i;
+
+	if (have_avx2 < 0) {
+		__builtin_cpu_init();
+		have_avx2 = __builtin_cpu_supports("avx2");
+	}
+	count = have_avx2 ? newlines_avx2(s, n, &i) : newlines_sse2(s, n, &i);
 	for (; i < n; i++)
 		count += s[i] == '\n';
 	return count;

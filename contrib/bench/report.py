@@ -15,6 +15,10 @@ Medians are over rounds.  A ratio A/B is the median of the per-round ratios
 A_r / B_r over the rounds where both ran (the runs of one round are close in
 time, so pairing them cancels much of a shared machine's drift).
 
+The `zstd` workload (contrib/bench/compression.sh, kind "compression" in
+runs.jsonl) is topicfs alone, run once: its result.json goes into the JSON
+file as "compression" and into the Markdown as a section of its own.
+
 Exit status: 0 when every selected run succeeded, 1 when some failed (the
 report is complete either way), 2 on an internal error.
 """
@@ -119,6 +123,8 @@ def redis_result(path):
 
 def run_metrics(run):
     """The numbers of one successful run, flattened for the report."""
+    if run["kind"] == "compression":
+        return load_json(run["result"])
     if run["kind"] == "redis-csv":
         r = redis_result(run["result"])
         r["complete"] = True
@@ -358,12 +364,22 @@ def lat_cell(ws, sys_):
     return text
 
 
-def markdown(meta, summary, targets, rounds, png_tp, png_lat):
+def markdown(meta, summary, targets, rounds, png_tp, png_lat, comp=None):
     notes = []
     L = []
     quick = " BENCH_QUICK=1" if meta["quick"] else ""
     L.append(f"# topicfs benchmark, {meta['date_utc']} UTC")
     L.append("")
+    if not summary:
+        # Only the zstd workload ran.
+        L.append(f"`{meta.get('command', 'make bench')}`: "
+                 f"{meta['seconds']} s in all.  Host: Linux "
+                 f"{meta['kernel']}, {meta['cpus']} CPUs "
+                 f"({meta['cpu_model']}), {meta['mem_gib']} GiB, "
+                 f"{meta['fs']}.")
+        if comp is not None:
+            L += compression_markdown(meta, comp)
+        return "\n".join(L) + "\n"
     L.append(f"`make bench{quick}`: {meta['rounds_done']} paired round(s), "
              f"{meta['seconds']} s in all.  Host: Linux {meta['kernel']}, "
              f"{meta['cpus']} CPUs ({meta['cpu_model']}), "
@@ -473,11 +489,172 @@ def markdown(meta, summary, targets, rounds, png_tp, png_lat):
              .replace("  ", " ") + f" ({meta.get('topicfs_build', '')})")
     L.append("* Redis: `redis-server --appendonly yes --appendfsync "
              "everysec --save ''`, a fresh server and folder per run")
+    if comp is not None:
+        L += compression_markdown(meta, comp)
     if notes:
         L.append("")
         for i, n in enumerate(notes, 1):
             L.append(f"[^{i}]: {n}")
     return "\n".join(L) + "\n"
+
+
+# ---- the zstd workload --------------------------------------------------------
+
+def compression_doc(runs):
+    """The "compression" field: compression.sh's result, or why there is
+    none; None when the workload was not run."""
+    zr = [r for r in runs if r["workload"] == "zstd"]
+    if not zr:
+        return None
+    r = zr[-1]
+    if r["status"] == "ok":
+        return r["metrics"]
+    doc = {}
+    try:
+        doc = load_json(r["result"])	# what it measured before failing
+    except (OSError, ValueError):
+        pass
+    doc["status"] = "failed"
+    doc["reason"] = r["reason"]
+    return doc
+
+
+def mib(n):
+    return f"{n / 1048576:,.0f} MiB" if n < 1000 << 20 else \
+        f"{n / (1 << 30):,.2f} GiB"
+
+
+def compression_markdown(meta, c):
+    L = ["", "## Compressed segments (zstd)", ""]
+    if c.get("status") != "ok":
+        L.append(f"**zstd FAILED: {c.get('reason', '')}.**  Log: "
+                 "`bench/work/run-STAMP/zstd.log`.")
+        if "ratio" not in c:
+            return L
+        L.append("")
+    g = c.get("generator") or {}
+    z = c.get("z_config") or {}
+    quick = " BENCH_QUICK=1" if c.get("quick") else ""
+    alone = f"make bench{quick} BENCH_WORKLOADS=zstd"
+    run = meta.get("command", "make bench")
+    wsize = str(g.get("write_size", "")).replace("K", " KiB")
+    L.append(
+        f"From `{run}`"
+        + ("" if run.replace('"', "") == alone else
+           f" (the workload alone: `{alone}`)")
+        + f", contrib/bench/compression.sh, {c.get('seconds')} s: "
+        f"{mib(g.get('bytes', 0))} "
+        f"({g.get('bytes', 0):,} bytes, {g.get('lines', 0):,} lines of "
+        f"{g.get('bytes', 0) / max(g.get('lines', 1), 1):.0f} bytes) of "
+        "web-log lines from `contrib/bench/weblog.c` (seed "
+        f"{g.get('seed')}) appended in {wsize} writes to two "
+        "topics of one topicfs mount: `raw`, and `z` with "
+        f"`compression={z.get('compression')}` (level {z.get('level')}, "
+        f"frame {z.get('frame_bytes', 0) // 1024} KiB: the defaults); "
+        f"segment.bytes {z.get('segment_bytes', 0) // 1048576} MiB; then "
+        "`segment.ms=1s` sealed the active segments, so every byte of `z` "
+        "is compressed.  Both files read back through the mount match the "
+        "generator's checksum"
+        + (" ({:,} bytes, sum {}).".format(
+            int(c["verify"]["expected"].split()[0]),
+            c["verify"]["expected"].split()[1]) if c.get("verify") else "."))
+    L.append("")
+    r = c.get("ratio")
+    rd = c.get("reads", {})
+    if r:
+        L.append("| | raw | zstd | zstd ÷ raw |")
+        L.append("|---|---|---|---|")
+        L.append(f"| segment files, bytes (status `data_bytes`) | "
+                 f"{r['logical_bytes']:,} | {r['data_bytes']:,} | ratio "
+                 f"**{r['status_ratio']:.2f}** (`compression_ratio`) |")
+        L.append(f"| on disk with indexes, bytes (`du`) | {r['du_raw']:,} | "
+                 f"{r['du_z']:,} | ratio {r['du_ratio']:.2f} |")
+        for sz, what in (("1M", "1 MiB"), ("64K", "64 KiB")):
+            v = rd.get(sz)
+            if not v:
+                continue
+            L.append(
+                f"| sequential read, {what} reads, MB/s | "
+                f"{fmt(v['raw']['median'], 'MB/s')} "
+                f"({fmt(v['raw']['min'], '')}–{fmt(v['raw']['max'], '')}) | "
+                f"{fmt(v['z']['median'], 'MB/s')} "
+                f"({fmt(v['z']['min'], '')}–{fmt(v['z']['max'], '')}) | "
+                f"{v['z_over_raw']['median']:.2f} |")
+        L.append("")
+    if rd:
+        v1 = rd.get("1M") or next(iter(rd.values()))
+        L.append(
+            f"Reads: median over {v1['rounds']} paired rounds (raw and z one "
+            "after the other, the order swapped each round) with the range; "
+            "the ratio is the median of the per-round ratios.  "
+            "`topicfs-perf consume -r SIZE MNT/TOPIC/0`.  **Warm cache**: "
+            "the page cache holds the segment files, for `z` the compressed "
+            "bytes, so no read touches the disk; the frame cache "
+            "(`compression.cache.bytes`, 64 MiB by default) is smaller than "
+            "the file, so every "
+            "read of `z` decompresses each frame once: frame-cache misses "
+            "and hits per pass: " + "; ".join(
+                f"{sz} reads {v['z_cache_misses']:,} misses, "
+                f"{v['z_cache_hits']:,} hits" for sz, v in rd.items())
+            + (f" ({r['frames']:,} frames)." if r else "."))
+        L.append("")
+    cp = c.get("compaction")
+    if cp and r:
+        wall = ""
+        if cp.get("wall_mb_per_sec"):
+            wall = (f" and {cp['wall_seconds']:.2f} s of wall time writing "
+                    f"the .zst files ({cp['wall_mb_per_sec']:,.0f} MB/s; "
+                    "each file from its birth to its last write, so the "
+                    "fsync and rename are left out)")
+        L.append(
+            f"Compaction: {cp['segments']} segments, "
+            f"{cp['bytes'] / 1e6:,.0f} MB of input, took "
+            f"{cp['cpu_seconds']:.2f} s of the compactor thread's CPU "
+            f"(**{cp['mb_per_cpu_second']:,.0f} MB/s** per CPU second)"
+            f"{wall}.  {cp.get('during_write_segments', 0)} segments were "
+            "compressed while `z` was still being written; the last was "
+            f"done {cp.get('done_after_write_seconds', 0):.1f} s after the "
+            "last write (a segment waits for the checkpoint, `flush.ms`, "
+            "and the next check, 200 ms here).  Frames hold whole batches "
+            "and close at the first batch boundary at or past the frame "
+            f"size: {r['frames']:,} frames of "
+            f"{r['avg_frame_bytes'] / 1024:.0f} KiB on average.")
+        L.append("")
+    v = c.get("variants")
+    if v and v.get("rows"):
+        L.append(f"Levels and frame sizes on the first "
+                 f"{mib(v['rows'][0]['bytes'])} of the same lines "
+                 "(segment.bytes "
+                 f"{v['segment_bytes_setting'].replace('MiB', ' MiB')}), "
+                 "one topic each, made, "
+                 "filled, compressed, read three times and removed in turn:")
+        L.append("")
+        L.append("| level | frame setting | frames on average | ratio | "
+                 "compaction MB/s per CPU second | compaction MB/s, wall | "
+                 "read MB/s, 1 MiB reads |")
+        L.append("|---|---|---|---|---|---|---|")
+        for row in v["rows"]:
+            L.append(f"| {row['level']} | {row['frame_setting'] // 1024} KiB"
+                     f" | {row['avg_frame_bytes'] / 1024:,.0f} KiB | "
+                     f"{row['ratio']:.2f} | "
+                     f"{fmt(row['mb_per_cpu_second'], 'MB/s')} | "
+                     f"{fmt(row.get('wall_mb_per_sec'), 'MB/s')} | "
+                     f"{fmt(row['read_mb_per_sec'], 'MB/s')} |")
+        L.append("")
+    notes = []
+    if c.get("daemon_warning_count"):
+        notes.append(f"the daemon logged {c['daemon_warning_count']} "
+                     "warning(s) or error(s), first: "
+                     f"`{c['daemon_warnings'][0]}`")
+    if c.get("topicfs_exit") not in ("0", "", None):
+        notes.append(f"the daemon exited with status {c['topicfs_exit']}")
+    if notes:
+        L.append("**Note:** " + "; ".join(notes) + ".")
+        L.append("")
+    L.append(f"topicfs: `{c.get('topicfs_command')}` "
+             f"({c.get('topicfs_build', '')}); load average before "
+             f"{c.get('loadavg_before')}, after {c.get('loadavg_after')}.")
+    return L
 
 
 # ---- plots ----------------------------------------------------------------------
@@ -585,7 +762,9 @@ def compact_run(r, work):
     out = {k: v for k, v in r.items() if k not in ("result", "metrics")}
     out["command"] = out.get("command", "").replace(work + "/", "")
     m = r.get("metrics")
-    if m:
+    if m and r["kind"] == "compression":
+        pass		# the whole result is the document's "compression"
+    elif m:
         keep = ("p50", "p99", "p99_9", "max")
         out["metrics"] = {k: ({kk: vv for kk, vv in v.items()
                                if kk in keep}
@@ -615,6 +794,7 @@ def main():
                 r["reason"] = f"unreadable result {r['result']}: {e}"
     summary, targets, rounds = summarize(meta, runs)
 
+    comp = compression_doc(runs)
     base = os.path.join(results, f"bench-{stamp}")
     png_tp, png_lat = base + "-throughput.png", base + "-latency.png"
     tp, specs = write_plot_data(work, summary)
@@ -626,21 +806,25 @@ def main():
     if missing:
         title += "; no data: " + ", ".join(missing)
     ylo, yhi = y_range(tp)
-    ok_tp = gnuplot(os.path.join(here, "throughput.gp"),
-                    {"dat": tp, "out": png_tp, "ttl": title,
-                     "titles": gp_words(SYS_TITLE[s] for s in SYSTEMS),
-                     "nsys": len(SYSTEMS), "ylo": ylo, "yhi": yhi})
-    ok_lat = gnuplot(os.path.join(here, "latency.gp"),
-                     {"dat1": specs["write"][0],
-                      "titles1": gp_words(specs["write"][1]),
-                      "dat2": specs["follow"][0],
-                      "titles2": gp_words(specs["follow"][1]),
-                      "out": png_lat, "ttl": title})
+    ok_tp = ok_lat = True
+    if summary:			# no plots when only zstd ran
+        ok_tp = gnuplot(os.path.join(here, "throughput.gp"),
+                        {"dat": tp, "out": png_tp, "ttl": title,
+                         "titles": gp_words(SYS_TITLE[s] for s in SYSTEMS),
+                         "nsys": len(SYSTEMS), "ylo": ylo, "yhi": yhi})
+        ok_lat = gnuplot(os.path.join(here, "latency.gp"),
+                         {"dat1": specs["write"][0],
+                          "titles1": gp_words(specs["write"][1]),
+                          "dat2": specs["follow"][0],
+                          "titles2": gp_words(specs["follow"][1]),
+                          "out": png_lat, "ttl": title})
 
     md = markdown(meta, summary, targets, rounds, "latest-throughput.png",
-                  "latest-latency.png")
+                  "latest-latency.png", comp)
     doc = {"meta": meta, "summary": summary, "targets": targets,
            "runs": [compact_run(r, os.path.abspath(work)) for r in runs]}
+    if comp is not None:
+        doc["compression"] = comp
     with open(base + ".json", "w") as f:
         json.dump(doc, f, separators=(",", ":"))
         f.write("\n")

@@ -15,11 +15,16 @@
 # an order rotated each round (A B C, B C A, ...), and the report gives the
 # median over rounds and the median of the per-round ratios.
 #
+# One more workload, `zstd`, is topicfs alone: compressed against raw
+# segments on web-log lines (ratio, compaction speed, read speed), run
+# once after the rounds by contrib/bench/compression.sh with a daemon of
+# its own (see docs/PERFORMANCE.md, "Compressed segments").
+#
 # Environment:
-#   BENCH_QUICK=1        small sizes, about a minute in all (a smoke run)
+#   BENCH_QUICK=1        small sizes, about 1.5 minutes in all (a smoke run)
 #   BENCH_ROUNDS=N       rounds (default 5; 3 with BENCH_QUICK)
 #   BENCH_SYSTEMS="..."  subset of: topicfs passthrough_ll native redis
-#   BENCH_WORKLOADS="..." subset of the workload names below
+#   BENCH_WORKLOADS="..." subset of the workload names below (ALL_WORKLOADS)
 #   BENCH_TOPICFS_ARGS   extra arguments for build/topicfs (e.g. "-o k=v")
 #   BENCH_COLD=1         evict the file from the page cache (per file, with
 #                        posix_fadvise) before the read workload
@@ -54,8 +59,10 @@ QUICK=${BENCH_QUICK:-0}
 ROUNDS=${BENCH_ROUNDS:-5}
 DEADLINE=${BENCH_DEADLINE:-540}
 SYSTEMS=${BENCH_SYSTEMS:-"topicfs passthrough_ll native redis"}
-ALL_WORKLOADS="append-128k read-1g append-1rec append-4w fsync-1m follow-1 follow-100"
+ALL_WORKLOADS="append-128k read-1g append-1rec append-4w fsync-1m follow-1 follow-100 zstd"
 WORKLOADS=${BENCH_WORKLOADS:-$ALL_WORKLOADS}
+# The workloads run in rounds on every system (all but zstd).
+SIDE_WORKLOADS=$(for w in $WORKLOADS; do [ "$w" = zstd ] || printf '%s ' "$w"; done)
 COLD=${BENCH_COLD:-0}
 
 # The passthrough_ll options: direct_io on every open and zero attribute
@@ -69,10 +76,12 @@ if [ "$QUICK" = 1 ]; then
 	ROUNDS=${BENCH_ROUNDS:-3}
 	REDIS_N_BATCH=300000; REDIS_N_1=20000; REDIS_N_4=40000
 	NEED_GB=1
+	ZSTD_RESERVE=40; ZSTD_LIMIT=150	# seconds: expected at most, killed after
 else
 	BIG=1G; N1=200k; N4=200k; FSYNC_BYTES=256M; NFOLLOW=2000
 	REDIS_N_BATCH=2000000; REDIS_N_1=100000; REDIS_N_4=200000
 	NEED_GB=6
+	ZSTD_RESERVE=75; ZSTD_LIMIT=300
 fi
 FOLLOW_RATE=1000
 
@@ -598,13 +607,48 @@ run_round() {
 	fi
 }
 
+# ---- the zstd workload -------------------------------------------------------------
+
+ZSTD_CMD="contrib/bench/compression.sh DIR$([ "$QUICK" = 1 ] && echo ' (BENCH_QUICK=1)')"
+run_zstd() {			# compression.sh, once, with its own daemon
+	local out=$WORK/zstd t1 t2 rc reason
+	if ! has topicfs; then
+		say "zstd: skipped (topicfs is not in BENCH_SYSTEMS)"
+		return
+	fi
+	say "zstd: compressed against raw segments (contrib/bench/compression.sh, log: $WORK/zstd.log)"
+	t1=$(now_s)
+	BENCH_QUICK=$QUICK B=$B timeout -k 10 "$ZSTD_LIMIT" \
+		"$ROOT/contrib/bench/compression.sh" "$out" 2>&1 >/dev/null |
+		tee "$WORK/zstd.log" >&2
+	rc=${PIPESTATUS[0]}
+	t2=$(now_s)
+	if [ "$rc" = 0 ] && [ -s "$out/result.json" ]; then
+		record 0 zstd topicfs ok "" "$out/result.json" compression \
+			"$(elapsed "$t1" "$t2")" "$ZSTD_CMD"
+		return
+	fi
+	if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+		reason="no result within ${ZSTD_LIMIT} s (killed)"
+	else
+		reason=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["reason"])' \
+			"$out/result.json" 2>/dev/null)
+		[ -n "$reason" ] || reason="exit $rc: $(tail -1 "$WORK/zstd.log")"
+	fi
+	say "zstd: FAILED: $reason"
+	record 0 zstd topicfs failed "$reason" "$out/result.json" compression \
+		"$(elapsed "$t1" "$t2")" "$ZSTD_CMD"
+}
+
 # ---- main ------------------------------------------------------------------------
 
 say "results go to $RESULTS (raw runs and logs: $WORK)"
 say "systems: $SYSTEMS; workloads: $WORKLOADS; rounds: $ROUNDS$([ "$QUICK" = 1 ] && echo ' (BENCH_QUICK)')"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
-if has topicfs; then
+# Only zstd selected: no side-by-side daemons, warm-up or rounds.
+[ -n "$SIDE_WORKLOADS" ] || ROUNDS=0
+if has topicfs && [ -n "$SIDE_WORKLOADS" ]; then
 	if start_topicfs; then
 		say "topicfs mounted at $TFS_MNT (pid $TFS_PID)"
 	else
@@ -613,7 +657,7 @@ if has topicfs; then
 		      "Log: $WORK/topicfs.log"
 	fi
 fi
-if has passthrough_ll; then
+if has passthrough_ll && [ -n "$SIDE_WORKLOADS" ]; then
 	if start_passthrough; then
 		say "passthrough_ll mounted at $PT_MNT (pid $PT_PID, -o source=...,$PT_OPTS)"
 	else
@@ -625,16 +669,21 @@ has native && mkdir -p "$WORK/native"
 # Warm-up, not recorded.  A file as big as the largest run, written and
 # deleted, leaves that much memory recently used for the first run to
 # recycle; and first writes through a fresh mount are slower.
-"$PERF" produce -q --bytes "$BIG" -w 128K "$WORK/warmup" >/dev/null 2>&1
-rm -f "$WORK/warmup"
-for s in $(fs_systems); do
-	system_down "$s" >/dev/null && continue
-	d=$(make_topic "$s" warmup) || continue
-	"$PERF" produce -q -n 20k -w 128K "$d/0" >/dev/null 2>&1
-	"$PERF" produce -q -n 2k "$d/0" >/dev/null 2>&1
-	drop_topic "$s" warmup
-done
+if [ -n "$SIDE_WORKLOADS" ]; then
+	"$PERF" produce -q --bytes "$BIG" -w 128K "$WORK/warmup" >/dev/null 2>&1
+	rm -f "$WORK/warmup"
+	for s in $(fs_systems); do
+		system_down "$s" >/dev/null && continue
+		d=$(make_topic "$s" warmup) || continue
+		"$PERF" produce -q -n 20k -w 128K "$d/0" >/dev/null 2>&1
+		"$PERF" produce -q -n 2k "$d/0" >/dev/null 2>&1
+		drop_topic "$s" warmup
+	done
+fi
 
+# zstd runs after the rounds: keep its time out of their budget.
+ROUND_DEADLINE=$DEADLINE
+wants zstd && has topicfs && ROUND_DEADLINE=$(( DEADLINE - ZSTD_RESERVE ))
 ROUNDS_DONE=0
 STOP_NOTE=""
 for r in $(seq "$ROUNDS"); do
@@ -643,14 +692,15 @@ for r in $(seq "$ROUNDS"); do
 	ROUNDS_DONE=$r
 	re=$(date +%s)
 	took=$(( re - rs ))
-	if [ "$r" -lt "$ROUNDS" ] && [ $(( re - T0 + took )) -gt "$DEADLINE" ]; then
-		STOP_NOTE="stopped after $r of $ROUNDS rounds: another round (${took} s) would pass the ${DEADLINE} s budget"
+	if [ "$r" -lt "$ROUNDS" ] && [ $(( re - T0 + took )) -gt "$ROUND_DEADLINE" ]; then
+		STOP_NOTE="stopped after $r of $ROUNDS rounds: another round (${took} s) would pass the ${ROUND_DEADLINE} s budget"
 		say "$STOP_NOTE"
 		break
 	fi
 done
-LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 cleanup
+wants zstd && run_zstd
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 trap - EXIT
 
 # Versions and settings for the record.
@@ -659,7 +709,7 @@ cat >"$WORK/meta.json" <<EOF
 {
   "stamp": $(jstr "$STAMP"),
   "date_utc": $(jstr "$(date -u '+%Y-%m-%d %H:%M:%S')"),
-  "command": $(jstr "make bench$([ "$QUICK" = 1 ] && echo ' BENCH_QUICK=1')"),
+  "command": $(jstr "make bench$([ "$QUICK" = 1 ] && echo ' BENCH_QUICK=1')${BENCH_WORKLOADS:+ BENCH_WORKLOADS=\"$BENCH_WORKLOADS\"}"),
   "quick": $([ "$QUICK" = 1 ] && echo true || echo false),
   "rounds_requested": $ROUNDS,
   "rounds_done": $ROUNDS_DONE,
@@ -685,7 +735,7 @@ cat >"$WORK/meta.json" <<EOF
   "passthrough_ll_status": $(jstr "$PT_STATUS"),
   "cold_read": $([ "$COLD" = 1 ] && echo true || echo false),
   "record_size": $RSIZE,
-  "sizes": {"append_128k": $(jstr "$BIG"), "append_1rec": $(jstr "$N1"), "append_4w": $(jstr "$N4"), "fsync_1m": $(jstr "$FSYNC_BYTES"), "follow_records": $(jstr "$NFOLLOW"), "follow_rate": $FOLLOW_RATE, "redis_batch": $REDIS_N_BATCH, "redis_1": $REDIS_N_1, "redis_4": $REDIS_N_4},
+  "sizes": {"zstd": $(jstr "$([ "$QUICK" = 1 ] && echo 128M || echo 1G)"), "append_128k": $(jstr "$BIG"), "append_1rec": $(jstr "$N1"), "append_4w": $(jstr "$N4"), "fsync_1m": $(jstr "$FSYNC_BYTES"), "follow_records": $(jstr "$NFOLLOW"), "follow_rate": $FOLLOW_RATE, "redis_batch": $REDIS_N_BATCH, "redis_1": $REDIS_N_1, "redis_4": $REDIS_N_4},
   "commands": {
     "append-128k": $(jstr "topicfs-perf $W_BIG_ARGS FILE; redis-benchmark -c 8 -P 64 -n $REDIS_N_BATCH XADD bench '*' v <200 B>"),
     "read-1g": $(jstr "topicfs-perf $W_READ_ARGS FILE (the file append-128k wrote)"),
@@ -693,7 +743,8 @@ cat >"$WORK/meta.json" <<EOF
     "append-4w": $(jstr "topicfs-perf $W_4W_ARGS FILE; redis-benchmark -c 4 -P 1 -n $REDIS_N_4 XADD ..."),
     "fsync-1m": $(jstr "topicfs-perf $W_FSYNC_ARGS FILE"),
     "follow-1": $(jstr "topicfs-perf $W_FOLLOW_ARGS -F 1 --wait block|inotify --append-to T/0 T/.follow/0|T/0"),
-    "follow-100": $(jstr "topicfs-perf $W_FOLLOW_ARGS -F 100 --wait block|inotify --append-to T/0 T/.follow/0|T/0")
+    "follow-100": $(jstr "topicfs-perf $W_FOLLOW_ARGS -F 100 --wait block|inotify --append-to T/0 T/.follow/0|T/0"),
+    "zstd": $(jstr "$ZSTD_CMD")
   }
 }
 EOF

@@ -143,7 +143,8 @@ static const char *jstr(json_t *o, const char *key)
 
 static const char *const node_keys[] = {
 	"name", "version", "pid", "mountpoint", "data_dir",
-	"uptime_seconds", "open_handles", "parked_reads", "mode", NULL
+	"uptime_seconds", "open_handles", "parked_reads", "mode",
+	"frame_cache", NULL
 };
 static const char *const topic_keys[] = {
 	"name", "id", "partition_count", "created", "config", "partitions",
@@ -151,7 +152,10 @@ static const char *const topic_keys[] = {
 };
 static const char *const part_keys[] = {
 	"partition", "start", "end", "log_end", "durable", "start_record",
-	"records", "bytes", "disk_bytes", "segments", "appends",
+	"records", "bytes", "disk_bytes", "segments", "logical_bytes",
+	"data_bytes", "compressed_segments", "compression_ratio",
+	"last_retention", "deleted_bytes", "deleted_segments",
+	"compressions", "appends",
 	"append_bytes", "append_records", "fsyncs", "reads", "read_bytes",
 	"first_timestamp", "last_timestamp", "epoch", "leader", "replicas",
 	"isr", "lag", "waiters", "state", NULL
@@ -446,12 +450,21 @@ static void check_metrics(const char *text, size_t len)
 	static const char *const want[] = {
 		"topicfs_info", "topicfs_uptime_seconds",
 		"topicfs_open_handles", "topicfs_parked_reads",
-		"topicfs_topics", "topicfs_partition_start_bytes",
+		"topicfs_topics", "topicfs_frame_cache_hits_total",
+		"topicfs_frame_cache_misses_total", "topicfs_frame_cache_bytes",
+		"topicfs_partition_start_bytes",
 		"topicfs_partition_end_bytes",
 		"topicfs_partition_log_end_bytes",
 		"topicfs_partition_durable_bytes", "topicfs_partition_records",
 		"topicfs_partition_start_record",
 		"topicfs_partition_disk_bytes", "topicfs_partition_segments",
+		"topicfs_partition_compressed_segments",
+		"topicfs_partition_logical_bytes",
+		"topicfs_partition_data_bytes",
+		"topicfs_partition_retention_deleted_bytes_total",
+		"topicfs_partition_retention_deleted_segments_total",
+		"topicfs_partition_last_retention_timestamp_seconds",
+		"topicfs_partition_compressions_total",
 		"topicfs_partition_appends_total",
 		"topicfs_partition_append_bytes_total",
 		"topicfs_partition_append_records_total",

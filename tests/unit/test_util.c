@@ -51,6 +51,37 @@ static void test_crc(void)
 	}
 }
 
+static void test_crc_lengths(void)
+{
+	TEST("crc32c: every length from 0 to 1300, any starting crc");
+	static unsigned char buf[1400];
+	uint32_t seed = 99;
+	int bad = 0;
+
+	for (size_t i = 0; i < sizeof(buf); i++) {
+		seed = seed * 1103515245 + 12345;
+		buf[i] = (unsigned char)(seed >> 16);
+	}
+	for (size_t n = 0; n <= 1300; n++) {
+		uint32_t want = crc_ref(buf + 3, n);
+		bad += tfs_crc32c(0, buf + 3, n) != want;
+		/* Continuing from a prefix's crc exercises the register being
+		 * folded into the first block. */
+		size_t cut = n / 7;
+		uint32_t c = tfs_crc32c(0, buf + 3, cut);
+		bad += tfs_crc32c(c, buf + 3 + cut, n - cut) != want;
+	}
+	CHECK_EQ(bad, 0);
+
+	TEST("crc32c: a 1 MiB buffer at odd alignment");
+	size_t big = (1 << 20) + 77;
+	unsigned char *b = tfs_malloc(big + 1);
+	for (size_t i = 0; i <= big; i++)
+		b[i] = (unsigned char)(i * 2654435761u >> 13);
+	CHECK_EQ(tfs_crc32c(0, b + 1, big), crc_ref(b + 1, big));
+	free(b);
+}
+
 static void test_newlines(void)
 {
 	TEST("count newlines");
@@ -61,6 +92,24 @@ static void test_newlines(void)
 	CHECK_EQ(tfs_count_newlines(s, sizeof(s)), 5);
 	CHECK_EQ(tfs_count_newlines(s + 1, 15), 1);
 	CHECK_EQ(tfs_count_newlines(s, 0), 0);
+
+	TEST("count newlines: every length and alignment against a plain loop");
+	static char big[4096 + 64];
+	uint32_t seed = 7;
+	for (size_t i = 0; i < sizeof(big); i++) {
+		seed = seed * 1103515245 + 12345;
+		big[i] = (seed >> 16) % 5 == 0 ? '\n' : (char)(seed >> 8);
+	}
+	int bad = 0;
+	for (size_t off = 0; off < 64; off += 7) {
+		for (size_t n = 0; n + off <= sizeof(big); n += n < 200 ? 1 : 61) {
+			size_t want = 0;
+			for (size_t i = 0; i < n; i++)
+				want += big[off + i] == '\n';
+			bad += tfs_count_newlines(big + off, n) != want;
+		}
+	}
+	CHECK_EQ(bad, 0);
 }
 
 static void test_buf(void)
@@ -129,6 +178,7 @@ static void test_sysio(void)
 int main(void)
 {
 	test_crc();
+	test_crc_lengths();
 	test_newlines();
 	test_buf();
 	test_errors();
