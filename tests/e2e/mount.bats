@@ -155,3 +155,27 @@ has_item() {
 	[[ "$output" == *"topicfs: not found"* ]]
 	! ns_mounted "$MNT"
 }
+
+@test "systemd-fstab-generator makes the fstab line a mount unit after /var/lib/topicfs's file system" {
+	gen=/lib/systemd/system-generators/systemd-fstab-generator
+	[ -x "$gen" ] || {
+		echo "no $gen: apt-get install systemd" >&2
+		false
+	}
+	recipe OPERATIONS.md fstab >"$T/fstab"
+	unit=$(systemd-escape -p --suffix=mount "$MNT")
+	mkdir "$T/gen"
+	SYSTEMD_FSTAB=$T/fstab "$gen" "$T/gen" "$T/gen" "$T/gen" 2>/dev/null
+	grep -qx "What=$DATA" "$T/gen/$unit"
+	grep -qx "Type=fuse.topicfs" "$T/gen/$unit"
+	grep -qx "RequiresMountsFor=$DATA" "$T/gen/$unit"
+	# nofail: wanted by local-fs.target, not required.
+	[ -L "$T/gen/local-fs.target.wants/$unit" ]
+	[ ! -e "$T/gen/local-fs.target.requires/$unit" ]
+	# _netdev moves it to remote-fs.target, after the network.
+	sed 's/nofail,/nofail,_netdev,/' "$T/fstab" >"$T/fstab.net"
+	rm -rf "$T/gen" && mkdir "$T/gen"
+	SYSTEMD_FSTAB=$T/fstab.net "$gen" "$T/gen" "$T/gen" "$T/gen" 2>/dev/null
+	[ -L "$T/gen/remote-fs.target.wants/$unit" ]
+	[ ! -e "$T/gen/local-fs.target.wants/$unit" ]
+}
