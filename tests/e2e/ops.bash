@@ -33,10 +33,18 @@ recipe() {
 		-e "s|/run/topicfs-demo|$T|g"
 }
 
+# A zombie counts as gone: a daemon started by mount(8) is reparented to
+# PID 1, which may take a second or two to reap it.
+pid_running() {
+	local state
+	state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null)
+	[ -n "$state" ] && [ "$state" != Z ]
+}
+
 wait_pid_gone() {
 	local pid=$1 secs=${2:-20}
 	local deadline=$(($(date +%s%N) + secs * 1000000000))
-	while kill -0 "$pid" 2>/dev/null; do
+	while pid_running "$pid"; do
 		if [ "$(date +%s%N)" -gt "$deadline" ]; then
 			echo "process $pid still running after ${secs}s" >&2
 			return 1
