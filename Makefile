@@ -7,7 +7,8 @@
 #   make check      the same under ASan+UBSan in build-asan/, plus the fuzzer
 #                   and the configuration-reference drift check
 #   make bench      side-by-side benchmarks (see docs/PERFORMANCE.md)
-#   make install    PREFIX=/usr/local DESTDIR=
+#   make install    PREFIX=/usr/local DESTDIR=  (make uninstall undoes it)
+#   make man        lint the man page docs/topicfs.8 (groff warnings fail)
 #   make clean
 
 PREFIX   ?= /usr/local
@@ -16,7 +17,9 @@ BINDIR   ?= $(PREFIX)/bin
 MANDIR   ?= $(PREFIX)/share/man
 DOCDIR   ?= $(PREFIX)/share/doc/topicfs
 SYSCONFDIR ?= /etc
-UNITDIR  ?= /lib/systemd/system
+# systemd reads units from /usr/local/lib/systemd/system too; Debian's own
+# packages use /lib/systemd/system.
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
 DESTDIR  ?=
 
 MNT      ?= /mnt/log
@@ -148,20 +151,75 @@ bench:
 
 # --- install ----------------------------------------------------------------
 
-install: $(B)/topicfs
+# What goes where (PREFIX=/usr/local unless given; DESTDIR for staging):
+#   $(SBINDIR)/topicfs              found there by mount.fuse3 (see topicfs(8))
+#   $(BINDIR)/topicfs-perf          load generator
+#   $(SYSCONFDIR)/topicfs/topicfs.conf   the example, as a conffile: never
+#                                   overwritten once modified; the new one
+#                                   then goes next to it as topicfs.conf.dist
+#   $(MANDIR)/man8/topicfs.8.gz
+#   $(UNITDIR)/topicfs.service      ExecStart follows SBINDIR and SYSCONFDIR
+#   $(DOCDIR)/                      README, docs/*.md, examples/ (the unit,
+#                                   a .mount unit, the config)
+# uninstall removes all of it but a modified topicfs.conf (as dpkg keeps a
+# conffile on remove), and then the directories that are topicfs's own.
+CONF      := $(DESTDIR)$(SYSCONFDIR)/topicfs/topicfs.conf
+DOCS      := $(wildcard README.md) $(wildcard docs/*.md)
+EXAMPLES  := contrib/topicfs.service contrib/mnt-log.mount etc/topicfs.conf
+SED_PATHS := -e 's|/usr/local/sbin/|$(SBINDIR)/|g' \
+	     -e 's|/etc/topicfs/|$(SYSCONFDIR)/topicfs/|g' \
+	     -e 's|/usr/local/share/doc/topicfs|$(DOCDIR)|g'
+
+install: $(B)/topicfs $(B)/topicfs-perf
 	install -D -m 0755 $(B)/topicfs $(DESTDIR)$(SBINDIR)/topicfs
 	install -D -m 0755 $(B)/topicfs-perf $(DESTDIR)$(BINDIR)/topicfs-perf
-	install -D -m 0644 etc/topicfs.conf $(DESTDIR)$(SYSCONFDIR)/topicfs/topicfs.conf
+	@if [ ! -e $(CONF) ]; then \
+		echo "install -D -m 0644 etc/topicfs.conf $(CONF)"; \
+		install -D -m 0644 etc/topicfs.conf $(CONF); \
+	elif cmp -s etc/topicfs.conf $(CONF); then \
+		echo "$(CONF) is up to date"; \
+	else \
+		install -m 0644 etc/topicfs.conf $(CONF).dist; \
+		echo "kept the modified $(CONF); the new example is $(CONF).dist"; \
+	fi
+	install -d $(DESTDIR)$(MANDIR)/man8
+	sed $(SED_PATHS) docs/topicfs.8 | gzip -9n > $(DESTDIR)$(MANDIR)/man8/topicfs.8.gz
+	chmod 0644 $(DESTDIR)$(MANDIR)/man8/topicfs.8.gz
+	install -d $(DESTDIR)$(UNITDIR)
+	sed $(SED_PATHS) contrib/topicfs.service > $(DESTDIR)$(UNITDIR)/topicfs.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/topicfs.service
+	install -d $(DESTDIR)$(DOCDIR)/examples
+	install -m 0644 $(DOCS) $(DESTDIR)$(DOCDIR)/
+	for f in $(EXAMPLES); do \
+		sed $(SED_PATHS) $$f > $(DESTDIR)$(DOCDIR)/examples/$${f##*/} && \
+		chmod 0644 $(DESTDIR)$(DOCDIR)/examples/$${f##*/} || exit 1; \
+	done
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/topicfs $(DESTDIR)$(BINDIR)/topicfs-perf
-	rm -f $(DESTDIR)$(SYSCONFDIR)/topicfs/topicfs.conf
-	-rmdir $(DESTDIR)$(SYSCONFDIR)/topicfs 2>/dev/null
+	rm -f $(DESTDIR)$(MANDIR)/man8/topicfs.8.gz
+	rm -f $(DESTDIR)$(UNITDIR)/topicfs.service
+	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/,$(notdir $(DOCS)))
+	rm -f $(addprefix $(DESTDIR)$(DOCDIR)/examples/,$(notdir $(EXAMPLES)))
+	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)
+	rm -f $(CONF).dist
+	@if [ -e $(CONF) ] && ! cmp -s etc/topicfs.conf $(CONF); then \
+		echo "kept $(CONF): it was modified"; \
+	else \
+		echo "rm -f $(CONF)"; rm -f $(CONF); \
+		rmdir $(DESTDIR)$(SYSCONFDIR)/topicfs 2>/dev/null || true; \
+	fi
+
+# Lints the man page: any groff warning fails.
+man:
+	@out=$$(MANWIDTH=80 man --warnings -l docs/topicfs.8 2>&1 >/dev/null); \
+	if [ -n "$$out" ]; then echo "$$out"; exit 1; fi; \
+	echo "docs/topicfs.8: no warnings"
 
 clean:
 	rm -rf build build-asan build-fuzz
 
 .PHONY: all deps deps-build run stop unit e2e test docs-check docs check fuzz \
-	bench install uninstall clean
+	bench install uninstall man clean
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

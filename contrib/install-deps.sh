@@ -4,6 +4,10 @@
 # `make test`, `make check` and `make bench`; safe to run again.
 #
 #   contrib/install-deps.sh [build|test|bench]   (default: test)
+#
+# For test and bench it also unpacks a private syslog-ng under
+# build/syslog-ng (contrib/syslog-ng-local.sh): Debian's syslog-ng-core
+# conflicts with rsyslog, and the log-shipper tests run both.
 set -eu
 
 want=${1:-test}
@@ -11,7 +15,8 @@ want=${1:-test}
 build="gcc make pkg-config libfuse3-dev fuse3 libzstd-dev libjansson-dev
        libinih-dev libcurl4-openssl-dev libmicrohttpd-dev"
 test="$build bats attr e2fsprogs util-linux procps psmisc python3 clang
-      libclang-rt-14-dev man-db rsyslog"
+      libclang-rt-14-dev man-db rsyslog logrotate systemd
+      libivykis0 libnet1 libwrap0"
 bench="$test redis-server redis-tools gnuplot-nox"
 
 case $want in
@@ -26,15 +31,20 @@ for p in $pkgs; do
 	st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
 	[ "$st" = installed ] || missing="$missing $p"
 done
-[ -z "$missing" ] && exit 0
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "install-deps: missing packages:$missing" >&2
-	echo "install-deps: run as root, or: sudo apt-get install$missing" >&2
-	exit 1
+if [ -n "$missing" ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "install-deps: missing packages:$missing" >&2
+		echo "install-deps: run as root, or: sudo apt-get install$missing" >&2
+		exit 1
+	fi
+	echo "install-deps: installing$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q
+	# shellcheck disable=SC2086
+	apt-get install -y -q --no-install-recommends $missing
 fi
-echo "install-deps: installing$missing"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -q
-# shellcheck disable=SC2086
-apt-get install -y -q --no-install-recommends $missing
+
+if [ "$want" != build ]; then
+	"$(dirname "$0")/syslog-ng-local.sh"
+fi

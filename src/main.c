@@ -4,15 +4,31 @@
  *   topicfs [-f] [-d] [-c FILE] [-o key=value,...] DATA_DIR MOUNTPOINT
  *
  * Options may come before or after the two paths, as mount.fuse3 passes
- * them ("topicfs DATA_DIR MOUNTPOINT -o rw,allow_other,config=FILE").
+ * them.  `mount -t fuse.topicfs DATA MNT -o OPTS` (or an fstab line) runs
+ * /sbin/mount.fuse3, which runs, through /bin/sh with mount(8)'s cleared
+ * PATH, so from /usr/local/sbin, /usr/sbin, ... only:
+ *
+ *   topicfs DATA MNT -o rw,noatime,config=FILE,allow_other,dev,suid
+ *
+ * mount(8) has already dropped x-* and comment= options; mount.fuse3 drops
+ * _netdev, nofail, auto, noauto, user, nouser, users, setuid= and
+ * drop_privileges, and adds dev,suid unless nodev/nosuid were given.  With
+ * drop_privileges, mount.fuse3 mounts by itself and MNT is "/dev/fd/N",
+ * the open /dev/fuse descriptor (libfuse takes it as such).
+ *
  * Each -o item is a configuration key (conf.h), `config=FILE`, `takeover`,
- * a FUSE mount option passed to libfuse, or a mount(8) option that only
- * concerns mount itself and is ignored.  Configuration precedence:
- * defaults < file < -o, whatever the order on the command line.
+ * a FUSE mount option passed to libfuse, a mount flag libfuse 3.14 does
+ * not know and topicfs has no use for (relatime, ...), or a mount(8)
+ * option that only concerns mount itself; the last two are ignored.
+ * Configuration precedence: defaults < file < -o, whatever the order on
+ * the command line.
  *
  * Without -f the daemon forks; the parent waits on a pipe until the child
  * has opened the store and mounted, and exits 0 then, or 1 with the error
- * already printed, so a script or systemd (Type=forking) sees failures.
+ * already printed, so mount(8), a script or systemd (Type=forking) sees
+ * failures.  With -f under systemd (Type=notify) the daemon sends READY=1
+ * once mounted and STOPPING=1 when the mount ends.  SIGTERM, SIGINT and
+ * SIGHUP unmount (lazily if busy) and exit 0.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -65,7 +81,7 @@ static void usage(FILE *f)
 		"options:\n"
 		"  -f               stay in the foreground, log to stderr\n"
 		"  -d               foreground with debug logging\n"
-		"  -c FILE          configuration file (see topicfs.conf(5))\n"
+		"  -c FILE          configuration file (/etc/topicfs/topicfs.conf)\n"
 		"  -o OPT[,OPT...]  key=value configuration (as in the file),\n"
 		"                   config=FILE, takeover (replace a stale\n"
 		"                   mount left by a killed daemon), or FUSE\n"
@@ -75,15 +91,18 @@ static void usage(FILE *f)
 		"  -V, --version    print the version\n"
 		"  -h, --help       this help\n"
 		"\n"
-		"Stop with `fusermount3 -u MOUNTPOINT` or SIGTERM.\n");
+		"Also mounted by `mount -t fuse.topicfs DATA_DIR MOUNTPOINT -o ...`\n"
+		"and /etc/fstab; see topicfs(8).  Stop with `umount MOUNTPOINT`,\n"
+		"`fusermount3 -u MOUNTPOINT` or SIGTERM.\n");
 }
 
 /* mount(8) options that only concern mount itself. */
 static bool is_mount_only(const char *o)
 {
 	static const char *const names[] = { "_netdev", "nofail", "noauto",
-					     "auto", "user", "users", "owner",
-					     "group", "defaults", NULL };
+					     "auto", "user", "nouser", "users",
+					     "owner", "group", "defaults",
+					     NULL };
 
 	if (!strncmp(o, "x-", 2) || !strncmp(o, "comment=", 8))
 		return true;
@@ -93,17 +112,39 @@ static bool is_mount_only(const char *o)
 	return false;
 }
 
-/* Options libfuse understands (fuse_session_new or the mount). */
+/*
+ * Mount flags that fstab lines carry out of habit but libfuse 3.14 refuses
+ * ("unknown option"); they mean nothing here: topicfs keeps no access
+ * times, no inode versions and no symlinks.
+ */
+static bool is_ignored_flag(const char *o)
+{
+	static const char *const names[] = {
+		"relatime", "norelatime", "strictatime", "nostrictatime",
+		"diratime", "nodiratime", "lazytime", "nolazytime",
+		"iversion", "noiversion", "symfollow", "nosymfollow",
+		"silent", "loud", NULL
+	};
+
+	for (int i = 0; names[i]; i++)
+		if (!strcmp(o, names[i]))
+			return true;
+	return false;
+}
+
+/* Options libfuse 3.14 understands (fuse_session_new or the mount). */
 static bool is_fuse_opt(const char *o)
 {
 	static const char *const flags[] = {
 		"allow_other", "allow_root", "default_permissions",
 		"auto_unmount", "ro", "rw", "suid", "nosuid", "dev", "nodev",
-		"exec", "noexec", "atime", "noatime", "relatime", "strictatime",
-		"sync", "async", "dirsync", "debug", NULL
+		"exec", "noexec", "atime", "noatime", "sync", "async",
+		"dirsync", "debug", NULL
 	};
-	static const char *const keyed[] = { "fsname=", "subtype=",
-					     "max_read=", "blksize=", NULL };
+	static const char *const keyed[] = {
+		"fsname=", "subtype=", "max_read=", "blksize=", "context=",
+		"fscontext=", "defcontext=", "rootcontext=", NULL
+	};
 
 	for (int i = 0; flags[i]; i++)
 		if (!strcmp(o, flags[i]))
@@ -152,7 +193,7 @@ static int take_option(struct args *a, char *o)
 	}
 	if (is_fuse_opt(o))
 		return add_fuse_opt(a, o);
-	if (is_mount_only(o))
+	if (is_mount_only(o) || is_ignored_flag(o))
 		return 0;
 	fprintf(stderr,
 		"topicfs: unknown option '%s' (not a configuration key, see "
@@ -256,21 +297,98 @@ static int load_config(struct args *a, struct tfs_conf *c)
 	return 0;
 }
 
+/* "/dev/fd/N": the /dev/fuse descriptor mount.fuse3 -o drop_privileges
+ * opened and mounted for us. */
+static bool is_fd_mountpoint(const char *mnt)
+{
+	char rest;
+	int n;
+
+	return sscanf(mnt, "/dev/fd/%d%c", &n, &rest) == 1 && n >= 0;
+}
+
+/* Undoes the octal escapes of /proc/self/mountinfo ("\040" is a blank). */
+static void unescape_mountinfo(char *s)
+{
+	char *w = s;
+
+	for (char *r = s; *r; r++) {
+		if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' &&
+		    r[2] <= '7' && r[3] >= '0' && r[3] <= '7') {
+			*w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 +
+				      (r[3] - '0'));
+			r += 3;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+}
+
+/* Whether a topicfs is mounted right at mnt (an absolute, resolved path). */
+static bool is_topicfs_mount(const char *mnt)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char *line = NULL;
+	size_t cap = 0;
+	bool found = false;
+
+	if (!f)
+		return false;
+	while (!found && getline(&line, &cap, f) > 0) {
+		/* id parent maj:min root MOUNTPOINT opts [tags] - TYPE ... */
+		char *save = NULL, *point = NULL, *dash, *type;
+		int field = 0;
+
+		dash = strstr(line, " - ");
+		if (!dash)
+			continue;
+		*dash = '\0';
+		type = strtok_r(dash + 3, " ", &save);
+		save = NULL;
+		for (char *t = strtok_r(line, " ", &save); t && field < 5;
+		     t = strtok_r(NULL, " ", &save))
+			if (++field == 5)
+				point = t;
+		if (!point || !type || strcmp(type, "fuse.topicfs"))
+			continue;
+		unescape_mountinfo(point);
+		found = !strcmp(point, mnt);
+	}
+	free(line);
+	fclose(f);
+	return found;
+}
+
 /*
- * Checks the mount point.  A daemon killed with -9 leaves a mount whose
- * stat fails with ENOTCONN: say so, and with `takeover` detach it.
+ * Checks the mount point and resolves it into mnt (PATH_MAX bytes).  A
+ * daemon killed with -9 leaves a mount whose statfs fails with ENOTCONN:
+ * say so, and with `takeover` detach it.  A live topicfs already mounted
+ * there is refused: mounting over it would hide it, not replace it.
  */
-static int check_mountpoint(const char *mnt, bool takeover)
+static int check_mountpoint(const char *path, bool takeover, char *mnt)
 {
 	struct statfs sfs;
 	struct stat st;
 
 	/* statfs always reaches the file system (stat may be answered from
 	 * the kernel's attribute cache of a dead mount). */
-	if (statfs(mnt, &sfs) == 0 && stat(mnt, &st) == 0) {
+	if (statfs(path, &sfs) == 0 && stat(path, &st) == 0) {
 		if (!S_ISDIR(st.st_mode)) {
 			fprintf(stderr, "topicfs: %s is not a directory\n",
-				mnt);
+				path);
+			return -1;
+		}
+		if (!realpath(path, mnt)) {
+			fprintf(stderr, "topicfs: mount point %s: %s\n", path,
+				strerror(errno));
+			return -1;
+		}
+		if (is_topicfs_mount(mnt)) {
+			fprintf(stderr,
+				"topicfs: %s is already mounted by a running "
+				"topicfs; unmount it first (`umount %s`)\n",
+				mnt, mnt);
 			return -1;
 		}
 		return 0;
@@ -282,19 +400,19 @@ static int check_mountpoint(const char *mnt, bool takeover)
 				"topicfs that died; unmount it with "
 				"`fusermount3 -u -z %s`, or start with "
 				"-o takeover\n",
-				mnt, mnt);
+				path, path);
 			return -1;
 		}
-		if (umount2(mnt, MNT_DETACH) < 0) {
+		if (umount2(path, MNT_DETACH) < 0) {
 			fprintf(stderr, "topicfs: cannot detach the stale "
 					"mount at %s: %s\n",
-				mnt, strerror(errno));
+				path, strerror(errno));
 			return -1;
 		}
-		tfs_warn("took over the stale mount at %s", mnt);
-		return 0;
+		tfs_warn("took over the stale mount at %s", path);
+		return check_mountpoint(path, false, mnt);
 	}
-	fprintf(stderr, "topicfs: mount point %s: %s\n", mnt, strerror(errno));
+	fprintf(stderr, "topicfs: mount point %s: %s\n", path, strerror(errno));
 	return -1;
 }
 
@@ -302,33 +420,50 @@ static int check_mountpoint(const char *mnt, bool takeover)
 
 static int ready_fd = -1;
 
-/* Tells systemd (Type=notify) we are up; a no-op without NOTIFY_SOCKET. */
-static void sd_notify_ready(void)
+/*
+ * Sends one sd_notify(3) datagram (protocol: systemd's sd_notify(3) and
+ * "NOTIFY_SOCKET" in systemd.exec(5)): the text, KEY=VALUE lines, to the
+ * AF_UNIX datagram socket named by $NOTIFY_SOCKET, a path or, with a
+ * leading '@', an abstract name whose address length counts no trailing
+ * NUL.  systemd takes the sender's pid from the socket credentials, so
+ * with the default NotifyAccess=main it must be the main process: run
+ * with -f under Type=notify.  A no-op without NOTIFY_SOCKET; written here
+ * rather than linking libsystemd for one sendto().
+ */
+static void sd_notify(const char *msg)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	static const char msg[] = "READY=1";
+	size_t len;
 	int fd;
 
-	if (!path || (path[0] != '/' && path[0] != '@') ||
-	    strlen(path) >= sizeof(sa.sun_path))
+	if (!path || (path[0] != '/' && path[0] != '@'))
 		return;
-	memcpy(sa.sun_path, path, strlen(path));
+	len = strlen(path);
+	if (len >= sizeof(sa.sun_path)) {
+		tfs_warn("sd_notify: NOTIFY_SOCKET too long");
+		return;
+	}
+	memcpy(sa.sun_path, path, len);
 	if (sa.sun_path[0] == '@')
 		sa.sun_path[0] = '\0';	/* abstract namespace */
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	if (fd < 0) {
+		tfs_warn("sd_notify: socket: %s", strerror(errno));
 		return;
-	if (sendto(fd, msg, sizeof(msg) - 1, 0, (struct sockaddr *)&sa,
-		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
-			       strlen(path))) < 0)
-		tfs_warn("sd_notify: %s", strerror(errno));
+	}
+	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+		   (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) <
+	    0)
+		tfs_warn("sd_notify %s: %s", path, strerror(errno));
 	close(fd);
 }
 
+static char notify_status[PATH_MAX * 2 + 64];
+
 static void on_ready(void *arg)
 {
-	sd_notify_ready();
+	sd_notify(notify_status);
 	if (ready_fd < 0)
 		return;
 	int fd = open("/dev/null", O_RDWR);
@@ -401,8 +536,9 @@ int main(int argc, char **argv)
 	}
 	if (load_config(&a, &conf))
 		goto out_fail;
-	if (check_mountpoint(a.mountpoint, a.takeover) ||
-	    !realpath(a.mountpoint, mnt))
+	if (is_fd_mountpoint(a.mountpoint))
+		snprintf(mnt, sizeof(mnt), "%s", a.mountpoint);
+	else if (check_mountpoint(a.mountpoint, a.takeover, mnt))
 		goto out_fail;
 	if (mkdir(a.data_dir, 0755) < 0 && errno != EEXIST) {
 		fprintf(stderr, "topicfs: data directory %s: %s\n", a.data_dir,
@@ -437,7 +573,11 @@ int main(int argc, char **argv)
 		.version = VERSION,
 		.ready = on_ready,
 	};
+	snprintf(notify_status, sizeof(notify_status),
+		 "READY=1\nSTATUS=serving %s at %s", data_dir, mnt);
 	rc = tfs_fs_run(store, &fc);
+	/* The mount is gone; what is left is the final sync and checkpoint. */
+	sd_notify("STOPPING=1\nSTATUS=closing the store");
 	tfs_store_close(store);
 	tfs_info("stopped");
 	tfs_conf_release(&conf);
