@@ -222,4 +222,4 @@ clean:
 .PHONY: all deps deps-build run stop unit e2e test docs-check docs check fuzz \
 	bench install uninstall man clean
 
--include $(shell find $(B) -name '*.d' 2>/dev/null)
+-include $(shell find $(B) -name '*.d' -type f 2>/dev/null)

@@ -43,6 +43,12 @@ is_mounted() {
 	grep -qs " $1 fuse.topicfs " /proc/mounts
 }
 
+# Mounted and answering: a stale mount left by a killed daemon is listed
+# in /proc/mounts but fails statfs (ENOTCONN).
+mount_live() {
+	is_mounted "$1" && stat -f "$1" >/dev/null 2>&1
+}
+
 daemon_alive() {
 	kill -0 "$PID" 2>/dev/null
 }
@@ -59,10 +65,11 @@ setup_node() {
 }
 
 start_node() {
-	"$TOPICFS" -f "$@" "$DATA" "$MNT" >>"$LOG" 2>&1 &
+	# fd 3 is bats' own: a daemon holding it would keep bats waiting.
+	"$TOPICFS" -f "$@" "$DATA" "$MNT" >>"$LOG" 2>&1 3>&- &
 	PID=$!
 	local deadline=$(($(date +%s) + 20))
-	until is_mounted "$MNT"; do
+	until mount_live "$MNT"; do
 		if ! daemon_alive; then
 			echo "topicfs exited before mounting; log:" >&2
 			cat "$LOG" >&2
