@@ -258,6 +258,7 @@ for line in open(sys.argv[1]):
 	grep -q 'data=after$' "$T/eintr.out"
 	wait_parked 0
 	[ "$(metric open_handles)" -eq "$handles" ]
+	grep -q '"parked_reads": 0,' "$MNT/.topicfs/status"
 
 	# Interrupts racing the parking of the read.
 	run "$PROBE" interrupts 300 "$F"
