@@ -31,6 +31,14 @@
  *	EINTR (no data is appended meanwhile).  Races the interrupt against
  *	the parking of the read.  Prints "interrupted=K of N".
  *
+ *   followprobe pollers N ROUNDS FILE
+ *	N threads poll() one shared descriptor of FILE (read to its end) at
+ *	the same time, with a 1-20 ms timeout, ROUNDS times each: the
+ *	daemon sees concurrent POLL requests for one open file.  When all
+ *	are done, a child appends a line and every thread, polling again,
+ *	must see POLLIN within 5 s.
+ *	Prints "woke=K of N".
+ *
  *   followprobe many N FILE METRICS APPEND_FILE TIMEOUT_MS [HOLD_FILE]
  *	N threads each open FILE, read to its end and block in read().
  *	Measures stat() latency of FILE and APPEND_FILE before the
@@ -426,6 +434,67 @@ static int cmd_interrupts(int argc, char **argv)
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : 1;
 }
 
+/* --- pollers ------------------------------------------------------------ */
+
+struct pollers {
+	int fd, rounds;
+	_Atomic int done, woke;		/* threads past their rounds; woken */
+};
+
+static void *poller(void *arg)
+{
+	struct pollers *pl = arg;
+	struct pollfd p = { .fd = pl->fd, .events = POLLIN };
+	unsigned seed = (unsigned)(uintptr_t)&p;
+
+	for (int i = 0; i < pl->rounds; i++) {
+		if (poll(&p, 1, 1 + (int)(rand_r(&seed) % 20)) < 0)
+			die("poll: %s", strerror(errno));
+		if (p.revents)
+			die("poll: revents 0x%x before any append", p.revents);
+	}
+	atomic_fetch_add(&pl->done, 1);
+	if (poll(&p, 1, 5000) == 1 && (p.revents & POLLIN))
+		atomic_fetch_add(&pl->woke, 1);
+	return NULL;
+}
+
+static int cmd_pollers(int argc, char **argv)
+{
+	struct pollers pl = { 0 };
+	_Atomic int64_t *tw = shared_time();
+
+	if (argc != 3)
+		return 2;
+	int n = atoi(argv[0]);
+	pthread_t *th = calloc((size_t)n, sizeof(*th));
+
+	pl.rounds = atoi(argv[1]);
+	pl.fd = open_at_end(argv[2], 0);
+	for (int i = 0; i < n; i++)
+		pthread_create(&th[i], NULL, poller, &pl);
+	/* The append comes once every thread has done its rounds. */
+	int64_t deadline = now_ns() + 60 * 1000000000LL;
+
+	while (atomic_load(&pl.done) < n && now_ns() < deadline)
+		sleep_ms(5);
+	sleep_ms(50);
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s", argv[2]);
+	char *f = strstr(path, "/.follow/");
+
+	if (!f)
+		die("%s is not a .follow file", argv[2]);
+	memmove(f, f + 8, strlen(f + 8) + 1);	/* the plain partition */
+	if (reap(spawn_appender(path, 0, "for the pollers\n", tw)) != 0)
+		die("the appending child failed");
+	for (int i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	say("woke=%d of %d", atomic_load(&pl.woke), n);
+	return atomic_load(&pl.woke) == n ? 0 : 1;
+}
+
 /* --- many -------------------------------------------------------------- */
 
 struct many {
@@ -623,10 +692,12 @@ int main(int argc, char **argv)
 		rc = cmd_eintr(argc - 2, argv + 2);
 	else if (argc >= 2 && !strcmp(argv[1], "interrupts"))
 		rc = cmd_interrupts(argc - 2, argv + 2);
+	else if (argc >= 2 && !strcmp(argv[1], "pollers"))
+		rc = cmd_pollers(argc - 2, argv + 2);
 	else if (argc >= 2 && !strcmp(argv[1], "many"))
 		rc = cmd_many(argc - 2, argv + 2);
 	if (rc == 2)
-		fprintf(stderr, "usage: followprobe wait|eintr|interrupts|many ... "
+		fprintf(stderr, "usage: followprobe wait|eintr|interrupts|pollers|many ... "
 				"(see the comment at the top of "
 				"tests/tools/followprobe.c)\n");
 	return rc;
