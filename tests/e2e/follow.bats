@@ -117,7 +117,8 @@ lines_are() {
 	kill -0 "$LAST"
 }
 
-@test "grep --line-buffered, awk and python stream from .follow" {
+@test "grep --line-buffered, awk, jq and python stream from .follow" {
+	require jq
 	bg grep grep --line-buffered ERROR "$F"
 	if awk -W version 2>&1 | grep -q mawk; then
 		# mawk fills its whole input buffer before it splits records
@@ -130,16 +131,21 @@ lines_are() {
 import sys
 for line in open(sys.argv[1]):
     print(line.upper(), end="", flush=True)' "$F"
-	wait_parked 3
+	mkdir "$MNT/u"
+	bg jq jq --unbuffered -r 'select(.level == "ERROR") | .msg' "$MNT/u/.follow/0"
+	wait_parked 4
 	for l in "INFO a" "ERROR b" "INFO c" "ERROR d"; do
 		echo "$l" >>"$P"
+		echo "{\"level\":\"${l% *}\",\"msg\":\"${l#* }\"}" >>"$MNT/u/0"
 	done
 	wait_for 10 lines_are "$T/grep.out" 2
 	wait_for 10 lines_are "$T/awk.out" 4
 	wait_for 10 lines_are "$T/py.out" 4
+	wait_for 10 lines_are "$T/jq.out" 2
 	[ "$(cat "$T/grep.out")" = "$(printf 'ERROR b\nERROR d')" ]
 	[ "$(sed -n 4p "$T/awk.out")" = "4: ERROR d" ]
 	[ "$(sed -n 3p "$T/py.out")" = "INFO C" ]
+	[ "$(cat "$T/jq.out")" = "$(printf 'b\nd')" ]
 }
 
 @test "a read below the end returns at once; tail -c +N on .follow, then live data" {
