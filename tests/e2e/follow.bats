@@ -4,7 +4,7 @@
 # followers cost nothing, unmount with parked readers is clean, and the
 # plain file's size is always current for tail -f.
 #
-# Readers run in the background with their output in $T/NAME.out; `bg`
+# Readers run in the background with their output in $T/NAME.out; `spawn`
 # remembers their pids and teardown ends exactly those.  Timing figures
 # (latencies, stat ratios) are printed to the bats output with `note`;
 # only generous deadlines are asserted.
@@ -32,8 +32,8 @@ note() {
 	echo "# $*" >&3
 }
 
-# bg NAME CMD...: runs CMD in the background, output in $T/NAME.out.
-bg() {
+# spawn NAME CMD...: runs CMD in the background, output in $T/NAME.out.
+spawn() {
 	local name=$1
 	shift
 	"$@" >"$T/$name.out" 2>&1 &
@@ -45,8 +45,8 @@ gone() {
 	! kill -0 "$1" 2>/dev/null
 }
 
-# bg_in FILE NAME CMD...: the same with standard input from FILE.
-bg_in() {
+# spawn_in FILE NAME CMD...: the same with standard input from FILE.
+spawn_in() {
 	local in=$1 name=$2
 	shift 2
 	"$@" <"$in" >"$T/$name.out" 2>&1 &
@@ -100,7 +100,7 @@ lines_are() {
 
 @test "cat on .follow receives lines appended later by other processes, in order" {
 	echo "line 0" >>"$P"
-	bg cat cat "$F"
+	spawn cat cat "$F"
 	wait_parked 1
 	for i in $(seq 1 100); do
 		echo "line $i" >>"$P"
@@ -119,20 +119,20 @@ lines_are() {
 
 @test "grep --line-buffered, awk, jq and python stream from .follow" {
 	require jq
-	bg grep grep --line-buffered ERROR "$F"
+	spawn grep grep --line-buffered ERROR "$F"
 	if awk -W version 2>&1 | grep -q mawk; then
 		# mawk fills its whole input buffer before it splits records
 		# (on a pipe too); -W interactive reads stdin line by line.
-		bg_in "$F" awk awk -W interactive '{ print NR ": " $0 }'
+		spawn_in "$F" awk awk -W interactive '{ print NR ": " $0 }'
 	else
-		bg awk awk '{ print NR ": " $0; fflush() }' "$F"
+		spawn awk awk '{ print NR ": " $0; fflush() }' "$F"
 	fi
-	bg py python3 -c '
+	spawn py python3 -c '
 import sys
 for line in open(sys.argv[1]):
     print(line.upper(), end="", flush=True)' "$F"
 	mkdir "$MNT/u"
-	bg jq jq --unbuffered -r 'select(.level == "ERROR") | .msg' "$MNT/u/.follow/0"
+	spawn jq jq --unbuffered -r 'select(.level == "ERROR") | .msg' "$MNT/u/.follow/0"
 	wait_parked 4
 	for l in "INFO a" "ERROR b" "INFO c" "ERROR d"; do
 		echo "$l" >>"$P"
@@ -162,7 +162,7 @@ for line in open(sys.argv[1]):
 	# tail flushes its output only in -f mode, so without a terminal
 	# the bytes it copies from .follow would wait in its stdio buffer.
 	off=$(($(head -n 50 "$P" | wc -c) + 1))
-	bg tailc stdbuf -oL tail -c +"$off" "$F"
+	spawn tailc stdbuf -oL tail -c +"$off" "$F"
 	wait_for 10 lines_are "$T/tailc.out" 50
 	[ "$(head -n 1 "$T/tailc.out")" = "row 51" ]
 	echo "live 1" >>"$P"
@@ -174,8 +174,8 @@ for line in open(sys.argv[1]):
 
 @test "tail -f and tail -F on the plain file see appends from other processes" {
 	echo "first" >>"$P"
-	bg tailf tail -f -s 0.1 "$P"
-	bg tailF tail -F -s 0.1 "$P"
+	spawn tailf tail -f -s 0.1 "$P"
+	spawn tailF tail -F -s 0.1 "$P"
 	wait_for 10 grep -qx first "$T/tailf.out"
 	wait_for 10 grep -qx first "$T/tailF.out"
 	local t0 t1
@@ -213,7 +213,7 @@ for line in open(sys.argv[1]):
 	done
 
 	# An append by the shell, after the probe said it is waiting.
-	bg ep "$PROBE" wait epoll "$F" 10000
+	spawn ep "$PROBE" wait epoll "$F" 10000
 	wait_for 10 grep -qx ready "$T/ep.out"
 	echo "from the shell" >>"$P"
 	wait_exit "$LAST" 10
@@ -227,7 +227,7 @@ for line in open(sys.argv[1]):
 # is freed by killing the daemon before the test fails.
 @test "concurrent poll() on one descriptor: all wake on an append, the daemon stays up" {
 	echo "x" >>"$P"
-	bg pollers "$PROBE" pollers 16 100 "$F"
+	spawn pollers "$PROBE" pollers 16 100 "$F" "$P"
 	if ! wait_for 20 gone "$LAST"; then
 		note "the pollers did not finish in 20 s; the daemon is stuck:"
 		note "$(timeout 10 gdb -p "$PID" -batch -ex 'thread apply all bt 6' 2>/dev/null |
@@ -260,7 +260,7 @@ for line in open(sys.argv[1]):
 	handles=$(metric open_handles)
 	# A background job of a non-interactive shell ignores SIGINT; give
 	# cat the default action, as in an interactive foreground.
-	bg cat env --default-signal=INT cat "$F"
+	spawn cat env --default-signal=INT cat "$F"
 	wait_parked 1
 	kill -INT "$LAST"
 	wait_exit "$LAST" 5
@@ -273,7 +273,7 @@ for line in open(sys.argv[1]):
 @test "SIGINT to a read() with a handler gives EINTR; the descriptor still works; nothing leaks" {
 	echo "x" >>"$P"
 	handles=$(metric open_handles)
-	bg eintr "$PROBE" eintr "$F"
+	spawn eintr "$PROBE" eintr "$F"
 	wait_for 10 grep -qx ready "$T/eintr.out"
 	wait_parked 1
 	kill -INT "$LAST"
@@ -298,7 +298,7 @@ for line in open(sys.argv[1]):
 
 @test "500 parked followers all wake on one append while stat stays fast" {
 	echo "seed" >>"$P"
-	bg many "$PROBE" many 500 "$F" "$MNT/.topicfs/metrics" "$P" 60000 "$T/go"
+	spawn many "$PROBE" many 500 "$F" "$MNT/.topicfs/metrics" "$P" 60000 "$T/go"
 	local pid=$LAST
 	wait_for 60 grep -qx 'parked 500' "$T/many.out"
 	parked_is 500
@@ -319,11 +319,11 @@ for line in open(sys.argv[1]):
 
 @test "SIGTERM with parked readers: readers get end of file, the daemon exits 0 promptly" {
 	echo "x" >>"$P"
-	bg cat1 cat "$F"
+	spawn cat1 cat "$F"
 	local c1=$LAST
-	bg cat2 cat "$F"
+	spawn cat2 cat "$F"
 	local c2=$LAST
-	bg poll "$PROBE" wait poll "$F" 20000
+	spawn poll "$PROBE" wait poll "$F" 20000
 	local pp=$LAST
 	wait_parked 2
 	wait_for 10 grep -qx ready "$T/poll.out"
@@ -346,7 +346,7 @@ for line in open(sys.argv[1]):
 }
 
 @test "fusermount3 -u with a parked reader is refused (EBUSY) and the reader goes on" {
-	bg cat cat "$F"
+	spawn cat cat "$F"
 	wait_parked 1
 	run fusermount3 -u "$MNT"
 	[ "$status" -ne 0 ]
@@ -361,9 +361,9 @@ for line in open(sys.argv[1]):
 # the end of a .follow file never closes it unless the daemon ends its read.
 @test "fusermount3 -u -z with parked readers: the readers end and the daemon exits 0" {
 	echo "x" >>"$P"
-	bg cat cat "$F"
+	spawn cat cat "$F"
 	local c=$LAST
-	bg block "$PROBE" wait block "$F" 20000
+	spawn block "$PROBE" wait block "$F" 20000
 	local b=$LAST
 	wait_parked 2
 	fusermount3 -u -z "$MNT"

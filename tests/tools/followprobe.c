@@ -31,12 +31,12 @@
  *	EINTR (no data is appended meanwhile).  Races the interrupt against
  *	the parking of the read.  Prints "interrupted=K of N".
  *
- *   followprobe pollers N ROUNDS FILE
+ *   followprobe pollers N ROUNDS FILE APPEND_FILE
  *	N threads poll() one shared descriptor of FILE (read to its end) at
  *	the same time, with a 1-20 ms timeout, ROUNDS times each: the
  *	daemon sees concurrent POLL requests for one open file.  When all
- *	are done, a child appends a line and every thread, polling again,
- *	must see POLLIN within 5 s.
+ *	are done, a child appends a line to APPEND_FILE and every thread,
+ *	polling again, must see POLLIN within 5 s.
  *	Prints "woke=K of N".
  *
  *   followprobe many N FILE METRICS APPEND_FILE TIMEOUT_MS [HOLD_FILE]
@@ -464,7 +464,7 @@ static int cmd_pollers(int argc, char **argv)
 	struct pollers pl = { 0 };
 	_Atomic int64_t *tw = shared_time();
 
-	if (argc != 3)
+	if (argc != 4)
 		return 2;
 	int n = atoi(argv[0]);
 	pthread_t *th = calloc((size_t)n, sizeof(*th));
@@ -479,15 +479,7 @@ static int cmd_pollers(int argc, char **argv)
 	while (atomic_load(&pl.done) < n && now_ns() < deadline)
 		sleep_ms(5);
 	sleep_ms(50);
-	char path[4096];
-
-	snprintf(path, sizeof(path), "%s", argv[2]);
-	char *f = strstr(path, "/.follow/");
-
-	if (!f)
-		die("%s is not a .follow file", argv[2]);
-	memmove(f, f + 8, strlen(f + 8) + 1);	/* the plain partition */
-	if (reap(spawn_appender(path, 0, "for the pollers\n", tw)) != 0)
+	if (reap(spawn_appender(argv[3], 0, "for the pollers\n", tw)) != 0)
 		die("the appending child failed");
 	for (int i = 0; i < n; i++)
 		pthread_join(th[i], NULL);
