@@ -221,13 +221,13 @@ for line in open(sys.argv[1]):
 	grep -q 'data=from the shell$' "$T/ep.out"
 }
 
-# Threads polling one descriptor send concurrent POLL requests for one
+# 48 threads polling one descriptor send concurrent POLL requests for one
 # open file.  A hung daemon would hang the teardown too (the probe sits
 # in an uninterruptible FUSE wait), so a probe that does not end in time
 # is freed by killing the daemon before the test fails.
 @test "concurrent poll() on one descriptor: all wake on an append, the daemon stays up" {
 	echo "x" >>"$P"
-	spawn pollers "$PROBE" pollers 16 100 "$F" "$P"
+	spawn pollers "$PROBE" pollers 48 200 "$F" "$P"
 	if ! wait_for 20 gone "$LAST"; then
 		note "the pollers did not finish in 20 s; the daemon is stuck:"
 		note "$(timeout 10 gdb -p "$PID" -batch -ex 'thread apply all bt 6' 2>/dev/null |
@@ -238,7 +238,7 @@ for line in open(sys.argv[1]):
 	wait_exit "$LAST" 1
 	note "$(cat "$T/pollers.out")"
 	[ "$rc" -eq 0 ]
-	grep -qx 'woke=16 of 16' "$T/pollers.out"
+	grep -qx 'woke=48 of 48' "$T/pollers.out"
 	[ "$(timeout 5 stat -c %s "$P")" -eq "$(xget end "$P")" ]
 	wait_parked 0
 }
