@@ -483,6 +483,7 @@ static int cmd_pollers(int argc, char **argv)
 		die("the appending child failed");
 	for (int i = 0; i < n; i++)
 		pthread_join(th[i], NULL);
+	free(th);
 	say("woke=%d of %d", atomic_load(&pl.woke), n);
 	return atomic_load(&pl.woke) == n ? 0 : 1;
 }
