@@ -16,7 +16,7 @@ build="gcc make pkg-config libfuse3-dev fuse3 libzstd-dev libjansson-dev
        libinih-dev libcurl4-openssl-dev libmicrohttpd-dev"
 test="$build bats attr e2fsprogs util-linux procps psmisc python3 clang
       libclang-rt-14-dev man-db rsyslog logrotate systemd
-      libivykis0 libnet1 libwrap0"
+      libivykis0 libnet1 libwrap0 jq"
 bench="$test redis-server redis-tools gnuplot-nox"
 
 case $want in
