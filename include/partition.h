@@ -258,6 +258,9 @@ int tfs_partition_read_batches(struct tfs_partition *p, uint64_t off,
  */
 int tfs_partition_wait(struct tfs_partition *p, struct tfs_waiter *w);
 
+/* Wakes every parked waiter with status (the partition stays open). */
+void tfs_partition_wake_all(struct tfs_partition *p, int status);
+
 /* Unparks w.  True if it was parked (its wake will not run). */
 bool tfs_partition_wait_cancel(struct tfs_partition *p, struct tfs_waiter *w);
 

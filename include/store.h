@@ -60,8 +60,14 @@ int tfs_store_open(const char *dir, const struct tfs_conf *conf,
  */
 void tfs_store_close(struct tfs_store *s);
 
-/* Wakes every parked reader with TFS_ESHUTDOWN (before an unmount). */
+/*
+ * Closes every partition (sync, checkpoint, parked readers woken with
+ * TFS_ESHUTDOWN, appends refused from then on): before an unmount.
+ */
 void tfs_store_shutdown_readers(struct tfs_store *s);
+
+/* Wakes every parked reader with status; partitions stay open. */
+void tfs_store_wake_readers(struct tfs_store *s, int status);
 
 const struct tfs_conf *tfs_store_conf(struct tfs_store *s);
 const char *tfs_store_dir(struct tfs_store *s);

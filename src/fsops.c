@@ -68,14 +68,17 @@
 #define FUSE_USE_VERSION 312
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -119,6 +122,7 @@ struct tfs_fs {
 	struct tfs_list handles;	/* (lock) every open file */
 	atomic_ullong nhandles;
 	atomic_ullong parked_reads;
+	atomic_bool detached;		/* lazily unmounted: park no reads */
 };
 
 /* What an inode number names, with references held. */
@@ -129,6 +133,8 @@ struct node {
 	uint32_t part;
 	fuse_ino_t ino;
 };
+
+struct poll_wait;
 
 /* An open file. */
 struct handle {
@@ -149,8 +155,7 @@ struct handle {
 	size_t refused_pos;		/* how much of it a re-send matched */
 	bool refused_told;		/* the program surely got EFBIG */
 	bool refused_line_ends;		/* refused ends with the line's '\n' */
-	struct tfs_waiter pw;		/* (mu) poll waiter */
-	struct fuse_pollhandle *ph;	/* (mu) */
+	struct poll_wait *pw;		/* (mu) the registered poll, or NULL */
 	_Atomic uint64_t pos;		/* end of the last read */
 
 	char *text;			/* status and metrics snapshots */
@@ -900,13 +905,19 @@ static void follow_park(fuse_req_t req, struct handle *h, size_t size,
 		/* Not parked: data came meanwhile (1) or the partition is
 		 * gone (< 0).  This thread answers. */
 		follow_answer(fr, rc < 0 ? rc : 0);
-	} else if (atomic_load(&fr->interrupted) &&
+	} else if ((atomic_load(&fr->interrupted) ||
+		    atomic_load(&h->fs->detached)) &&
 		   tfs_partition_wait_cancel(h->p, &fr->w)) {
-		/* Interrupted before the wait was registered.  (Once parked,
-		 * req belongs to whoever unparks it: only fr is safe to look
-		 * at here, through this thread's reference.) */
+		/* Interrupted before the wait was registered, or the mount
+		 * was detached while it was (mount_watch's sweep may have
+		 * missed it).  Once parked, req belongs to whoever unparks
+		 * it: only fr is safe to look at here, through this thread's
+		 * reference. */
 		fuse_req_interrupt_func(req, NULL, NULL);
-		fuse_reply_err(req, EINTR);
+		if (atomic_load(&fr->interrupted))
+			fuse_reply_err(req, EINTR);
+		else
+			fuse_reply_buf(req, NULL, 0);
 		follow_put(fr);
 	}
 	follow_put(fr);
@@ -940,6 +951,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			return;
 		if (fi->flags & O_NONBLOCK) {
 			fuse_reply_err(req, EAGAIN);
+			return;
+		}
+		if (atomic_load(&h->fs->detached)) {
+			fuse_reply_buf(req, NULL, 0);	/* see mount_watch */
 			return;
 		}
 		follow_park(req, h, size, off);
@@ -1345,37 +1360,61 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 /* --- poll and seek ----------------------------------------------------------- */
 
-static void poll_wake(struct tfs_waiter *w, int status)
-{
-	struct handle *h = tfs_container_of(w, struct handle, pw);
+/*
+ * A registered poll: one per POLL request that asked to be notified, never
+ * reused.  The wake-up of an older one may still be running (its waiter
+ * off the partition's list, not yet done) when the next POLL on the same
+ * file arrives, or another thread polls the same file at once: a waiter
+ * embedded in the handle would then be parked twice and corrupt the
+ * partition's list (found by follow.bats, 48 threads polling one file).
+ */
+struct poll_wait {
+	struct tfs_waiter w;
+	struct handle *h;		/* a reference */
 	struct fuse_pollhandle *ph;
+};
 
-	pthread_mutex_lock(&h->mu);
-	ph = h->ph;
-	h->ph = NULL;
-	pthread_mutex_unlock(&h->mu);
-	if (ph) {
-		fuse_lowlevel_notify_poll(ph);
-		fuse_pollhandle_destroy(ph);
-	}
-	handle_unref(h);	/* the parked waiter's reference */
+static void poll_wait_free(struct poll_wait *pw)
+{
+	fuse_pollhandle_destroy(pw->ph);
+	handle_unref(pw->h);
+	free(pw);
 }
 
-/* Drops a registered poll.  h->mu not held. */
+static void poll_wake(struct tfs_waiter *w, int status)
+{
+	struct poll_wait *pw = tfs_container_of(w, struct poll_wait, w);
+	struct handle *h = pw->h;
+
+	fuse_lowlevel_notify_poll(pw->ph);
+	pthread_mutex_lock(&h->mu);
+	if (h->pw == pw)
+		h->pw = NULL;
+	pthread_mutex_unlock(&h->mu);
+	poll_wait_free(pw);
+}
+
+/*
+ * Drops the registered poll unless its wake-up already took it (then the
+ * wake-up frees it).  h->mu held; the caller holds a reference to h
+ * besides the poll's.
+ */
+static void poll_cancel(struct handle *h)
+{
+	struct poll_wait *pw = h->pw;
+
+	h->pw = NULL;
+	if (pw && tfs_partition_wait_cancel(h->p, &pw->w))
+		poll_wait_free(pw);
+}
+
 static void poll_release(struct handle *h)
 {
-	struct fuse_pollhandle *ph;
-
 	if (!h->p)
 		return;
-	if (tfs_partition_wait_cancel(h->p, &h->pw))
-		handle_unref(h);
 	pthread_mutex_lock(&h->mu);
-	ph = h->ph;
-	h->ph = NULL;
+	poll_cancel(h);
 	pthread_mutex_unlock(&h->mu);
-	if (ph)
-		fuse_pollhandle_destroy(ph);
 }
 
 static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
@@ -1393,22 +1432,29 @@ static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 					     (h->writable ? POLLOUT : 0));
 		return;
 	}
-	poll_release(h);
 	pthread_mutex_lock(&h->mu);
+	poll_cancel(h);
 	tfs_partition_info(h->p, &in);
-	h->pw.offset = atomic_load(&h->pos);
-	h->pw.wake = poll_wake;
-	if (in.hw > h->pw.offset) {
+	uint64_t pos = atomic_load(&h->pos);
+
+	if (in.hw > pos) {
 		revents = POLLIN | POLLRDNORM;
+	} else if (atomic_load(&h->fs->detached)) {
+		revents = POLLIN | POLLHUP;	/* a read gives end of file */
 	} else if (ph) {
-		h->ph = ph;
+		struct poll_wait *pw = tfs_calloc(1, sizeof(*pw));
+		int rc;
+
+		pw->h = handle_ref(h);
+		pw->ph = ph;
+		pw->w.offset = pos;
+		pw->w.wake = poll_wake;
 		ph = NULL;
-		handle_ref(h);
-		int rc = tfs_partition_wait(h->p, &h->pw);
-		if (rc != 0) {
-			handle_unref(h);
-			ph = h->ph;
-			h->ph = NULL;
+		rc = tfs_partition_wait(h->p, &pw->w);
+		if (rc == 0) {
+			h->pw = pw;
+		} else {
+			poll_wait_free(pw);
 			revents = rc == 1 ? POLLIN | POLLRDNORM : POLLHUP;
 		}
 	}
@@ -1651,6 +1697,145 @@ static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 
 /* --- session ----------------------------------------------------------------- */
 
+/*
+ * A lazy unmount (umount -l, fusermount3 -u -z) detaches the mount at
+ * once, but the kernel keeps the connection, and so this daemon, until
+ * the last open file is closed; a reader parked at the end of a .follow
+ * file would never close it.  This thread watches the mount table; once
+ * our mount has left it, parked reads get end of file and no read parks
+ * any more, so readers finish and close.  Writers that still hold files
+ * keep writing until they close them; then the kernel ends the session as
+ * after a plain unmount.
+ *
+ * The mount is known by its device number, read from the mount table
+ * before and after mounting (the new fuse.topicfs entry), so the watcher
+ * never sends a request to its own file system.
+ */
+struct mount_watch {
+	struct tfs_fs *fs;
+	char dev[32];		/* " maj:min " of our mount */
+	int stop;		/* eventfd: the loop has ended */
+	pthread_t thread;
+};
+
+/* Appends the " maj:min " of every fuse.topicfs mount to b. */
+static void topicfs_devs(struct tfs_buf *b)
+{
+	char line[4096];
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned id, parent;
+		char dev[24];
+
+		if (!strstr(line, " - fuse.topicfs ") ||
+		    sscanf(line, "%u %u %23s", &id, &parent, dev) != 3)
+			continue;
+		tfs_buf_addf(b, " %s ", dev);
+	}
+	fclose(f);
+}
+
+/* Finds the device of the mount that appeared since `before`. */
+static bool find_new_mount(const char *before, char *dev, size_t len)
+{
+	struct tfs_buf now = TFS_BUF_INIT;
+	bool found = false;
+
+	topicfs_devs(&now);
+	for (char *p = now.data; p && *p && !found;) {
+		char *end = strchr(p + 1, ' ');
+
+		if (!end)
+			break;
+		size_t n = (size_t)(end - p + 1);
+		if (n < len) {
+			memcpy(dev, p, n);
+			dev[n] = '\0';
+			found = !strstr(before ? before : "", dev);
+		}
+		p = end + 1;
+	}
+	tfs_buf_release(&now);
+	return found;
+}
+
+static bool still_mounted(const char *dev)
+{
+	struct tfs_buf now = TFS_BUF_INIT;
+	bool found;
+
+	topicfs_devs(&now);
+	found = now.data && strstr(now.data, dev);
+	tfs_buf_release(&now);
+	return found;
+}
+
+static void *mount_watch_fn(void *arg)
+{
+	struct mount_watch *mw = arg;
+	int mfd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+	struct pollfd pfd[2] = {
+		{ .fd = mfd, .events = POLLPRI },
+		{ .fd = mw->stop, .events = POLLIN },
+	};
+
+	pthread_setname_np(pthread_self(), "tfs-mountwatch");
+	if (mfd < 0)
+		return NULL;
+	/* POLLPRI on mountinfo: the mount table changed. */
+	while (poll(pfd, 2, -1) >= 0 || errno == EINTR) {
+		if (pfd[1].revents)
+			break;
+		if ((pfd[0].revents & (POLLPRI | POLLERR)) &&
+		    !still_mounted(mw->dev)) {
+			tfs_info("%s was detached: parked reads end, writes go "
+				 "on until their files close",
+				 mw->fs->mountpoint);
+			atomic_store(&mw->fs->detached, true);
+			tfs_store_wake_readers(mw->fs->store, TFS_ESHUTDOWN);
+			break;
+		}
+	}
+	close(mfd);
+	return NULL;
+}
+
+static bool watch_start(struct mount_watch *mw, struct tfs_fs *fs,
+			const char *before)
+{
+	mw->fs = fs;
+	mw->stop = -1;
+	if (!find_new_mount(before, mw->dev, sizeof(mw->dev))) {
+		tfs_warn("cannot find the new mount in /proc/self/mountinfo: "
+			 "a lazy unmount will wait for parked readers");
+		return false;
+	}
+	mw->stop = eventfd(0, EFD_CLOEXEC);
+	if (mw->stop < 0)
+		return false;
+	if (pthread_create(&mw->thread, NULL, mount_watch_fn, mw) != 0) {
+		close(mw->stop);
+		mw->stop = -1;
+		return false;
+	}
+	return true;
+}
+
+static void watch_stop(struct mount_watch *mw, bool running)
+{
+	uint64_t one = 1;
+
+	if (!running)
+		return;
+	if (write(mw->stop, &one, sizeof(one)) != sizeof(one))
+		tfs_warn("mount watcher: %s", strerror(errno));
+	pthread_join(mw->thread, NULL);
+	close(mw->stop);
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
 	/* Both corrupt appends here (docs/DESIGN.md). */
@@ -1759,11 +1944,19 @@ int tfs_fs_run(struct tfs_store *store, const struct tfs_fs_config *cfg)
 		rc = -EIO;
 		goto out_destroy;
 	}
+	struct tfs_buf before = TFS_BUF_INIT;
+	struct mount_watch mw;
+	bool watching;
+
+	topicfs_devs(&before);
 	if (fuse_session_mount(fs.se, cfg->mountpoint) != 0) {
 		tfs_err("cannot mount at %s", cfg->mountpoint);
+		tfs_buf_release(&before);
 		rc = -EIO;
 		goto out_signals;
 	}
+	watching = watch_start(&mw, &fs, before.data);
+	tfs_buf_release(&before);
 	tfs_info("mounted %s at %s", tfs_store_dir(store), cfg->mountpoint);
 	if (cfg->ready)
 		cfg->ready(cfg->ready_arg);
@@ -1779,6 +1972,7 @@ int tfs_fs_run(struct tfs_store *store, const struct tfs_fs_config *cfg)
 	else
 		rc = 0;
 	tfs_info("unmounting %s", cfg->mountpoint);
+	watch_stop(&mw, watching);
 
 	/* Answer every parked request while the connection still exists. */
 	tfs_store_shutdown_readers(store);
@@ -1786,6 +1980,11 @@ int tfs_fs_run(struct tfs_store *store, const struct tfs_fs_config *cfg)
 	fuse_session_unmount(fs.se);
 out_signals:
 	fuse_remove_signal_handlers(fs.se);
+	/* The loop is over: a second SIGTERM must not cut the checkpoints
+	 * and the clean exit short (libfuse restored the default action). */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 out_destroy:
 	fuse_session_destroy(fs.se);
 out:

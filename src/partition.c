@@ -875,9 +875,8 @@ void tfs_partition_flush(struct tfs_partition *p)
 
 void tfs_partition_close(struct tfs_partition *p, int why)
 {
-	struct tfs_list woken, syncs;
+	struct tfs_list syncs;
 
-	tfs_list_init(&woken);
 	tfs_list_init(&syncs);
 	tfs_workers_forget(p->syncer, &p->sync_job);
 	pthread_mutex_lock(&p->lock);
@@ -890,14 +889,10 @@ void tfs_partition_close(struct tfs_partition *p, int why)
 		sync_job_fn(&p->sync_job);
 	pthread_mutex_lock(&p->lock);
 	tfs_segment_trim(p->segs[p->nsegs - 1]);
-	tfs_list_splice_tail(&woken, &p->waiters);
-	for (struct tfs_list *l = woken.next; l != &woken; l = l->next)
-		tfs_container_of(l, struct tfs_waiter, link)->parked = false;
-	p->nwaiters = 0;
 	tfs_list_splice_tail(&syncs, &p->syncs);
 	pthread_mutex_unlock(&p->lock);
 	finish_syncs(&syncs, why);
-	wake_waiters(&woken, why);
+	tfs_partition_wake_all(p, why);
 }
 
 /* --- appending ------------------------------------------------------------ */
@@ -1368,6 +1363,20 @@ int tfs_partition_wait(struct tfs_partition *p, struct tfs_waiter *w)
 	}
 	pthread_mutex_unlock(&p->lock);
 	return rc;
+}
+
+void tfs_partition_wake_all(struct tfs_partition *p, int status)
+{
+	struct tfs_list woken;
+
+	tfs_list_init(&woken);
+	pthread_mutex_lock(&p->lock);
+	tfs_list_splice_tail(&woken, &p->waiters);
+	for (struct tfs_list *l = woken.next; l != &woken; l = l->next)
+		tfs_container_of(l, struct tfs_waiter, link)->parked = false;
+	p->nwaiters = 0;
+	pthread_mutex_unlock(&p->lock);
+	wake_waiters(&woken, status);
 }
 
 bool tfs_partition_wait_cancel(struct tfs_partition *p, struct tfs_waiter *w)

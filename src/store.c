@@ -836,6 +836,16 @@ void tfs_store_shutdown_readers(struct tfs_store *s)
 	tfs_store_topics_free(topics, n);
 }
 
+static void wake_one(struct tfs_topic *t, struct tfs_partition *p, void *arg)
+{
+	tfs_partition_wake_all(p, *(int *)arg);
+}
+
+void tfs_store_wake_readers(struct tfs_store *s, int status)
+{
+	tfs_store_foreach_partition(s, wake_one, &status);
+}
+
 void tfs_store_close(struct tfs_store *s)
 {
 	if (!s)
