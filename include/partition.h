@@ -82,12 +82,18 @@ struct tfs_append {
 	uint64_t offset;
 	uint64_t record;
 	uint32_t records;
+	/* out, with TFS_APPEND_DEFER_WAKE: readers the append woke */
+	struct tfs_list woken;
 	/* private */
 	struct tfs_syncreq sync;
 };
 
 enum {
 	TFS_APPEND_SYNC = 1 << 0,	/* done only once durable */
+	/* Leave the readers this append woke in a->woken for the caller to
+	 * wake with tfs_partition_wake_list() once it has answered its own
+	 * writer: a producer is not made to wait for its consumers. */
+	TFS_APPEND_DEFER_WAKE = 1 << 1,
 };
 
 /*
@@ -257,6 +263,9 @@ int tfs_partition_read_batches(struct tfs_partition *p, uint64_t off,
  * the reason the partition is gone (TFS_ESHUTDOWN, TFS_EDELETED).
  */
 int tfs_partition_wait(struct tfs_partition *p, struct tfs_waiter *w);
+
+/* Wakes the waiters an append left in a->woken (TFS_APPEND_DEFER_WAKE). */
+void tfs_partition_wake_list(struct tfs_list *woken);
 
 /* Wakes every parked waiter with status (the partition stays open). */
 void tfs_partition_wake_all(struct tfs_partition *p, int status);

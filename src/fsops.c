@@ -1008,14 +1008,21 @@ static void write_done(struct tfs_append *a, int status)
 	write_reply(wr);
 }
 
-/* The submitter's side: call after releasing every lock. */
+/*
+ * The submitter's side: call after releasing every lock.  Answers the
+ * writer if the append is complete, then wakes the readers it reached.
+ */
 static void submit_finish(struct write_req *wr)
 {
 	int expect = WR_SUBMITTING;
+	struct tfs_list woken;
 
-	if (atomic_compare_exchange_strong(&wr->state, &expect, WR_LEFT))
-		return;	/* not complete yet: write_done answers */
-	write_reply(wr);
+	/* wr may be gone once answered: take the woken readers first. */
+	tfs_list_init(&woken);
+	tfs_list_splice_tail(&woken, &wr->a.woken);
+	if (!atomic_compare_exchange_strong(&wr->state, &expect, WR_LEFT))
+		write_reply(wr);
+	tfs_partition_wake_list(&woken);
 }
 
 static unsigned append_flags(struct handle *h)
@@ -1045,7 +1052,7 @@ static int submit(fuse_req_t req, struct handle *h, struct iovec *iov,
 	atomic_init(&wr->state, WR_SUBMITTING);
 	wr->a.iov = iov;
 	wr->a.iovcnt = iovcnt;
-	wr->a.flags = append_flags(h);
+	wr->a.flags = append_flags(h) | TFS_APPEND_DEFER_WAKE;
 	wr->a.done = write_done;
 	rc = tfs_partition_append(h->p, &wr->a);
 	if (rc)

@@ -1016,7 +1016,12 @@ int tfs_partition_append(struct tfs_partition *p, struct tfs_append *a)
 		tfs_workers_submit(p->syncer, &p->sync_job);
 	else
 		a->done(a, 0);
-	wake_waiters(&woken, 0);
+	if (a->flags & TFS_APPEND_DEFER_WAKE) {
+		tfs_list_init(&a->woken);
+		tfs_list_splice_tail(&a->woken, &woken);
+	} else {
+		wake_waiters(&woken, 0);
+	}
 	return 0;
 
 out_unlock:
@@ -1363,6 +1368,11 @@ int tfs_partition_wait(struct tfs_partition *p, struct tfs_waiter *w)
 	}
 	pthread_mutex_unlock(&p->lock);
 	return rc;
+}
+
+void tfs_partition_wake_list(struct tfs_list *woken)
+{
+	wake_waiters(woken, 0);
 }
 
 void tfs_partition_wake_all(struct tfs_partition *p, int status)
