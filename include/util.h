@@ -99,6 +99,48 @@ void tfs_buf_release(struct tfs_buf *b);
 /* Hands the bytes to the caller (who frees them) and resets b. */
 char *tfs_buf_detach(struct tfs_buf *b, size_t *len);
 
+/* Little-endian integers in on-disk formats, whatever the host order. */
+static inline void tfs_put_le16(unsigned char *p, uint16_t v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+}
+
+static inline void tfs_put_le32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline void tfs_put_le64(unsigned char *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static inline uint16_t tfs_get_le16(const unsigned char *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static inline uint32_t tfs_get_le32(const unsigned char *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 3; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static inline uint64_t tfs_get_le64(const unsigned char *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+
 /* Counts '\n' bytes in p[0..n). */
 size_t tfs_count_newlines(const void *p, size_t n);
 

@@ -47,4 +47,22 @@ void tfs_workers_wait(struct tfs_workers *w, struct tfs_job *job);
 /* Runs every queued job, then stops and frees the pool. */
 void tfs_workers_stop(struct tfs_workers *w);
 
+/*
+ * A ticker: one thread that calls fn(arg) every period_ms (monotonic
+ * clock), or at once when kicked, until stopped.  The flusher and the
+ * compactor are tickers.  fn may poll tfs_ticker_stopping() to cut long
+ * work short.
+ */
+struct tfs_ticker;
+
+int tfs_ticker_start(const char *name, int64_t period_ms,
+		     void (*fn)(void *arg), void *arg, struct tfs_ticker **out);
+/* Makes the next call happen now. */
+void tfs_ticker_kick(struct tfs_ticker *t);
+/* True once tfs_ticker_stop() was called (for fn, from its thread). */
+bool tfs_ticker_stopping(struct tfs_ticker *t);
+/* Stops the thread (waits for a call in progress) and frees t.  NULL is
+ * fine. */
+void tfs_ticker_stop(struct tfs_ticker *t);
+
 #endif

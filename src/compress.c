@@ -55,36 +55,6 @@
 #define FOOTER_SIZE 48
 #define ENTRY_SIZE 24
 
-static void put32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-	uint32_t v = 0;
-
-	for (int i = 3; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
 /* --- the frame table ----------------------------------------------------- */
 
 static int check_frames(struct tfs_zindex *zi, uint64_t table_pos)
@@ -118,27 +88,27 @@ int tfs_zindex_load(int fd, struct tfs_zindex *zi)
 	    tfs_sys_pread(fd, foot, FOOTER_SIZE, st.st_size - FOOTER_SIZE) !=
 		    FOOTER_SIZE)
 		return TFS_ECORRUPT;
-	if (memcmp(foot, ZMAGIC, 8) || get32(foot + 8) != ZVERSION ||
-	    get32(foot + 44) != tfs_crc32c(0, foot, 44))
+	if (memcmp(foot, ZMAGIC, 8) || tfs_get_le32(foot + 8) != ZVERSION ||
+	    tfs_get_le32(foot + 44) != tfs_crc32c(0, foot, 44))
 		return TFS_ECORRUPT;
-	zi->n = get32(foot + 12);
-	zi->raw_size = get64(foot + 16);
+	zi->n = tfs_get_le32(foot + 12);
+	zi->raw_size = tfs_get_le64(foot + 16);
 	zi->file_size = (uint64_t)st.st_size;
-	table_pos = get64(foot + 24);
+	table_pos = tfs_get_le64(foot + 24);
 	tab_len = (size_t)zi->n * ENTRY_SIZE;
 	if (table_pos + tab_len + FOOTER_SIZE != (uint64_t)st.st_size)
 		return TFS_ECORRUPT;
 	tab = tfs_malloc(tab_len ? tab_len : 1);
 	if (tfs_sys_pread(fd, tab, tab_len, (off_t)table_pos) !=
 		    (ssize_t)tab_len ||
-	    tfs_crc32c(0, tab, tab_len) != get32(foot + 32))
+	    tfs_crc32c(0, tab, tab_len) != tfs_get_le32(foot + 32))
 		goto out;
 	zi->f = tfs_calloc(zi->n ? zi->n : 1, sizeof(*zi->f));
 	for (uint32_t i = 0; i < zi->n; i++) {
 		const unsigned char *e = tab + (size_t)i * ENTRY_SIZE;
 
-		zi->f[i] = (struct tfs_zframe){ get64(e), get32(e + 8),
-						get32(e + 12), get64(e + 16) };
+		zi->f[i] = (struct tfs_zframe){ tfs_get_le64(e), tfs_get_le32(e + 8),
+						tfs_get_le32(e + 12), tfs_get_le64(e + 16) };
 	}
 	rc = check_frames(zi, table_pos);
 out:
@@ -250,18 +220,18 @@ int tfs_zwriter_finish(struct tfs_zwriter *w, uint64_t *size)
 	for (uint32_t i = 0; i < w->n; i++) {
 		unsigned char *e = buf + (size_t)i * ENTRY_SIZE;
 
-		put64(e, w->f[i].raw_off);
-		put32(e + 8, w->f[i].raw_len);
-		put32(e + 12, w->f[i].comp_len);
-		put64(e + 16, w->f[i].pos);
+		tfs_put_le64(e, w->f[i].raw_off);
+		tfs_put_le32(e + 8, w->f[i].raw_len);
+		tfs_put_le32(e + 12, w->f[i].comp_len);
+		tfs_put_le64(e + 16, w->f[i].pos);
 	}
 	memcpy(foot, ZMAGIC, 8);
-	put32(foot + 8, ZVERSION);
-	put32(foot + 12, w->n);
-	put64(foot + 16, w->raw);
-	put64(foot + 24, w->pos);
-	put32(foot + 32, tfs_crc32c(0, buf, tab_len));
-	put32(foot + 44, tfs_crc32c(0, foot, 44));
+	tfs_put_le32(foot + 8, ZVERSION);
+	tfs_put_le32(foot + 12, w->n);
+	tfs_put_le64(foot + 16, w->raw);
+	tfs_put_le64(foot + 24, w->pos);
+	tfs_put_le32(foot + 32, tfs_crc32c(0, buf, tab_len));
+	tfs_put_le32(foot + 44, tfs_crc32c(0, foot, 44));
 	ssize_t wr = tfs_sys_pwrite(w->fd, buf, tab_len + FOOTER_SIZE,
 				    (off_t)w->pos);
 	free(buf);

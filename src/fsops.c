@@ -302,6 +302,21 @@ static int lookup_child(struct tfs_fs *fs, struct node *parent,
 	return resolve(fs, ino, out);
 }
 
+/* Whether name exists in parent: 0, -ENOENT, -ENOTDIR. */
+static int probe_child(struct tfs_fs *fs, fuse_ino_t parent, const char *name)
+{
+	struct node pn, n;
+	int rc = resolve(fs, parent, &pn);
+
+	if (rc)
+		return rc;
+	rc = lookup_child(fs, &pn, name, &n);
+	node_release(&pn);
+	if (rc == 0)
+		node_release(&n);
+	return rc;
+}
+
 /* --- attributes ------------------------------------------------------------ */
 
 static void set_time(struct stat *st, int64_t ms)
@@ -597,16 +612,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int rc;
 
 	if (parent != FUSE_ROOT_ID || !strcmp(name, ".topicfs")) {
-		struct node pn, n;
-
 		/* .follow and .topicfs are part of the contract. */
-		rc = resolve(fs, parent, &pn);
-		if (rc == 0) {
-			rc = lookup_child(fs, &pn, name, &n);
-			node_release(&pn);
-			if (rc == 0)
-				node_release(&n);
-		}
+		rc = probe_child(fs, parent, name);
 		fuse_reply_err(req, rc == 0 ? EPERM : tfs_err_to_errno(rc));
 		return;
 	}
@@ -619,16 +626,8 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 /* Unlink, rename, link, symlink, mknod, create: the namespace is fixed. */
 static void refuse_name(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct tfs_fs *fs = fs_of(req);
-	struct node pn, n;
-	int rc = resolve(fs, parent, &pn);
+	int rc = probe_child(fs_of(req), parent, name);
 
-	if (rc == 0) {
-		rc = lookup_child(fs, &pn, name, &n);
-		node_release(&pn);
-		if (rc == 0)
-			node_release(&n);
-	}
 	/* Existing names and new names alike: not permitted. */
 	fuse_reply_err(req, rc == 0 || rc == -ENOENT ? EPERM
 						     : tfs_err_to_errno(rc));
@@ -636,16 +635,8 @@ static void refuse_name(fuse_req_t req, fuse_ino_t parent, const char *name)
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct tfs_fs *fs = fs_of(req);
-	struct node pn, n;
-	int rc = resolve(fs, parent, &pn);
+	int rc = probe_child(fs_of(req), parent, name);
 
-	if (rc == 0) {
-		rc = lookup_child(fs, &pn, name, &n);
-		node_release(&pn);
-		if (rc == 0)
-			node_release(&n);
-	}
 	fuse_reply_err(req, rc == 0 ? EPERM : tfs_err_to_errno(rc));
 }
 

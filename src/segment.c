@@ -93,74 +93,33 @@
 #define INDEX_MAGIC "TFSINDEX"
 #define INDEX_VERSION 1
 
-static void put16(unsigned char *p, uint16_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-}
-
-static void put32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint16_t get16(const unsigned char *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-	uint32_t v = 0;
-
-	for (int i = 3; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
 void tfs_index_encode(const struct tfs_index_entry *e,
 		      unsigned char out[TFS_INDEX_ENTRY_SIZE])
 {
-	put64(out, e->offset);
-	put64(out + 8, e->record);
-	put32(out + 16, e->count);
-	put32(out + 20, e->length);
-	put32(out + 24, e->epoch);
-	put32(out + 28, e->flags);
-	put64(out + 32, (uint64_t)e->timestamp);
-	put32(out + 40, e->crc);
-	put32(out + 44, tfs_crc32c(0, out, 44));
+	tfs_put_le64(out, e->offset);
+	tfs_put_le64(out + 8, e->record);
+	tfs_put_le32(out + 16, e->count);
+	tfs_put_le32(out + 20, e->length);
+	tfs_put_le32(out + 24, e->epoch);
+	tfs_put_le32(out + 28, e->flags);
+	tfs_put_le64(out + 32, (uint64_t)e->timestamp);
+	tfs_put_le32(out + 40, e->crc);
+	tfs_put_le32(out + 44, tfs_crc32c(0, out, 44));
 }
 
 int tfs_index_decode(const unsigned char in[TFS_INDEX_ENTRY_SIZE],
 		     struct tfs_index_entry *e)
 {
-	if (get32(in + 44) != tfs_crc32c(0, in, 44))
+	if (tfs_get_le32(in + 44) != tfs_crc32c(0, in, 44))
 		return TFS_ECORRUPT;
-	e->offset = get64(in);
-	e->record = get64(in + 8);
-	e->count = get32(in + 16);
-	e->length = get32(in + 20);
-	e->epoch = get32(in + 24);
-	e->flags = get32(in + 28);
-	e->timestamp = (int64_t)get64(in + 32);
-	e->crc = get32(in + 40);
+	e->offset = tfs_get_le64(in);
+	e->record = tfs_get_le64(in + 8);
+	e->count = tfs_get_le32(in + 16);
+	e->length = tfs_get_le32(in + 20);
+	e->epoch = tfs_get_le32(in + 24);
+	e->flags = tfs_get_le32(in + 28);
+	e->timestamp = (int64_t)tfs_get_le64(in + 32);
+	e->crc = tfs_get_le32(in + 40);
 	if (e->count == 0 || e->length == 0 || e->count > e->length ||
 	    e->offset + e->length < e->offset)
 		return TFS_ECORRUPT;
@@ -172,24 +131,24 @@ void tfs_index_header_encode(const struct tfs_index_header *h,
 {
 	memset(out, 0, TFS_INDEX_HEADER_SIZE);
 	memcpy(out, INDEX_MAGIC, 8);
-	put16(out + 8, INDEX_VERSION);
-	put16(out + 10, TFS_INDEX_ENTRY_SIZE);
-	put64(out + 16, h->base);
-	put64(out + 24, h->base_record);
-	put64(out + 32, (uint64_t)h->created);
-	put32(out + 44, tfs_crc32c(0, out, 44));
+	tfs_put_le16(out + 8, INDEX_VERSION);
+	tfs_put_le16(out + 10, TFS_INDEX_ENTRY_SIZE);
+	tfs_put_le64(out + 16, h->base);
+	tfs_put_le64(out + 24, h->base_record);
+	tfs_put_le64(out + 32, (uint64_t)h->created);
+	tfs_put_le32(out + 44, tfs_crc32c(0, out, 44));
 }
 
 int tfs_index_header_decode(const unsigned char in[TFS_INDEX_HEADER_SIZE],
 			    struct tfs_index_header *h)
 {
-	if (memcmp(in, INDEX_MAGIC, 8) || get16(in + 8) != INDEX_VERSION ||
-	    get16(in + 10) != TFS_INDEX_ENTRY_SIZE ||
-	    get32(in + 44) != tfs_crc32c(0, in, 44))
+	if (memcmp(in, INDEX_MAGIC, 8) || tfs_get_le16(in + 8) != INDEX_VERSION ||
+	    tfs_get_le16(in + 10) != TFS_INDEX_ENTRY_SIZE ||
+	    tfs_get_le32(in + 44) != tfs_crc32c(0, in, 44))
 		return TFS_ECORRUPT;
-	h->base = get64(in + 16);
-	h->base_record = get64(in + 24);
-	h->created = (int64_t)get64(in + 32);
+	h->base = tfs_get_le64(in + 16);
+	h->base_record = tfs_get_le64(in + 24);
+	h->created = (int64_t)tfs_get_le64(in + 32);
 	return 0;
 }
 

@@ -70,11 +70,7 @@ struct tfs_store {
 	struct tfs_workers *syncer;
 	struct tfs_workers *fsyncer;
 	struct tfs_compactor *compactor;
-	pthread_t flusher;
-	bool flusher_running;
-	pthread_mutex_t fl_lock;
-	pthread_cond_t fl_cond;
-	bool stopping;			/* (fl_lock) */
+	struct tfs_ticker *flusher;	/* every flush.ms */
 };
 
 bool tfs_topic_name_valid(const char *name)
@@ -642,33 +638,13 @@ static void flush_one(struct tfs_topic *t, struct tfs_partition *p, void *arg)
 	tfs_partition_flush(p);
 }
 
-static void *flusher_main(void *arg)
+/* Every flush.ms: fsyncs and checkpoints, and empties the trash. */
+static void flush_tick(void *arg)
 {
 	struct tfs_store *s = arg;
-	int64_t period = tfs_conf_get(&s->conf, TFS_CONF_FLUSH_MS);
 
-	pthread_setname_np(pthread_self(), "tfs-flush");
-	pthread_mutex_lock(&s->fl_lock);
-	while (!s->stopping) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += period / 1000;
-		ts.tv_nsec += (period % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&s->fl_cond, &s->fl_lock, &ts);
-		if (s->stopping)
-			break;
-		pthread_mutex_unlock(&s->fl_lock);
-		tfs_store_foreach_partition(s, flush_one, NULL);
-		empty_trash(s);
-		pthread_mutex_lock(&s->fl_lock);
-	}
-	pthread_mutex_unlock(&s->fl_lock);
-	return NULL;
+	tfs_store_foreach_partition(s, flush_one, NULL);
+	empty_trash(s);
 }
 
 /* --- open and close ------------------------------------------------------- */
@@ -734,8 +710,6 @@ static void store_free(struct tfs_store *s)
 	tfs_conf_release(&s->conf);
 	pthread_rwlock_destroy(&s->lock);
 	pthread_mutex_destroy(&s->create_lock);
-	pthread_mutex_destroy(&s->fl_lock);
-	pthread_cond_destroy(&s->fl_cond);
 	free(s->dir);
 	free(s);
 }
@@ -752,8 +726,6 @@ int tfs_store_open(const char *dir, const struct tfs_conf *conf,
 	s->started = tfs_mono_ms();
 	pthread_rwlock_init(&s->lock, NULL);
 	pthread_mutex_init(&s->create_lock, NULL);
-	pthread_mutex_init(&s->fl_lock, NULL);
-	pthread_cond_init(&s->fl_cond, NULL);
 	raise_fd_limit();
 
 	rc = mkdir(dir, 0755) < 0 && errno != EEXIST ? -errno : 0;
@@ -786,11 +758,11 @@ int tfs_store_open(const char *dir, const struct tfs_conf *conf,
 	rc = load_topics(s);
 	if (rc)
 		goto out_close;
-	if (pthread_create(&s->flusher, NULL, flusher_main, s) != 0) {
-		rc = -EAGAIN;
+	rc = tfs_ticker_start("tfs-flush",
+			      tfs_conf_get(conf, TFS_CONF_FLUSH_MS), flush_tick,
+			      s, &s->flusher);
+	if (rc)
 		goto out_close;
-	}
-	s->flusher_running = true;
 	tfs_zcache_set_capacity((size_t)tfs_conf_get(
 		conf, TFS_CONF_COMPRESSION_CACHE_BYTES));
 	rc = tfs_compactor_start(
@@ -802,11 +774,8 @@ int tfs_store_open(const char *dir, const struct tfs_conf *conf,
 	return 0;
 
 out_stop:
-	pthread_mutex_lock(&s->fl_lock);
-	s->stopping = true;
-	pthread_cond_signal(&s->fl_cond);
-	pthread_mutex_unlock(&s->fl_lock);
-	pthread_join(s->flusher, NULL);
+	tfs_ticker_stop(s->flusher);
+	s->flusher = NULL;
 
 out_close:
 	for (size_t i = 0; i < s->ntopics; i++) {
@@ -851,13 +820,7 @@ void tfs_store_close(struct tfs_store *s)
 	if (!s)
 		return;
 	tfs_compactor_stop(s->compactor);
-	if (s->flusher_running) {
-		pthread_mutex_lock(&s->fl_lock);
-		s->stopping = true;
-		pthread_cond_signal(&s->fl_cond);
-		pthread_mutex_unlock(&s->fl_lock);
-		pthread_join(s->flusher, NULL);
-	}
+	tfs_ticker_stop(s->flusher);
 	tfs_store_shutdown_readers(s);
 	store_free(s);
 }
@@ -1008,9 +971,7 @@ int tfs_store_delete_topic(struct tfs_store *s, const char *name)
 	tfs_info("deleted topic %s", name);
 	tfs_topic_unref(t);	/* the caller's lookup */
 	tfs_topic_unref(t);	/* the table's */
-	pthread_mutex_lock(&s->fl_lock);
-	pthread_cond_signal(&s->fl_cond);
-	pthread_mutex_unlock(&s->fl_lock);
+	tfs_ticker_kick(s->flusher);	/* empty the trash now */
 	return 0;
 }
 

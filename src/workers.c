@@ -11,9 +11,11 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "workers.h"
@@ -140,4 +142,108 @@ void tfs_workers_stop(struct tfs_workers *w)
 	pthread_cond_destroy(&w->work);
 	pthread_cond_destroy(&w->done);
 	free(w);
+}
+
+/* --- tickers ------------------------------------------------------------- */
+
+struct tfs_ticker {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int64_t period;
+	void (*fn)(void *arg);
+	void *arg;
+	bool kicked;		/* (lock) */
+	atomic_bool stopping;
+	char name[16];
+};
+
+static void deadline_after(struct timespec *ts, int64_t ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+static void *ticker_main(void *arg)
+{
+	struct tfs_ticker *t = arg;
+
+	pthread_setname_np(pthread_self(), t->name);
+	pthread_mutex_lock(&t->lock);
+	while (!atomic_load(&t->stopping)) {
+		struct timespec ts;
+
+		deadline_after(&ts, t->period);
+		while (!t->kicked && !atomic_load(&t->stopping) &&
+		       pthread_cond_timedwait(&t->cond, &t->lock, &ts) == 0)
+			;
+		if (atomic_load(&t->stopping))
+			break;
+		t->kicked = false;
+		pthread_mutex_unlock(&t->lock);
+		t->fn(t->arg);
+		pthread_mutex_lock(&t->lock);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+int tfs_ticker_start(const char *name, int64_t period_ms,
+		     void (*fn)(void *arg), void *arg, struct tfs_ticker **out)
+{
+	struct tfs_ticker *t = tfs_calloc(1, sizeof(*t));
+	pthread_condattr_t ca;
+	int rc;
+
+	t->period = period_ms;
+	t->fn = fn;
+	t->arg = arg;
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&t->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	rc = pthread_create(&t->thread, NULL, ticker_main, t);
+	if (rc) {
+		tfs_err("cannot start %s thread: %s", name, strerror(rc));
+		pthread_cond_destroy(&t->cond);
+		pthread_mutex_destroy(&t->lock);
+		free(t);
+		return -rc;
+	}
+	*out = t;
+	return 0;
+}
+
+void tfs_ticker_kick(struct tfs_ticker *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->kicked = true;
+	pthread_cond_signal(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+}
+
+bool tfs_ticker_stopping(struct tfs_ticker *t)
+{
+	return t && atomic_load(&t->stopping);
+}
+
+void tfs_ticker_stop(struct tfs_ticker *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	atomic_store(&t->stopping, true);
+	pthread_cond_signal(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	pthread_join(t->thread, NULL);
+	pthread_cond_destroy(&t->cond);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
 }

@@ -65,8 +65,14 @@ setup_node() {
 }
 
 start_node() {
+	launch "$TOPICFS" -f "$@" "$DATA" "$MNT"
+}
+
+# Runs a daemon command line in the background ($PID) and waits until it
+# has mounted $MNT and answers.
+launch() {
 	# fd 3 is bats' own: a daemon holding it would keep bats waiting.
-	"$TOPICFS" -f "$@" "$DATA" "$MNT" >>"$LOG" 2>&1 3>&- &
+	"$@" >>"$LOG" 2>&1 3>&- &
 	PID=$!
 	local deadline=$(($(date +%s) + 20))
 	until mount_live "$MNT"; do

@@ -122,20 +122,5 @@ ns_teardown() {
 }
 
 start_cmd() {
-	"$@" -f "$DATA" "$MNT" >>"$LOG" 2>&1 3>&- &
-	PID=$!
-	local deadline=$(($(date +%s) + 20))
-	until is_mounted "$MNT"; do
-		if ! daemon_alive; then
-			echo "topicfs exited before mounting; log:" >&2
-			cat "$LOG" >&2
-			return 1
-		fi
-		if [ "$(date +%s)" -gt "$deadline" ]; then
-			echo "topicfs did not mount in 20s; log:" >&2
-			cat "$LOG" >&2
-			return 1
-		fi
-		sleep 0.02
-	done
+	launch "$@" -f "$DATA" "$MNT"
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testlib.h"
 #include "compress.h"
 #include "conf.h"
 #include "err.h"
@@ -91,43 +92,12 @@ static void fill(struct tfs_partition *p, int n, struct tfs_buf *all)
 	}
 }
 
-/* Reads [off, off+len) through tfs_partition_read into buf. */
-static ssize_t read_at(struct tfs_partition *p, uint64_t off, char *buf,
-		       size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		struct tfs_readv rv;
-		int rc = tfs_partition_read(p, off + got, len - got, &rv);
-
-		if (rc)
-			return rc;
-		if (rv.len == 0)
-			break;
-		for (int i = 0; i < rv.n; i++) {
-			struct tfs_extent *x = &rv.ext[i];
-
-			if (x->mem) {
-				memcpy(buf + got, x->mem, x->len);
-			} else if (pread(x->fd, buf + got, x->len,
-					 (off_t)x->pos) != (ssize_t)x->len) {
-				tfs_readv_release(&rv);
-				return -EIO;
-			}
-			got += x->len;
-		}
-		tfs_readv_release(&rv);
-	}
-	return (ssize_t)got;
-}
-
 /* Every byte from off to the end equals all.data[off..]. */
 static bool same_from(struct tfs_partition *p, const struct tfs_buf *all,
 		      uint64_t off)
 {
 	char *buf = tfs_malloc(all->len + 1);
-	ssize_t r = read_at(p, off, buf, all->len - off + 1);
+	ssize_t r = tl_read_at(p, off, buf, all->len - off + 1);
 	bool ok = r == (ssize_t)(all->len - off) &&
 		  memcmp(buf, all->data + off, all->len - off) == 0;
 
@@ -191,7 +161,7 @@ static void test_frames(void)
 	for (uint64_t off = 0; off + 1 < all.len; off += 4093) {
 		size_t len = (size_t)TFS_MIN((uint64_t)(1 + (off * 31) % 69999),
 					     all.len - off);
-		if (read_at(p, off, buf, len) != (ssize_t)len ||
+		if (tl_read_at(p, off, buf, len) != (ssize_t)len ||
 		    memcmp(buf, all.data + off, len))
 			bad++;
 	}
@@ -205,7 +175,7 @@ static void test_frames(void)
 	tfs_zcache_stats(&a);
 	char small[1000];
 	for (uint64_t off = 0; off < 64 * 1024; off += sizeof(small))
-		read_at(p, off, small, sizeof(small));
+		tl_read_at(p, off, small, sizeof(small));
 	tfs_zcache_stats(&b);
 	CHECKF(b.misses - a.misses <= 9, "%" PRIu64 " misses for 8 frames",
 	       b.misses - a.misses);
@@ -434,11 +404,8 @@ static void test_crashes(void)
 
 int main(void)
 {
-	snprintf(root, sizeof(root), "/tmp/tfs-compact-XXXXXX");
-	if (!mkdtemp(root))
+	if (tl_setup("compact", root, sizeof(root)))
 		return 1;
-	tfs_log_set_level(getenv("TFS_TEST_VERBOSE") ? TFS_LOG_DEBUG
-						     : TFS_LOG_ERROR);
 	tfs_conf_init(&conf);
 	if (tfs_workers_start(2, "test-sync", &syncer))
 		return 1;
@@ -447,9 +414,6 @@ int main(void)
 	test_crashes();
 	tfs_workers_stop(syncer);
 	tfs_conf_release(&conf);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", root);
+	tl_cleanup(root);
 	return check_done();
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testlib.h"
 #include "conf.h"
 #include "err.h"
 #include "log.h"
@@ -597,13 +598,8 @@ static void print_example(void)
 
 int main(void)
 {
-	snprintf(tmp_root, sizeof(tmp_root), "/tmp/tfs-status-XXXXXX");
-	if (!mkdtemp(tmp_root)) {
-		perror("mkdtemp");
+	if (tl_setup("status", tmp_root, sizeof(tmp_root)))
 		return 1;
-	}
-	tfs_log_set_level(getenv("TFS_TEST_VERBOSE") ? TFS_LOG_DEBUG
-						     : TFS_LOG_ERROR);
 	tfs_conf_init(&conf);
 
 	test_escape();
@@ -613,9 +609,6 @@ int main(void)
 		print_example();
 
 	tfs_conf_release(&conf);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmp_root);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", tmp_root);
+	tl_cleanup(tmp_root);
 	return check_done();
 }

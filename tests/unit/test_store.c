@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testlib.h"
 #include "conf.h"
 #include "err.h"
 #include "log.h"
@@ -100,39 +101,11 @@ static int append_text(struct tfs_partition *p, const char *text)
 	return rc;
 }
 
-/* Reads [off, off+len) of committed bytes into buf; returns bytes. */
-static ssize_t read_at(struct tfs_partition *p, uint64_t off, char *buf,
-		       size_t len)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		struct tfs_readv rv;
-		int rc = tfs_partition_read(p, off + got, len - got, &rv);
-
-		if (rc)
-			return rc;
-		if (rv.len == 0)
-			break;
-		for (int i = 0; i < rv.n; i++) {
-			ssize_t r = pread(rv.ext[i].fd, buf + got,
-					  rv.ext[i].len, (off_t)rv.ext[i].pos);
-			if (r != (ssize_t)rv.ext[i].len) {
-				tfs_readv_release(&rv);
-				return -EIO;
-			}
-			got += rv.ext[i].len;
-		}
-		tfs_readv_release(&rv);
-	}
-	return (ssize_t)got;
-}
-
 static bool content_is(struct tfs_partition *p, uint64_t off, const char *want)
 {
 	size_t n = strlen(want);
 	char *buf = tfs_malloc(n + 1);
-	ssize_t r = read_at(p, off, buf, n + 1);
+	ssize_t r = tl_read_at(p, off, buf, n + 1);
 	bool ok = r == (ssize_t)n && memcmp(buf, want, n) == 0;
 
 	if (!ok)
@@ -843,7 +816,7 @@ static void crash_run(enum tfs_sys_op op, unsigned nth, int *fired,
 	struct tfs_partition_info in;
 	tfs_partition_info(p, &in);
 	char *got = tfs_malloc(in.end + 1);
-	ssize_t r = read_at(p, 0, got, in.end);
+	ssize_t r = tl_read_at(p, 0, got, in.end);
 	/* Acked appends are a prefix (appends after a failure are refused). */
 	if (r < (ssize_t)want.len ||
 	    (want.len && memcmp(got, want.data, want.len)) ||
@@ -973,13 +946,8 @@ static void test_store_topics(void)
 
 int main(void)
 {
-	snprintf(root, sizeof(root), "/tmp/tfs-store-XXXXXX");
-	if (!mkdtemp(root)) {
-		perror("mkdtemp");
+	if (tl_setup("store", root, sizeof(root)))
 		return 1;
-	}
-	tfs_log_set_level(getenv("TFS_TEST_VERBOSE") ? TFS_LOG_DEBUG
-						     : TFS_LOG_ERROR);
 	tfs_conf_init(&conf);
 	if (tfs_workers_start(2, "test-sync", &syncer) ||
 	    tfs_workers_start(2, "test-fsync", &fsyncer))
@@ -998,9 +966,6 @@ int main(void)
 	tfs_workers_stop(syncer);
 	tfs_workers_stop(fsyncer);
 	tfs_conf_release(&conf);
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
-	if (system(cmd) != 0)
-		fprintf(stderr, "cannot remove %s\n", root);
+	tl_cleanup(root);
 	return check_done();
 }
