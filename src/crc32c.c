@@ -76,22 +76,7 @@ static uint32_t gf_mul(uint32_t a, uint32_t b)
 	return r;
 }
 
-/* x^(8*n) mod P, reflected, by square-and-multiply. */
-static uint32_t x_pow_8n(size_t n)
-{
-	uint32_t result = 0x80000000u;	/* x^0 */
-	uint32_t sq = 0x00800000u;	/* x^8 */
-
-	while (n) {
-		if (n & 1)
-			result = gf_mul(result, sq);
-		sq = gf_mul(sq, sq);
-		n >>= 1;
-	}
-	return result;
-}
-
-/* x^e mod P, reflected, for any e. */
+/* x^e mod P, reflected, by square-and-multiply. */
 static uint32_t x_pow(uint64_t e)
 {
 	uint32_t result = 0x80000000u;	/* x^0 */
@@ -191,7 +176,7 @@ static uint32_t crc_hw(uint32_t crc, const unsigned char *p, size_t n)
 	uint64_t c0 = crc;
 
 	if (!shift_stripe)
-		shift_stripe = x_pow_8n(STRIPE);
+		shift_stripe = x_pow(8ull * STRIPE);
 	while (n >= 3 * STRIPE) {
 		uint64_t c1 = 0, c2 = 0;
 		const unsigned char *a = p, *b = p + STRIPE, *c = p + 2 * STRIPE;

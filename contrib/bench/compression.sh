@@ -79,6 +79,7 @@ VARIANTS=${BENCH_ZSTD_VARIANTS:-1}
 VARIANT_LIST="1:256KiB 3:256KiB 9:256KiB 3:64KiB 3:1MiB"
 COMPRESS_DEADLINE=120		# seconds to wait for the compactor
 
+. "$(dirname "$0")/lib.sh"
 say() { printf 'zstd: %s\n' "$*" >&2; }
 
 mkdir -p "$DIR" "$BIN" || exit 2
@@ -124,27 +125,10 @@ TFS_PID=
 TFS_EXIT=
 POLL_PID=
 
-is_mounted() { grep -q " $1 fuse" /proc/mounts; }
-
 stop_daemon() {
-	local i
 	[ -n "$TFS_PID" ] || return 0
-	if is_mounted "$MNT"; then
-		fusermount3 -u "$MNT" 2>/dev/null || {
-			say "$MNT busy; lazy unmount"
-			fusermount3 -u -z "$MNT" 2>/dev/null
-		}
-	fi
-	for i in $(seq 100); do
-		kill -0 "$TFS_PID" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$TFS_PID" 2>/dev/null; then
-		say "topicfs (pid $TFS_PID) did not exit 10 s after unmount; killing it"
-		kill -TERM "$TFS_PID" 2>/dev/null; sleep 1; kill -KILL "$TFS_PID" 2>/dev/null
-	fi
-	wait "$TFS_PID" 2>/dev/null
-	TFS_EXIT=$?
+	reap_fuse "$MNT" "$TFS_PID" topicfs
+	TFS_EXIT=$REAPED_RC
 	TFS_PID=
 }
 

@@ -693,6 +693,7 @@ def write_plot_data(work, summary):
                       ("follow", ["follow-1", "follow-100"])):
         path = os.path.join(work, f"spectrum-{name}.dat")
         titles = []
+        measured = False
         with open(path, "w") as f:
             for wl in wls:
                 ws = summary.get(wl)
@@ -705,6 +706,7 @@ def write_plot_data(work, summary):
                     sp = st.get(key, {}).get("spectrum")
                     f.write(f"# {wl} {s}\n")
                     if sp:
+                        measured = True
                         for pct, v in sp:
                             # A log axis cannot show 0: draw it at 0.1 us.
                             f.write(f"{spectrum_x(pct):.6g} "
@@ -716,7 +718,8 @@ def write_plot_data(work, summary):
                         f"{s}, {wl.split('-')[1]} follower" + \
                         ("s" if wl != "follow-1" else "")
                     titles.append(label)
-        specs[name] = (path, titles)
+        # No titles: latency.gp draws the panel as not measured.
+        specs[name] = (path, titles if measured else [])
     return tp, specs
 
 

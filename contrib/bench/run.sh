@@ -87,6 +87,7 @@ FOLLOW_RATE=1000
 
 # ---- output helpers ---------------------------------------------------------
 
+. "$(dirname "$0")/lib.sh"
 say() { printf 'bench: %s\n' "$*" >&2; }
 
 shout() {
@@ -169,7 +170,6 @@ TFS_MNT=$WORK/tfs-mnt
 TFS_STATUS=ok			# or the reason the topicfs leg failed
 PT_STATUS=ok
 
-is_mounted() { grep -q " $1 fuse" /proc/mounts; }
 
 # wait_mount MNT PID DEADLINE_SECONDS: 0 when MNT answers, 1 otherwise.
 wait_mount() {
@@ -184,25 +184,12 @@ wait_mount() {
 	return 1
 }
 
-# stop_fuse MNT PID NAME: unmount, then wait for the daemon to exit.
+# stop_fuse MNT PID NAME: unmount, wait for the daemon, record its status.
 stop_fuse() {
-	local mnt=$1 pid=$2 name=$3 i rc
+	local mnt=$1 pid=$2 name=$3 rc
 	[ -n "$pid" ] || return 0
-	if is_mounted "$mnt"; then
-		fusermount3 -u "$mnt" 2>/dev/null || {
-			say "$name: $mnt busy; lazy unmount"
-			fusermount3 -u -z "$mnt" 2>/dev/null
-		}
-	fi
-	for i in $(seq 100); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		say "$name (pid $pid) did not exit 10 s after unmount; killing it"
-		kill -TERM "$pid" 2>/dev/null; sleep 1; kill -KILL "$pid" 2>/dev/null
-	fi
-	wait "$pid" 2>/dev/null; rc=$?
+	reap_fuse "$mnt" "$pid" "$name"
+	rc=$REAPED_RC
 	echo "$rc" >"$WORK/$name.exit"
 	[ "$rc" = 0 ] || say "$name exited with status $rc (log: $WORK/$name.log)"
 }
