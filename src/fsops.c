@@ -1965,6 +1965,11 @@ int tfs_fs_run(struct tfs_store *store, const struct tfs_fs_config *cfg)
 	fuse_loop_cfg_set_idle_threads(lc, cfg->max_threads);
 	rc = fuse_session_loop_mt(fs.se, lc);
 	fuse_loop_cfg_destroy(lc);
+	/* After a lazy unmount the kernel ends the connection when the last
+	 * file closes, with ENODEV or, depending on timing, ECONNABORTED:
+	 * either is the expected end then, not an error. */
+	if (rc == -ECONNABORTED && atomic_load(&fs.detached))
+		rc = 0;
 	if (rc < 0)
 		tfs_err("FUSE loop: %s", strerror(-rc));
 	else
