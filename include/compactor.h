@@ -22,9 +22,6 @@ struct tfs_compactor;
 int tfs_compactor_start(struct tfs_store *store, int64_t interval_ms,
 			struct tfs_compactor **out);
 
-/* Runs one pass now, on the calling thread (tests). */
-void tfs_compactor_pass(struct tfs_store *store);
-
 /* Stops the thread (a running compression finishes its segment) and frees
  * it.  NULL is fine. */
 void tfs_compactor_stop(struct tfs_compactor *c);

@@ -16,8 +16,6 @@ enum tfs_log_level {
 void tfs_log_use_syslog(void);
 void tfs_log_set_level(enum tfs_log_level level);
 enum tfs_log_level tfs_log_get_level(void);
-/* Parses "error", "warn", "info", "debug"; returns -1 if unknown. */
-int tfs_log_level_parse(const char *s);
 
 void tfs_log(enum tfs_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

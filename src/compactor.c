@@ -24,13 +24,13 @@ struct tfs_compactor {
 };
 
 struct pass {
-	struct tfs_compactor *c;	/* NULL when run by hand */
+	struct tfs_compactor *c;
 	int64_t now;
 };
 
 static bool stopping(struct tfs_compactor *c)
 {
-	return c && tfs_ticker_stopping(c->ticker);
+	return tfs_ticker_stopping(c->ticker);
 }
 
 static void visit(struct tfs_topic *t, struct tfs_partition *p, void *arg)
@@ -55,23 +55,13 @@ static void visit(struct tfs_topic *t, struct tfs_partition *p, void *arg)
 		;
 }
 
-static void run_pass(struct tfs_store *store, struct tfs_compactor *c)
-{
-	struct pass ps = { c, tfs_now_ms() };
-
-	tfs_store_foreach_partition(store, visit, &ps);
-}
-
-void tfs_compactor_pass(struct tfs_store *store)
-{
-	run_pass(store, NULL);
-}
-
+/* One pass over a snapshot of the partitions. */
 static void tick(void *arg)
 {
 	struct tfs_compactor *c = arg;
+	struct pass ps = { c, tfs_now_ms() };
 
-	run_pass(c->store, c);
+	tfs_store_foreach_partition(c->store, visit, &ps);
 }
 
 int tfs_compactor_start(struct tfs_store *store, int64_t interval_ms,

@@ -9,7 +9,6 @@
 #include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <string.h>
 #include <sys/time.h>
 #include <syslog.h>
 #include <time.h>
@@ -37,14 +36,6 @@ void tfs_log_set_level(enum tfs_log_level level)
 enum tfs_log_level tfs_log_get_level(void)
 {
 	return atomic_load_explicit(&log_level, memory_order_relaxed);
-}
-
-int tfs_log_level_parse(const char *s)
-{
-	for (size_t i = 0; i < sizeof(level_names) / sizeof(*level_names); i++)
-		if (!strcmp(s, level_names[i]))
-			return (int)i;
-	return -1;
 }
 
 void tfs_log(enum tfs_log_level level, const char *fmt, ...)
