@@ -39,19 +39,6 @@ static const struct tfs_node_info node = {
 	.parked_reads = 1,
 };
 
-struct done_rec {
-	struct tfs_append a;
-	int calls, status;
-};
-
-static void on_done(struct tfs_append *a, int status)
-{
-	struct done_rec *d = tfs_container_of(a, struct done_rec, a);
-
-	d->calls++;
-	d->status = status;
-}
-
 /* Appends text (whole lines) as one batch to partition i of t. */
 static int append_text(struct tfs_topic *t, uint32_t i, const char *text)
 {

@@ -64,19 +64,6 @@ static int open_part(int dirfd, struct tfs_settings *st,
 	return tfs_partition_open(dirfd, 0, &env, true, p);
 }
 
-struct done_rec {
-	struct tfs_append a;
-	int calls, status;
-};
-
-static void on_done(struct tfs_append *a, int status)
-{
-	struct done_rec *d = tfs_container_of(a, struct done_rec, a);
-
-	d->calls++;
-	d->status = status;
-}
-
 /* Appends text (whole lines) as one batch; returns the append's code. */
 static int append(struct tfs_partition *p, const char *text, unsigned flags,
 		  struct done_rec *d)

@@ -38,6 +38,20 @@ static inline void tl_cleanup(const char *root)
 		fprintf(stderr, "cannot remove %s\n", root);
 }
 
+/* An append whose completion is recorded: calls and the last status. */
+struct done_rec {
+	struct tfs_append a;
+	int calls, status;
+};
+
+static inline void on_done(struct tfs_append *a, int status)
+{
+	struct done_rec *d = tfs_container_of(a, struct done_rec, a);
+
+	d->calls++;
+	d->status = status;
+}
+
 /* Reads [off, off + len) of committed bytes into buf; returns the bytes
  * read (fewer at the end) or a negative code. */
 static inline ssize_t tl_read_at(struct tfs_partition *p, uint64_t off,
