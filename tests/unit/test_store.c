@@ -318,6 +318,154 @@ static void test_truncate_epochs(void)
 	close(dfd);
 }
 
+/* --- the replication entry points ---------------------------------------- */
+
+static struct wait_rec_r {
+	struct tfs_waiter w;
+	int calls;
+} rwait;
+
+static void on_rwake(struct tfs_waiter *w, int status)
+{
+	rwait.calls++;
+}
+
+/* Copies every batch of leader below upto to follower, as a fetch would. */
+static int replicate(struct tfs_partition *leader,
+		     struct tfs_partition *follower, uint64_t from, uint64_t upto)
+{
+	while (from < upto) {
+		struct tfs_index_entry *e;
+		struct tfs_readv rv;
+		size_t n;
+		int rc = tfs_partition_read_batches(leader, from, 3000, false,
+						    &e, &n, &rv);
+
+		if (rc || n == 0)
+			return rc ? rc : -EIO;
+		char *buf = tfs_malloc(rv.len);
+		size_t got = 0;
+		for (int i = 0; i < rv.n; i++) {
+			if (pread(rv.ext[i].fd, buf + got, rv.ext[i].len,
+				  (off_t)rv.ext[i].pos) !=
+			    (ssize_t)rv.ext[i].len)
+				rc = -EIO;
+			got += rv.ext[i].len;
+		}
+		tfs_readv_release(&rv);
+		if (rc == 0)
+			rc = tfs_partition_append_batches(follower, e, n, buf);
+		from = e[n - 1].offset + e[n - 1].length;
+		free(buf);
+		free(e);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static void test_replication(void)
+{
+	struct tfs_settings *st = settings_with(4096);
+	struct tfs_partition *leader, *follower;
+	struct tfs_partition_info li, fi;
+	uint64_t mid = 0, off;
+	int ldir = new_dir(), fdir = new_dir();
+
+	TEST("a follower copies batches verbatim; hw moves only by set_hw");
+	CHECK_EQ(open_part(ldir, st, &leader), 0);
+	struct tfs_partition_env env = {
+		.syncer = syncer, .fsyncer = fsyncer, .settings = st,
+		.name = "t/0", .standalone = false,
+	};
+	CHECK_EQ(tfs_partition_open(fdir, 0, &env, true, &follower), 0);
+	CHECK_EQ(tfs_partition_begin_epoch(leader, 2), 0);
+	for (int i = 0; i < 80; i++) {
+		char text[256];
+		snprintf(text, sizeof(text), "r%d a %060d\nr%d b\n", i, i, i);
+		CHECK_EQ(append_text(leader, text), 0);
+		if (i == 39) {
+			tfs_partition_info(leader, &li);
+			mid = li.end;
+		}
+	}
+	tfs_partition_info(leader, &li);
+	CHECK(li.segments > 1);
+	CHECK_EQ(replicate(leader, follower, 0, li.end), 0);
+	tfs_partition_info(follower, &fi);
+	CHECK_EQ(fi.end, li.end);
+	CHECK_EQ(fi.end_record, li.end_record);
+	CHECK_EQ(fi.epoch, 2);
+	CHECK_EQ(fi.hw, 0);
+	struct tfs_readv rv;
+	CHECK_EQ(tfs_partition_read(follower, 0, 100, &rv), 0);
+	CHECK_EQ(rv.len, 0);	/* nothing committed yet */
+
+	rwait.w = (struct tfs_waiter){ .offset = 10, .wake = on_rwake };
+	CHECK_EQ(tfs_partition_wait(follower, &rwait.w), 0);
+	tfs_partition_set_hw(follower, mid + 1);	/* not a boundary */
+	tfs_partition_info(follower, &fi);
+	CHECK_EQ(fi.hw, 0);
+	CHECK_EQ(rwait.calls, 0);
+	tfs_partition_set_hw(follower, mid);
+	tfs_partition_info(follower, &fi);
+	CHECK_EQ(fi.hw, mid);
+	CHECK_EQ(fi.hw_record, 80);
+	CHECK_EQ(rwait.calls, 1);
+	CHECK_EQ(tfs_partition_offset_of_record(follower, 80, &off), 0);
+	CHECK_EQ(off, mid);
+	CHECK_EQ(tfs_partition_offset_of_record(follower, 81, &off), -ENXIO);
+	tfs_partition_set_hw(follower, UINT64_MAX);	/* clamped to the end */
+	tfs_partition_info(follower, &fi);
+	CHECK_EQ(fi.hw, li.end);
+
+	/* Committed, the follower's bytes are the leader's. */
+	char *a = tfs_malloc(li.end), *b = tfs_malloc(li.end);
+	CHECK_EQ(tl_read_at(leader, 0, a, li.end), (ssize_t)li.end);
+	CHECK_EQ(tl_read_at(follower, 0, b, li.end), (ssize_t)li.end);
+	CHECK(memcmp(a, b, li.end) == 0);
+	free(a);
+	free(b);
+
+	TEST("a follower refuses batches that do not continue its log");
+	CHECK_EQ(append_text(leader, "one more\n"), 0);
+	struct tfs_index_entry *e;
+	size_t n;
+	CHECK_EQ(tfs_partition_read_batches(leader, li.end, 1 << 20, false,
+					    &e, &n, &rv),
+		 0);
+	CHECK_EQ(n, 1);
+	char bytes[16] = "one more\n";
+	tfs_readv_release(&rv);
+	struct tfs_index_entry bad = e[0];
+	bad.offset += 1;
+	CHECK_EQ(tfs_partition_append_batches(follower, &bad, 1, bytes),
+		 TFS_ENOTBOUNDARY);
+	bytes[2] = 'X';		/* fails the batch CRC */
+	CHECK_EQ(tfs_partition_append_batches(follower, e, 1, bytes),
+		 TFS_ECORRUPT);
+	tfs_partition_info(follower, &fi);
+	CHECK_EQ(fi.end, li.end);
+	bytes[2] = 'e';
+	CHECK_EQ(tfs_partition_append_batches(follower, e, 1, bytes), 0);
+	free(e);
+
+	TEST("the copied epoch history survives a reopen");
+	tfs_partition_close(follower, TFS_ESHUTDOWN);
+	tfs_partition_unref(follower);
+	CHECK_EQ(tfs_partition_open(fdir, 0, &env, true, &follower), 0);
+	uint32_t fe;
+	CHECK_EQ(tfs_partition_epoch_end(follower, 2, &fe, &off), 0);
+	CHECK(fe == 2 && off == li.end + 9);
+	tfs_partition_close(follower, TFS_ESHUTDOWN);
+	tfs_partition_unref(follower);
+	tfs_partition_close(leader, TFS_ESHUTDOWN);
+	tfs_partition_unref(leader);
+	tfs_settings_unref(st);
+	close(ldir);
+	close(fdir);
+}
+
 /* --- recovery from torn tails -------------------------------------------- */
 
 static const char *const lines3[] = { "first batch\n", "second batch\n",
@@ -944,6 +1092,7 @@ int main(void)
 	test_append_read_roll();
 	test_lookups();
 	test_truncate_epochs();
+	test_replication();
 	test_torn_tails();
 	test_faults();
 	test_waiters_and_sync();
