@@ -325,6 +325,15 @@ int tfs_partition_offset_of_time(struct tfs_partition *p, int64_t ms,
 void tfs_partition_info(struct tfs_partition *p,
 			struct tfs_partition_info *info);
 
+/* The bounds readers see, without the per-segment totals of
+ * tfs_partition_info (for polls, seeks and xattrs). */
+struct tfs_bounds {
+	uint64_t start;		/* first retained byte */
+	uint64_t hw;		/* committed end */
+	uint64_t hw_record;	/* records committed */
+};
+void tfs_partition_bounds(struct tfs_partition *p, struct tfs_bounds *b);
+
 /*
  * Retention (the compactor's): deletes whole sealed segments, oldest
  * first, whose newest batch is older than retention_ms (-1: never), and

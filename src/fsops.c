@@ -1419,7 +1419,7 @@ static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		    struct fuse_pollhandle *ph)
 {
 	struct handle *h = handle_of(fi);
-	struct tfs_partition_info in;
+	struct tfs_bounds in;
 	unsigned revents = 0;
 
 	if (h->kind != K_FOLLOW) {
@@ -1432,7 +1432,7 @@ static void op_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	}
 	pthread_mutex_lock(&h->mu);
 	poll_cancel(h);
-	tfs_partition_info(h->p, &in);
+	tfs_partition_bounds(h->p, &in);
 	uint64_t pos = atomic_load(&h->pos);
 
 	if (in.hw > pos) {
@@ -1466,14 +1466,14 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		     struct fuse_file_info *fi)
 {
 	struct handle *h = handle_of(fi);
-	struct tfs_partition_info in;
+	struct tfs_bounds in;
 	uint64_t o = (uint64_t)off;
 
 	if (!h->p || (whence != SEEK_DATA && whence != SEEK_HOLE)) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	tfs_partition_info(h->p, &in);
+	tfs_partition_bounds(h->p, &in);
 	if (off < 0 || o >= in.hw) {
 		fuse_reply_err(req, ENXIO);
 		return;
@@ -1517,11 +1517,11 @@ static bool parse_u64(const char *s, uint64_t *out)
 static int partition_xattr(struct node *n, const char *key, char *buf,
 			   size_t len)
 {
-	struct tfs_partition_info in;
+	struct tfs_bounds in;
 	uint64_t v, off;
 	int rc;
 
-	tfs_partition_info(n->p, &in);
+	tfs_partition_bounds(n->p, &in);
 	if (!strcmp(key, "start"))
 		return snprintf(buf, len, "%" PRIu64, in.start);
 	if (!strcmp(key, "end"))

@@ -1715,6 +1715,15 @@ int tfs_partition_offset_of_time(struct tfs_partition *p, int64_t ms,
 	return rc;
 }
 
+void tfs_partition_bounds(struct tfs_partition *p, struct tfs_bounds *b)
+{
+	pthread_mutex_lock(&p->lock);
+	b->start = p->segs[0]->base;
+	b->hw = p->hw;
+	b->hw_record = p->hw_record;
+	pthread_mutex_unlock(&p->lock);
+}
+
 void tfs_partition_info(struct tfs_partition *p,
 			struct tfs_partition_info *info)
 {
