@@ -27,7 +27,7 @@ DATA     ?= /var/lib/topicfs
 
 B        ?= build
 CC       ?= gcc
-PKGS     := fuse3 libzstd jansson inih
+PKGS     := fuse3 libzstd jansson inih libcurl libmicrohttpd libcrypto
 OPT      ?= -O2 -g
 SAN      ?=
 CFLAGS   ?=

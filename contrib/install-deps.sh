@@ -13,10 +13,11 @@ set -eu
 want=${1:-test}
 
 build="gcc make pkg-config libfuse3-dev fuse3 libzstd-dev libjansson-dev
-       libinih-dev libcurl4-openssl-dev libmicrohttpd-dev"
+       libinih-dev libcurl4-openssl-dev libmicrohttpd-dev libssl-dev"
 test="$build bats attr e2fsprogs util-linux procps psmisc python3 clang
       libclang-rt-14-dev man-db rsyslog logrotate systemd
-      libivykis0 libnet1 libwrap0 jq"
+      libivykis0 libnet1 libwrap0 jq etcd-server etcd-client curl iproute2
+      iptables nginx wrk socat faketime"
 bench="$test redis-server redis-tools gnuplot-nox"
 
 case $want in

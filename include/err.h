@@ -20,6 +20,12 @@ enum {
 	TFS_ESTALEEPOCH,		/* leader epoch older than ours */
 	TFS_ENOTLEADER,			/* this node does not lead the partition */
 	TFS_EBADCONF,			/* invalid configuration value */
+	TFS_EUNAVAIL,			/* a peer or etcd cannot be reached */
+	TFS_EUNKNOWN,			/* outcome unknown (timeout mid-request) */
+	TFS_EAUTH,			/* a peer request failed authentication */
+	TFS_ESEQUENCE,			/* a producer sequence gap */
+	TFS_ENOISR,			/* fewer in-sync replicas than required */
+	TFS_EPROTO,			/* a malformed peer or etcd message */
 	TFS_E_END
 };
 
@@ -31,7 +37,8 @@ const char *tfs_strerror(int code);
  * Documented mapping: TFS_ECORRUPT -> EIO, TFS_EBELOWSTART -> ENODATA,
  * TFS_ENOTBOUNDARY -> EINVAL, TFS_ESHUTDOWN -> ENOTCONN,
  * TFS_EDELETED -> ENOENT, TFS_ESTALEEPOCH/TFS_ENOTLEADER -> EIO,
- * TFS_EBADCONF -> EINVAL; -errno -> errno.
+ * TFS_EBADCONF -> EINVAL, TFS_EUNAVAIL/TFS_EUNKNOWN/TFS_ENOISR -> EIO,
+ * TFS_EAUTH -> EACCES, TFS_ESEQUENCE/TFS_EPROTO -> EIO; -errno -> errno.
  */
 int tfs_err_to_errno(int code);
 

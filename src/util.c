@@ -241,6 +241,12 @@ static const char *const project_errors[] = {
 	[TFS_ESTALEEPOCH - TFS_E_BASE] = "stale leader epoch",
 	[TFS_ENOTLEADER - TFS_E_BASE] = "not the partition leader",
 	[TFS_EBADCONF - TFS_E_BASE] = "invalid configuration value",
+	[TFS_EUNAVAIL - TFS_E_BASE] = "peer or etcd unavailable",
+	[TFS_EUNKNOWN - TFS_E_BASE] = "outcome unknown (request timed out)",
+	[TFS_EAUTH - TFS_E_BASE] = "peer authentication failed",
+	[TFS_ESEQUENCE - TFS_E_BASE] = "producer sequence out of order",
+	[TFS_ENOISR - TFS_E_BASE] = "not enough in-sync replicas",
+	[TFS_EPROTO - TFS_E_BASE] = "malformed peer or etcd message",
 };
 
 const char *tfs_strerror(int code)
@@ -260,7 +266,14 @@ int tfs_err_to_errno(int code)
 	case TFS_ECORRUPT:
 	case TFS_ESTALEEPOCH:
 	case TFS_ENOTLEADER:
+	case TFS_EUNAVAIL:
+	case TFS_EUNKNOWN:
+	case TFS_ESEQUENCE:
+	case TFS_ENOISR:
+	case TFS_EPROTO:
 		return EIO;
+	case TFS_EAUTH:
+		return EACCES;
 	case TFS_EBELOWSTART:
 		return ENODATA;
 	case TFS_ENOTBOUNDARY:
