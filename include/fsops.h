@@ -1,7 +1,18 @@
 /*
  * fsops.h - the FUSE front end: mounts a store and serves the file contract
  * of docs/USAGE.md on libfuse's low-level API with the multi-threaded
- * loop.  This is the only module that includes libfuse headers.
+ * loop.  This module (fsops*.c) is the only one that includes libfuse.
+ *
+ * Lifecycle, driven by main, which owns the process's start-up, signals
+ * and stop order (docs/DESIGN.md):
+ *
+ *   tfs_fs_mount   make the session and mount (no request served yet)
+ *   tfs_fs_serve   serve requests until the file system is unmounted or
+ *                  tfs_fs_exit is called
+ *   tfs_fs_close   answer every parked request, drop open files, unmount
+ *
+ * tfs_fs_exit is async-signal-safe: main's SIGTERM/SIGINT/SIGHUP handler
+ * calls it.
  */
 #ifndef TFS_FSOPS_H
 #define TFS_FSOPS_H
@@ -9,6 +20,8 @@
 #include <stdbool.h>
 
 #include "store.h"
+
+struct tfs_fs;
 
 struct tfs_fs_config {
 	const char *mountpoint;
@@ -20,19 +33,33 @@ struct tfs_fs_config {
 	unsigned max_threads;		/* fuse.threads */
 	bool clone_fd;			/* fuse.clone_fd */
 	const char *version;
-	/* Called once mounted, before requests are served (daemonisation,
-	 * readiness notification).  May be NULL. */
-	void (*ready)(void *arg);
-	void *ready_arg;
 };
 
 /*
- * Mounts the store at cfg->mountpoint and serves requests until the file
- * system is unmounted or SIGINT/SIGTERM/SIGHUP arrives.  Then it answers
- * every parked request (`.follow` reads get end of file, fsyncs complete),
- * closes the partitions (sync and checkpoint) and unmounts.  Returns 0
- * after a clean run, or -errno when the mount failed (logged).
+ * Creates the FUSE session for store and mounts it at cfg->mountpoint
+ * (cfg and the strings it points to must outlive the session).  Returns
+ * 0, -EINVAL for options libfuse refuses, or -EIO when the mount failed
+ * (logged).
  */
-int tfs_fs_run(struct tfs_store *store, const struct tfs_fs_config *cfg);
+int tfs_fs_mount(struct tfs_store *store, const struct tfs_fs_config *cfg,
+		 struct tfs_fs **out);
+
+/*
+ * Serves requests on the calling thread and the loop's workers until the
+ * file system is unmounted or tfs_fs_exit is called.  Returns 0, or
+ * -errno when the loop failed (logged).
+ */
+int tfs_fs_serve(struct tfs_fs *fs);
+
+/* Makes tfs_fs_serve return soon.  Async-signal-safe. */
+void tfs_fs_exit(struct tfs_fs *fs);
+
+/*
+ * After tfs_fs_serve returned (or instead of it): answers every parked
+ * request (.follow reads get end of file, fsyncs complete as the store's
+ * partitions close), frees the open files the kernel never released,
+ * unmounts and frees fs.  The store stays open.  NULL is fine.
+ */
+void tfs_fs_close(struct tfs_fs *fs);
 
 #endif

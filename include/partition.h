@@ -14,13 +14,21 @@
  *            hw == end; in a cluster the replication code moves hw.
  *   durable  fsynced end: everything below it is on stable storage.
  *
+ * Roles.  A partition is standalone (no cluster: an append commits at
+ * once), the leader of its replicas (appends are stamped with the leader
+ * epoch and commit when the replication code moves hw past them), a
+ * follower (only batches copied from the leader are appended), or has no
+ * role yet (nothing is appended).  The role and the epoch change together,
+ * under the partition lock (tfs_partition_set_role).
+ *
  * Threads and locks.  `lock` (a mutex) protects the segment list, the
- * offsets, the waiter lists and the counters; it is held only for short
- * in-memory work and page-cache writes, never across an fsync.  `maint`
- * serialises the slow paths that rewrite files (checkpoint, truncate,
- * retention, compaction); lock order: maint, then lock.  Callbacks
- * (append done, waiter wake, sync done) always run without either lock,
- * on the thread that completed the work.
+ * offsets, the role, the waiter lists and the counters; it is held only
+ * for short in-memory work and page-cache writes, never across an fsync.
+ * `maint` serialises the slow paths that rewrite files (checkpoint,
+ * truncate, epoch history, retention, compaction); lock order: maint, then
+ * lock.  Callbacks (append done, waiter wake, sync done) always run
+ * without either lock, on the thread that completed the work.  The
+ * structure is private to the partition module (src/partition_int.h).
  */
 #ifndef TFS_PARTITION_H
 #define TFS_PARTITION_H
@@ -33,8 +41,11 @@
 
 #include "conf.h"
 #include "segment.h"
+#include "timer.h"
 #include "util.h"
 #include "workers.h"
+
+struct tfs_partition;
 
 /*
  * Topic-level settings, shared by a topic and its partitions and changed
@@ -55,13 +66,25 @@ static inline int64_t tfs_settings_get(struct tfs_settings *s,
 	return atomic_load_explicit(&s->v[k], memory_order_relaxed);
 }
 
+enum tfs_role {
+	TFS_ROLE_STANDALONE,	/* no cluster: an append commits at once */
+	TFS_ROLE_LEADER,	/* appends at the leader epoch; hw moved by
+				 * replication */
+	TFS_ROLE_FOLLOWER,	/* only tfs_partition_append_batches */
+	TFS_ROLE_NONE,		/* no role (yet): nothing is appended */
+};
+
+/* "standalone", "leader", "follower", "none". */
+const char *tfs_role_name(enum tfs_role role);
+
 /* Everything a partition needs from its store. */
 struct tfs_partition_env {
 	struct tfs_workers *syncer;	/* runs the sync jobs */
 	struct tfs_workers *fsyncer;	/* index fsyncs beside them, or NULL */
+	struct tfs_timers *timers;	/* deadlines of waits, or NULL */
 	struct tfs_settings *settings;	/* the topic's; the partition refs it */
 	const char *name;		/* "topic/3", for the log */
-	bool standalone;		/* commit on append (no replication) */
+	enum tfs_role role;		/* the role it opens with */
 };
 
 /* An fsync waiting for the durable end to pass target. */
@@ -90,6 +113,9 @@ struct tfs_append {
 
 enum {
 	TFS_APPEND_SYNC = 1 << 0,	/* done only once durable */
+	/* A leader answers once the batch is in its own log (acks=1), not
+	 * once the in-sync replicas have it (acks=all, the default). */
+	TFS_APPEND_ACK_LEADER = 1 << 2,
 	/* Leave the readers this append woke in a->woken for the caller to
 	 * wake with tfs_partition_wake_list() once it has answered its own
 	 * writer: a producer is not made to wait for its consumers. */
@@ -99,7 +125,8 @@ enum {
 /*
  * A reader waiting for data: wake(w, 0) runs once the committed end passes
  * w->offset; wake(w, TFS_ESHUTDOWN) or wake(w, TFS_EDELETED) when the
- * partition closes or is deleted first.
+ * partition closes or is deleted first.  The low-level form; most callers
+ * want struct tfs_wait below.
  */
 struct tfs_waiter {
 	struct tfs_list link;
@@ -107,6 +134,52 @@ struct tfs_waiter {
 	void (*wake)(struct tfs_waiter *w, int status);
 	bool parked;		/* partition lock */
 };
+
+/*
+ * A wait for data with one completion, a cancel and a deadline: what a
+ * .follow read, a poll, a long-poll fetch and an HTTP consumer park on.
+ * Zero it, set offset, deadline and done, and start it.  It ends exactly
+ * once: either done(w, status) runs, with
+ *   0                 the committed end passed w->offset
+ *   -ETIMEDOUT        w->deadline came first
+ *   TFS_ESHUTDOWN     the partition closed, or its waits were ended
+ *   TFS_EDELETED      the topic was deleted
+ *   a cancel status   tfs_wait_cancel came before the wait parked
+ * or tfs_wait_cancel returns true and done never runs.  done runs on the
+ * thread that ended the wait: the caller of tfs_wait_start (before it
+ * returns), an appender, the timer thread; never with a partition lock
+ * held.  w must stay valid until done ran or a cancel returned true; done
+ * may free it.
+ */
+struct tfs_wait {
+	/* in */
+	uint64_t offset;
+	int64_t deadline;		/* tfs_mono_ms() time; 0: none */
+	void (*done)(struct tfs_wait *w, int status);
+	/* private */
+	struct tfs_partition *p;	/* a reference, until it ends */
+	struct tfs_waiter waiter;
+	struct tfs_timer timer;
+	atomic_int cancel;		/* a status asked for before parking */
+};
+
+/*
+ * Starts w on p (see struct tfs_wait).  A deadline needs the timers of
+ * the partition's env.
+ */
+void tfs_wait_start(struct tfs_partition *p, struct tfs_wait *w);
+
+/*
+ * Ends w with status (non-zero, e.g. -EINTR).  Returns true if the wait
+ * was parked and this call ended it: done will not run, the caller owns
+ * the end.  Returns false if it already ended (done ran or runs) or had
+ * not parked yet: then, if it ends with no other cause first, done runs
+ * with this status as soon as tfs_wait_start gets to it.  p is the
+ * partition given to tfs_wait_start (w->p may not be set yet).  The caller
+ * must know w is alive (fsops clears its interrupt callback in done,
+ * which waits for a running one).
+ */
+bool tfs_wait_cancel(struct tfs_partition *p, struct tfs_wait *w, int status);
 
 #define TFS_READ_MAX_EXTENTS 32
 
@@ -156,46 +229,6 @@ struct tfs_epoch {
 	uint64_t start;		/* byte offset of the epoch's first batch */
 };
 
-struct tfs_partition {
-	atomic_int refs;
-	uint32_t id;
-	char *name;			/* "topic/3" */
-	int dirfd;
-	struct tfs_settings *settings;
-	struct tfs_workers *syncer;
-	struct tfs_workers *fsyncer;
-	bool standalone;
-
-	pthread_mutex_t lock;
-	pthread_mutex_t maint;
-	struct tfs_segment **segs;	/* (lock) oldest first */
-	size_t nsegs, segs_cap;		/* (lock) */
-	uint64_t end, end_record;	/* (lock) */
-	uint64_t hw, hw_record;		/* (lock) */
-	uint64_t durable, durable_record; /* (lock) */
-	int64_t last_ts;		/* (lock) newest batch timestamp */
-	uint32_t epoch;			/* (lock) current leader epoch */
-	struct tfs_epoch *epochs;	/* (lock) history, oldest first */
-	size_t nepochs;
-	struct tfs_list waiters;	/* (lock) sorted by offset */
-	uint64_t nwaiters;		/* (lock) */
-	struct tfs_list syncs;		/* (lock) sorted by target */
-	bool dir_dirty;			/* (lock) a segment file was created */
-	bool ckpt_wanted;		/* (lock) next sync writes a checkpoint */
-	bool closing;			/* (lock) */
-	int failed;			/* (lock) */
-	int gone;			/* (lock) TFS_ESHUTDOWN / TFS_EDELETED */
-	uint64_t ckpt_end;		/* (maint) end in the last checkpoint */
-	struct tfs_job sync_job;
-
-	/* counters: atomics, read without the lock */
-	atomic_ullong appends, append_bytes, append_records;
-	atomic_ullong fsyncs, reads, read_bytes;
-	_Atomic int64_t last_retention;
-	_Atomic int64_t last_disk_warning;	/* mono ms, for rate limiting */
-	atomic_ullong deleted_bytes, deleted_segments, compressions;
-};
-
 /*
  * Opens the partition in parent/<id>/ (create: make the directory and an
  * empty first segment if missing), recovering from a crash as
@@ -210,6 +243,25 @@ int tfs_partition_open(int parent_dirfd, uint32_t id,
 struct tfs_partition *tfs_partition_ref(struct tfs_partition *p);
 void tfs_partition_unref(struct tfs_partition *p);
 
+/* "topic/3": the name the partition logs with (valid while referenced). */
+const char *tfs_partition_name(struct tfs_partition *p);
+
+/*
+ * Sets the role and the leader epoch together.  Becoming leader at epoch
+ * E starts E at the log end in the epoch history (persisted before this
+ * returns) unless the log is already at E.  Leaving the leader role fails
+ * the appends still waiting to commit with TFS_ENOTLEADER (their batches
+ * stay in the log: a retry with the same producer sequence is recognised
+ * by the next leader).  Returns 0, TFS_ESTALEEPOCH when epoch is older
+ * than the partition's, or -errno when the epoch history cannot be
+ * written (the role is then unchanged).
+ */
+int tfs_partition_set_role(struct tfs_partition *p, enum tfs_role role,
+			   uint32_t epoch);
+
+/* The role and epoch now. */
+enum tfs_role tfs_partition_role(struct tfs_partition *p, uint32_t *epoch);
+
 /*
  * Shuts the partition down: syncs everything and writes a checkpoint,
  * answers sync waiters, wakes readers with `why` (TFS_ESHUTDOWN or
@@ -219,20 +271,34 @@ void tfs_partition_unref(struct tfs_partition *p);
 void tfs_partition_close(struct tfs_partition *p, int why);
 
 /*
- * Appends a batch of whole records (the bytes must end with '\n').
- * Returns < 0 when refused (-EIO when the partition failed, -ENOSPC with
- * nothing stored, TFS_ESHUTDOWN...); then done is not called.  Returns 0
- * when accepted: done(a, status) runs exactly once, on this thread before
- * the call returns or later on the thread that completes it (the sync
- * worker for TFS_APPEND_SYNC).  Woken readers run after done.
+ * Appends a batch of whole records: the produce rules every caller gets
+ * are checked here.  Returns < 0 when refused, and then done is not
+ * called: -EINVAL for an empty batch or one whose last byte is not '\n',
+ * -EFBIG when a record is longer than max.record.bytes, -EIO when the partition failed, -ENOSPC with nothing
+ * stored, TFS_ENOTLEADER when the role is neither standalone nor leader,
+ * TFS_ESHUTDOWN or TFS_EDELETED.  Returns 0 when accepted: done(a, status)
+ * runs exactly once, on this thread before the call returns or later on
+ * the thread that completes it: the sync worker for TFS_APPEND_SYNC, the
+ * caller of tfs_partition_set_hw for a leader's batch (status 0), or of
+ * tfs_partition_set_role when leadership is lost first (TFS_ENOTLEADER).
+ * Woken readers run after done.  a must stay valid until both this call
+ * returned and done ran (done may run on another thread before the call
+ * returns).  The topic's durability=sync makes every append wait for
+ * durability as TFS_APPEND_SYNC does.
  */
 int tfs_partition_append(struct tfs_partition *p, struct tfs_append *a);
 
 /*
  * Appends batches received from a leader, keeping their offsets, records,
- * epochs and timestamps.  entries[0].offset must equal the log end, the
- * batches must be contiguous and data must hold their bytes back to back.
- * Does not move hw.  Returns 0, -errno, TFS_ENOTBOUNDARY or TFS_ECORRUPT.
+ * epochs and timestamps; a batch of a newer epoch extends the epoch
+ * history (persisted before the call returns).  entries[0].offset must
+ * equal the log end, the batches must be contiguous and data must hold
+ * their bytes back to back.  Does not move hw.  Returns 0;
+ * TFS_ENOTLEADER unless the role is follower; TFS_ENOTBOUNDARY when the
+ * first batch does not start at the log end or the batches are not
+ * contiguous; TFS_ECORRUPT when a batch fails its CRC or newline check
+ * (nothing of that call is appended in either case); or -errno (-ENOSPC,
+ * -EIO) with the batches before the failing one appended.
  */
 int tfs_partition_append_batches(struct tfs_partition *p,
 				 const struct tfs_index_entry *entries,
@@ -248,9 +314,19 @@ int tfs_partition_read(struct tfs_partition *p, uint64_t off, size_t max,
 void tfs_readv_release(struct tfs_readv *rv);
 
 /*
+ * Copies up to len bytes of rv's extents, from byte `skip` of the read on,
+ * into buf (file ranges with pread, frames with memcpy).  Returns the
+ * bytes copied, or -errno.
+ */
+ssize_t tfs_readv_copy(const struct tfs_readv *rv, size_t skip, void *buf,
+		       size_t len);
+
+/*
  * Reads whole batches from off (a batch start, below end): up to max
  * bytes, at least one batch.  Fills entries (malloc'd, *n of them) and rv.
- * upto_hw limits to committed data.  For replication fetches.
+ * upto_hw limits to committed data.  For replication fetches.  *n is 0 at
+ * the limit.  Returns 0, TFS_EBELOWSTART, TFS_ENOTBOUNDARY when off is
+ * not a batch start, TFS_ECORRUPT (a damaged index entry) or -errno.
  */
 int tfs_partition_read_batches(struct tfs_partition *p, uint64_t off,
 			       size_t max, bool upto_hw,
@@ -270,6 +346,13 @@ void tfs_partition_wake_list(struct tfs_list *woken);
 /* Wakes every parked waiter with status (the partition stays open). */
 void tfs_partition_wake_all(struct tfs_partition *p, int status);
 
+/*
+ * Ends every wait now and from now on with status: parked waiters are
+ * woken with it and later waits fail with it at once (a lazily unmounted
+ * file system whose readers must finish).  Appends go on.
+ */
+void tfs_partition_end_waits(struct tfs_partition *p, int status);
+
 /* Unparks w.  True if it was parked (its wake will not run). */
 bool tfs_partition_wait_cancel(struct tfs_partition *p, struct tfs_waiter *w);
 
@@ -283,19 +366,36 @@ int tfs_partition_sync(struct tfs_partition *p, struct tfs_syncreq *r);
 /* Asks for a background fsync and checkpoint (the flush.ms timer). */
 void tfs_partition_flush(struct tfs_partition *p);
 
+/* Waits until no sync job of p is queued or running (tests). */
+void tfs_partition_quiesce(struct tfs_partition *p);
+
 /*
  * Cuts the log back to off (a batch boundary >= start): for a follower
- * whose tail diverged from its leader.  hw and durable move back with it.
- * Returns 0, TFS_ENOTBOUNDARY, TFS_EBELOWSTART or -errno.
+ * whose tail diverged from its leader.  hw and durable move back with it,
+ * the checkpoint is rewritten first if it claimed bytes past off, and
+ * epochs that start at or past off leave the history.  fsyncs waiting for
+ * bytes past off fail with -EIO.  Returns 0, TFS_ENOTBOUNDARY (off is not
+ * a batch start, or past the end), TFS_EBELOWSTART, TFS_ECORRUPT or
+ * -errno (logged).
  */
 int tfs_partition_truncate(struct tfs_partition *p, uint64_t off);
 
-/* Moves the committed end (cluster); clamped to the log end. */
+/*
+ * Moves the committed end (cluster) forward to hw, clamped to the log end:
+ * wakes the readers it reaches and answers the leader's appends it
+ * commits.  A value at or below the current hw, or one that is not a
+ * batch boundary (logged), changes nothing.
+ */
 void tfs_partition_set_hw(struct tfs_partition *p, uint64_t hw);
 
 /*
  * Starts leader epoch `epoch` at the current log end and persists the
- * epoch history.  epoch must not be lower than the current one.
+ * epoch history (an epoch that wrote nothing is replaced, not kept).
+ * tfs_partition_set_role calls it for a new leader.  Returns 0 (also when
+ * epoch is the current one: nothing changes), TFS_ESTALEEPOCH when epoch
+ * is older than the current one, or -errno when the history file cannot
+ * be written (the epoch is changed in memory all the same: the next write
+ * of the history carries it).
  */
 int tfs_partition_begin_epoch(struct tfs_partition *p, uint32_t epoch);
 
@@ -303,6 +403,7 @@ int tfs_partition_begin_epoch(struct tfs_partition *p, uint32_t epoch);
  * The end of `epoch` in this log: the start of the first later epoch, or
  * the log end if epoch is the latest (Kafka's OffsetsForLeaderEpoch).
  * Sets *found_epoch to the largest epoch <= epoch that this log has.
+ * Returns 0, or -ENOENT when the log has no epoch <= epoch.
  */
 int tfs_partition_epoch_end(struct tfs_partition *p, uint32_t epoch,
 			    uint32_t *found_epoch, uint64_t *end);

@@ -194,6 +194,22 @@ int tfs_segment_sync(struct tfs_segment *s);
  * readers. */
 int tfs_segment_unlink(struct tfs_segment *s);
 
+/*
+ * Lists the segments of the partition directory dirfd: their bases,
+ * sorted, in a malloc'd array.  On the way it repairs the pairing of the
+ * files, through sysio: removes temporary files, an index whose log and
+ * .zst are both missing, and a log without its index at or past rp (the
+ * recovery point: a roll that crashed between creating the two files,
+ * before anything in it was fsynced).  owner names the partition in the
+ * log.  Returns 0 or -errno.
+ */
+int tfs_segment_list(int dirfd, const char *owner, uint64_t rp,
+		     uint64_t **bases, size_t *n);
+
+/* Removes every file of the segment at base (.log, .zst, .index), data
+ * first.  0 or the first -errno (a missing file is not an error). */
+int tfs_segment_remove(int dirfd, uint64_t base);
+
 /* Formats the file name of a segment: "%020llu.log" etc. */
 void tfs_segment_name(uint64_t base, const char *ext, char *buf, size_t len);
 

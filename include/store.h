@@ -7,7 +7,9 @@
  * topic's mutex protects its partition array and its persisted settings.
  * Lock order: store, topic, partition maint, partition lock.  Topics and
  * partitions are reference-counted: lookups return a reference that the
- * caller drops with the matching unref.
+ * caller drops with the matching unref.  The store owns the worker pools
+ * every partition uses (sync jobs, index fsyncs, timers) and the flusher;
+ * the compactor is started beside it by its owner (compactor.h).
  */
 #ifndef TFS_STORE_H
 #define TFS_STORE_H
@@ -23,21 +25,18 @@
 #define TFS_TOPIC_NAME_MAX 249
 
 struct tfs_store;
+struct tfs_topic;
 
-struct tfs_topic {
-	atomic_int refs;
-	uint32_t id;			/* never reused: inode numbers use it */
-	char *name;
-	int dirfd;
-	int64_t created;		/* ms since the Unix epoch */
-	struct tfs_store *store;
-	struct tfs_settings *settings;
-
-	pthread_mutex_t lock;
-	struct tfs_partition **parts;	/* (lock) */
-	uint32_t nparts;		/* (lock); only grows */
-	bool explicit[TFS_CONF__COUNT];	/* (lock) set on this topic */
-	bool deleted;			/* (lock) */
+/* What a topic is made of: for a local mkdir, or applied from the
+ * cluster's metadata. */
+struct tfs_topic_spec {
+	const char *name;
+	uint32_t id;			/* 0: the store's next id */
+	uint32_t partitions;		/* 0: num.partitions */
+	/* "key", "value", ... pairs of topic-scoped settings, then NULL;
+	 * or NULL for none */
+	const char *const *config;
+	int64_t created;		/* ms since the Unix epoch; 0: now */
 };
 
 /* True if name is a valid topic name ([A-Za-z0-9._-]{1,249}, no leading
@@ -66,20 +65,36 @@ void tfs_store_close(struct tfs_store *s);
  */
 void tfs_store_shutdown_readers(struct tfs_store *s);
 
-/* Wakes every parked reader with status; partitions stay open. */
-void tfs_store_wake_readers(struct tfs_store *s, int status);
+/* Ends every wait now and from now on with status (a lazy unmount);
+ * partitions stay open and appends go on. */
+void tfs_store_end_waits(struct tfs_store *s, int status);
 
 const struct tfs_conf *tfs_store_conf(struct tfs_store *s);
 const char *tfs_store_dir(struct tfs_store *s);
 int64_t tfs_store_started(struct tfs_store *s);	/* ms, monotonic */
 
 /*
- * Creates topic name with num.partitions partitions.  Returns 0 (with a
- * reference in *out if out is not NULL), -EINVAL for a bad name, -EEXIST,
- * -ENOSPC or another -errno; on failure nothing is left on disk.
+ * Creates the topic spec describes.  Returns 0 (with a reference in *out
+ * if out is not NULL), -EINVAL for a bad name, TFS_EBADCONF for a bad
+ * setting (logged), -EEXIST when the name or the id is taken, -ENOSPC or
+ * another -errno; on failure nothing is left on disk.
  */
-int tfs_store_create_topic(struct tfs_store *s, const char *name,
+int tfs_store_create_topic(struct tfs_store *s,
+			   const struct tfs_topic_spec *spec,
 			   struct tfs_topic **out);
+
+/*
+ * Makes the local topic match spec (the cluster's metadata): creates it
+ * when missing; when a topic of that name exists with another id (it was
+ * deleted and made again elsewhere while this node did not look), deletes
+ * it first, whatever delete.topic.enable says; grows its partitions and
+ * sets its settings to spec's (settings spec does not name go back to the
+ * daemon's defaults).  spec->id must not be 0.  Returns 0 (reference in
+ * *out if not NULL) or what create, grow or set returned.
+ */
+int tfs_store_apply_topic(struct tfs_store *s,
+			  const struct tfs_topic_spec *spec,
+			  struct tfs_topic **out);
 
 /*
  * Deletes a topic: it disappears at once, its partitions refuse writes and
@@ -101,6 +116,15 @@ void tfs_store_topics_free(struct tfs_topic **v, size_t n);
 
 struct tfs_topic *tfs_topic_ref(struct tfs_topic *t);
 void tfs_topic_unref(struct tfs_topic *t);
+
+/* Set once, valid while referenced. */
+const char *tfs_topic_name(struct tfs_topic *t);
+uint32_t tfs_topic_id(struct tfs_topic *t);	/* never reused */
+int64_t tfs_topic_created(struct tfs_topic *t);	/* ms since the epoch */
+/* The topic's settings, borrowed (valid while t is referenced). */
+struct tfs_settings *tfs_topic_settings(struct tfs_topic *t);
+/* Which settings are set on the topic itself (not defaults). */
+void tfs_topic_explicit(struct tfs_topic *t, bool out[TFS_CONF__COUNT]);
 
 /* Partitions of t now. */
 uint32_t tfs_topic_partitions(struct tfs_topic *t);

@@ -7,6 +7,7 @@
 #define TFS_UTIL_H
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdbool.h>
@@ -16,6 +17,30 @@
 #define TFS_MAX(a, b) ((a) > (b) ? (a) : (b))
 #define tfs_container_of(ptr, type, member) \
 	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/*
+ * Reference counts.  Anything another thread can find through a lock
+ * (segments, partitions, topics, open files, parked requests) carries one:
+ * the finder takes a reference before dropping the lock, and the last put
+ * frees.  Taking needs no ordering (the finder already holds a reference
+ * or the lock that publishes the object); the last put must see every
+ * write made under earlier references, hence acquire-release.
+ */
+static inline void tfs_ref_init(atomic_int *r, int n)
+{
+	atomic_init(r, n);
+}
+
+static inline void tfs_ref_get(atomic_int *r)
+{
+	atomic_fetch_add_explicit(r, 1, memory_order_relaxed);
+}
+
+/* Drops a reference; true when it was the last (the caller frees). */
+static inline bool tfs_ref_put(atomic_int *r)
+{
+	return atomic_fetch_sub_explicit(r, 1, memory_order_acq_rel) == 1;
+}
 
 /* Allocation: never returns NULL; prints and aborts when memory is out. */
 void *tfs_malloc(size_t n);

@@ -36,7 +36,7 @@ static bool stopping(struct tfs_compactor *c)
 static void visit(struct tfs_topic *t, struct tfs_partition *p, void *arg)
 {
 	struct pass *ps = arg;
-	struct tfs_settings *st = t->settings;
+	struct tfs_settings *st = tfs_topic_settings(t);
 
 	if (stopping(ps->c))
 		return;

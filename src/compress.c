@@ -329,7 +329,7 @@ static void insert(struct tfs_zbuf *b)
 		return;
 	while (cache.bytes + b->len > cache.capacity)
 		evict(cache.lru.lru_prev);
-	atomic_fetch_add(&b->refs, 1);
+	tfs_ref_get(&b->refs);
 	b->hnext = cache.bucket[i];
 	cache.bucket[i] = b;
 	lru_push(b);
@@ -366,7 +366,7 @@ int tfs_zframe_get(uint64_t uid, int fd, const struct tfs_zindex *zi,
 	b = lookup(uid, i);
 	if (b) {
 		cache.hits++;
-		atomic_fetch_add(&b->refs, 1);
+		tfs_ref_get(&b->refs);
 		lru_unlink(b);
 		lru_push(b);
 		pthread_mutex_unlock(&cache.lock);
@@ -378,7 +378,7 @@ int tfs_zframe_get(uint64_t uid, int fd, const struct tfs_zindex *zi,
 
 	b = tfs_malloc(sizeof(*b) + zi->f[i].raw_len);
 	memset(b, 0, sizeof(*b));
-	atomic_init(&b->refs, 1);
+	tfs_ref_init(&b->refs, 1);
 	b->uid = uid;
 	b->frame = i;
 	b->len = zi->f[i].raw_len;
@@ -400,7 +400,7 @@ int tfs_zframe_get(uint64_t uid, int fd, const struct tfs_zindex *zi,
 
 void tfs_zbuf_unref(struct tfs_zbuf *b)
 {
-	if (b && atomic_fetch_sub(&b->refs, 1) == 1)
+	if (b && tfs_ref_put(&b->refs))
 		free(b);
 }
 

@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +46,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "compactor.h"
 #include "conf.h"
 #include "err.h"
 #include "fsops.h"
@@ -461,7 +463,7 @@ static void sd_notify(const char *msg)
 
 static char notify_status[PATH_MAX * 2 + 64];
 
-static void on_ready(void *arg)
+static void on_ready(void)
 {
 	sd_notify(notify_status);
 	if (ready_fd < 0)
@@ -514,6 +516,110 @@ static int daemonize(void)
 	return 0;
 }
 
+/* --- running: the start order, and the stop order in reverse ------------- */
+
+static struct tfs_fs *volatile stop_target;
+
+/* SIGTERM, SIGINT, SIGHUP: end the FUSE loop; run() stops the rest. */
+static void on_stop_signal(int sig)
+{
+	struct tfs_fs *fs = stop_target;
+
+	if (fs)
+		tfs_fs_exit(fs);
+}
+
+/*
+ * Blocks (or unblocks) the stop signals in the calling thread.  Blocked
+ * while the store starts its threads, which inherit the mask: a stop
+ * signal then reaches the main thread (or a FUSE worker), whose
+ * interrupted wait makes the loop see the exit flag.  A signal that came
+ * while blocked is delivered at the unblock.
+ */
+static void mask_stop_signals(bool block)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+static void set_stop_handler(void (*handler)(int))
+{
+	struct sigaction sa = { .sa_handler = handler };
+
+	/* No SA_RESTART: the loop's waits must be interrupted. */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
+/*
+ * Starts the node and serves until unmounted or stopped by a signal.  The
+ * start order is store, compactor, FUSE mount; the stop order is its
+ * reverse, so that nothing is stopped while something started after it
+ * may still call it.  (The cluster's HTTP server and replication will
+ * start after the store and stop before the FUSE mount closes.)
+ */
+static int run(const char *data_dir, const char *mnt, struct args *a,
+	       const struct tfs_conf *conf)
+{
+	struct tfs_store *store;
+	struct tfs_compactor *compactor = NULL;
+	struct tfs_fs *fs = NULL;
+	int rc;
+
+	mask_stop_signals(true);
+	set_stop_handler(on_stop_signal);
+	rc = tfs_store_open(data_dir, conf, &store);
+	if (rc) {
+		fprintf(stderr, "topicfs: cannot open %s: %s\n", data_dir,
+			tfs_strerror(rc));
+		return rc;
+	}
+	rc = tfs_compactor_start(
+		store, tfs_conf_get(conf, TFS_CONF_RETENTION_CHECK_INTERVAL_MS),
+		&compactor);
+	if (rc) {
+		tfs_err("cannot start the compactor: %s", tfs_strerror(rc));
+		goto out_store;
+	}
+	struct tfs_fs_config fc = {
+		.mountpoint = mnt,
+		.fuse_opts = a->fuse_opts,
+		.max_threads = (unsigned)tfs_conf_get(conf,
+						      TFS_CONF_FUSE_THREADS),
+		.clone_fd = tfs_conf_get(conf, TFS_CONF_FUSE_CLONE_FD),
+		.version = VERSION,
+	};
+	rc = tfs_fs_mount(store, &fc, &fs);
+	if (rc)
+		goto out_compactor;
+	snprintf(notify_status, sizeof(notify_status),
+		 "READY=1\nSTATUS=serving %s at %s", data_dir, mnt);
+	on_ready();
+	stop_target = fs;
+	mask_stop_signals(false);
+	rc = tfs_fs_serve(fs);
+	/* From here a second SIGTERM must not cut the final syncs and the
+	 * clean exit short. */
+	set_stop_handler(SIG_IGN);
+	stop_target = NULL;
+	sd_notify("STOPPING=1\nSTATUS=closing the store");
+	tfs_fs_close(fs);
+out_compactor:
+	tfs_compactor_stop(compactor);
+out_store:
+	/* What is left is the final sync and checkpoint. */
+	tfs_store_close(store);
+	tfs_info("stopped");
+	return rc;
+}
+
 static void free_args(struct args *a)
 {
 	for (int i = 0; i < a->ncopies; i++)
@@ -525,7 +631,6 @@ int main(int argc, char **argv)
 {
 	struct args a = { .overrides = TFS_BUF_INIT };
 	char data_dir[PATH_MAX], mnt[PATH_MAX], fsname[PATH_MAX + 16];
-	struct tfs_store *store;
 	struct tfs_conf conf;
 	int rc;
 
@@ -558,28 +663,7 @@ int main(int argc, char **argv)
 	if (!a.foreground && daemonize())
 		goto out_fail;
 
-	rc = tfs_store_open(data_dir, &conf, &store);
-	if (rc) {
-		fprintf(stderr, "topicfs: cannot open %s: %s\n", data_dir,
-			tfs_strerror(rc));
-		goto out_fail;
-	}
-	struct tfs_fs_config fc = {
-		.mountpoint = mnt,
-		.fuse_opts = a.fuse_opts,
-		.max_threads = (unsigned)tfs_conf_get(&conf,
-						      TFS_CONF_FUSE_THREADS),
-		.clone_fd = tfs_conf_get(&conf, TFS_CONF_FUSE_CLONE_FD),
-		.version = VERSION,
-		.ready = on_ready,
-	};
-	snprintf(notify_status, sizeof(notify_status),
-		 "READY=1\nSTATUS=serving %s at %s", data_dir, mnt);
-	rc = tfs_fs_run(store, &fc);
-	/* The mount is gone; what is left is the final sync and checkpoint. */
-	sd_notify("STOPPING=1\nSTATUS=closing the store");
-	tfs_store_close(store);
-	tfs_info("stopped");
+	rc = run(data_dir, mnt, &a, &conf);
 	tfs_conf_release(&conf);
 	free_args(&a);
 	return rc ? 1 : 0;

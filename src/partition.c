@@ -26,40 +26,31 @@
  * are parked on a list sorted by offset; whoever moves the committed end
  * wakes exactly those whose offset it passed, after dropping the lock.
  *
- * FILES in the partition directory, besides the segments:
+ * Roles: a standalone partition commits an append at once; a leader
+ * stamps it with its epoch and parks its completion on `commits` until the
+ * replication code moves hw past it (acks=all), or completes it at once
+ * (acks=1); a follower takes only batches copied from its leader.
  *
- *   checkpoint     text, written temp -> fsync -> rename -> fsync dir:
- *                    topicfs-checkpoint 1
- *                    recovery_point <byte offset> <record offset>
- *                    high_watermark <byte offset> <record offset>
- *   leader-epoch   text, written the same way:
- *                    topicfs-epochs 1
- *                    <epoch> <start byte offset>      (one line each)
+ * The files besides the segments, and recovery, are in partition_open.c;
+ * reads and lookups in partition_read.c.
  */
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "crc32c.h"
 #include "err.h"
 #include "log.h"
-#include "partition.h"
+#include "partition_int.h"
 #include "sysio.h"
-
-#define CHECKPOINT "checkpoint"
-#define EPOCHS "leader-epoch"
 
 struct tfs_settings *tfs_settings_new(const struct tfs_conf *defaults)
 {
 	struct tfs_settings *s = tfs_calloc(1, sizeof(*s));
 
-	atomic_init(&s->refs, 1);
+	tfs_ref_init(&s->refs, 1);
 	for (int k = 0; k < TFS_CONF__COUNT; k++)
 		atomic_init(&s->v[k], defaults->v[k]);
 	return s;
@@ -67,535 +58,25 @@ struct tfs_settings *tfs_settings_new(const struct tfs_conf *defaults)
 
 struct tfs_settings *tfs_settings_ref(struct tfs_settings *s)
 {
-	atomic_fetch_add(&s->refs, 1);
+	tfs_ref_get(&s->refs);
 	return s;
 }
 
 void tfs_settings_unref(struct tfs_settings *s)
 {
-	if (s && atomic_fetch_sub(&s->refs, 1) == 1)
+	if (s && tfs_ref_put(&s->refs))
 		free(s);
-}
-
-/* --- checkpoint and epoch files ------------------------------------------ */
-
-struct checkpoint {
-	uint64_t rp, rp_record;
-	uint64_t hw, hw_record;
-	bool found;
-};
-
-static int read_checkpoint(struct tfs_partition *p, struct checkpoint *ck)
-{
-	char *text = NULL;
-	int rc, version = 0;
-
-	memset(ck, 0, sizeof(*ck));
-	rc = tfs_sys_read_file(p->dirfd, CHECKPOINT, 4096, &text, NULL);
-	if (rc == -ENOENT)
-		return 0;
-	if (rc < 0)
-		return rc;
-	if (sscanf(text,
-		   "topicfs-checkpoint %d\nrecovery_point %" SCNu64 " %" SCNu64
-		   "\nhigh_watermark %" SCNu64 " %" SCNu64,
-		   &version, &ck->rp, &ck->rp_record, &ck->hw,
-		   &ck->hw_record) == 5 && version == 1) {
-		ck->found = true;
-	} else {
-		/* Renamed into place whole, so this is damage, not a crash.
-		 * Checking the whole log is slow but loses nothing. */
-		tfs_warn("%s: unreadable checkpoint, checking the whole log",
-			 p->name);
-		memset(ck, 0, sizeof(*ck));
-	}
-	free(text);
-	return 0;
-}
-
-#define DISK_WARNING_MS 10000
-
-/*
- * Logs a disk problem of the partition at most once every 10 s: a full
- * disk refuses every write and fails every checkpoint, and one line per
- * attempt would flood the log.
- */
-static void disk_warning(struct tfs_partition *p, const char *what, int rc)
-{
-	int64_t now = tfs_mono_ms();
-	int64_t last = atomic_load(&p->last_disk_warning);
-
-	if (last && now - last < DISK_WARNING_MS)
-		return;
-	if (!atomic_compare_exchange_strong(&p->last_disk_warning, &last, now))
-		return;
-	tfs_warn("%s: %s: %s (repeats are not logged for %d s)", p->name,
-		 what, tfs_strerror(rc), DISK_WARNING_MS / 1000);
-}
-
-static int write_checkpoint(struct tfs_partition *p,
-			    const struct checkpoint *ck)
-{
-	char buf[256];
-	int n = snprintf(buf, sizeof(buf),
-			 "topicfs-checkpoint 1\nrecovery_point %" PRIu64
-			 " %" PRIu64 "\nhigh_watermark %" PRIu64 " %" PRIu64
-			 "\n",
-			 ck->rp, ck->rp_record, ck->hw, ck->hw_record);
-	int rc = tfs_sys_write_atomic(p->dirfd, CHECKPOINT, buf, (size_t)n);
-
-	if (rc)
-		disk_warning(p, "cannot write checkpoint", rc);
-	return rc;
-}
-
-static int read_epochs(struct tfs_partition *p)
-{
-	char *text = NULL, *line, *save = NULL;
-	int rc = tfs_sys_read_file(p->dirfd, EPOCHS, 1 << 20, &text, NULL);
-
-	if (rc == -ENOENT)
-		return 0;
-	if (rc < 0)
-		return rc;
-	line = strtok_r(text, "\n", &save);
-	if (!line || strcmp(line, "topicfs-epochs 1")) {
-		tfs_err("%s: %s: bad header", p->name, EPOCHS);
-		free(text);
-		return TFS_ECORRUPT;
-	}
-	while ((line = strtok_r(NULL, "\n", &save))) {
-		struct tfs_epoch e;
-
-		if (sscanf(line, "%" SCNu32 " %" SCNu64, &e.epoch, &e.start) !=
-		    2) {
-			tfs_err("%s: %s: bad line '%s'", p->name, EPOCHS, line);
-			free(text);
-			return TFS_ECORRUPT;
-		}
-		p->epochs = tfs_realloc(p->epochs,
-					(p->nepochs + 1) * sizeof(*p->epochs));
-		p->epochs[p->nepochs++] = e;
-	}
-	free(text);
-	return 0;
-}
-
-/* Writes the epoch history; maint held, lock not held. */
-static int write_epochs(struct tfs_partition *p)
-{
-	struct tfs_buf b = TFS_BUF_INIT;
-	int rc;
-
-	tfs_buf_addf(&b, "topicfs-epochs 1\n");
-	pthread_mutex_lock(&p->lock);
-	for (size_t i = 0; i < p->nepochs; i++)
-		tfs_buf_addf(&b, "%" PRIu32 " %" PRIu64 "\n",
-			     p->epochs[i].epoch, p->epochs[i].start);
-	pthread_mutex_unlock(&p->lock);
-	rc = tfs_sys_write_atomic(p->dirfd, EPOCHS, b.data, b.len);
-	if (rc)
-		tfs_err("%s: cannot write %s: %s", p->name, EPOCHS,
-			tfs_strerror(rc));
-	tfs_buf_release(&b);
-	return rc;
-}
-
-/* --- opening and recovery ------------------------------------------------ */
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Parses "<20 digits>.<ext>"; returns the base or -1. */
-static int parse_segment_name(const char *name, const char *ext,
-			      uint64_t *base)
-{
-	size_t n = strlen(name);
-
-	if (n != TFS_SEGMENT_NAME_LEN + 1 + strlen(ext) ||
-	    name[TFS_SEGMENT_NAME_LEN] != '.' ||
-	    strcmp(name + TFS_SEGMENT_NAME_LEN + 1, ext))
-		return -1;
-	*base = 0;
-	for (int i = 0; i < TFS_SEGMENT_NAME_LEN; i++) {
-		if (name[i] < '0' || name[i] > '9')
-			return -1;
-		*base = *base * 10 + (uint64_t)(name[i] - '0');
-	}
-	return 0;
-}
-
-/*
- * Lists the segment bases (sorted) and removes leftovers of interrupted
- * writes: temporary files, an index whose log is missing, and a log whose
- * index is missing past the recovery point rp.
- */
-static int list_segments(struct tfs_partition *p, uint64_t rp, uint64_t **out,
-			 size_t *n)
-{
-	int fd = dup(p->dirfd);
-	DIR *d;
-	struct dirent *de;
-	uint64_t *bases = NULL, base;
-	size_t cnt = 0;
-
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	rewinddir(d);
-	while ((de = readdir(d))) {
-		size_t len = strlen(de->d_name);
-
-		if (len > 4 && !strcmp(de->d_name + len - 4, ".tmp")) {
-			unlinkat(p->dirfd, de->d_name, 0);
-		} else if (!parse_segment_name(de->d_name, "log", &base)) {
-			char idx[64];
-
-			tfs_segment_name(base, "index", idx, sizeof(idx));
-			if (faccessat(p->dirfd, idx, F_OK, 0) < 0 &&
-			    base >= rp) {
-				/* A roll that crashed between the two files:
-				 * nothing in it was ever fsynced. */
-				tfs_warn("%s: removing %s without its index",
-					 p->name, de->d_name);
-				unlinkat(p->dirfd, de->d_name, 0);
-				continue;
-			}
-			bases = tfs_realloc(bases, (cnt + 1) * sizeof(*bases));
-			bases[cnt++] = base;
-		} else if (!parse_segment_name(de->d_name, "zst", &base)) {
-			bases = tfs_realloc(bases, (cnt + 1) * sizeof(*bases));
-			bases[cnt++] = base;
-		} else if (!parse_segment_name(de->d_name, "index", &base)) {
-			char log[64], zst[64];
-
-			tfs_segment_name(base, "log", log, sizeof(log));
-			tfs_segment_name(base, "zst", zst, sizeof(zst));
-			if (faccessat(p->dirfd, log, F_OK, 0) < 0 &&
-			    faccessat(p->dirfd, zst, F_OK, 0) < 0) {
-				tfs_warn("%s: removing %s without its log",
-					 p->name, de->d_name);
-				unlinkat(p->dirfd, de->d_name, 0);
-			}
-		}
-	}
-	closedir(d);
-	if (cnt)
-		qsort(bases, cnt, sizeof(*bases), cmp_u64);
-	/* A segment caught between .log and .zst is listed once. */
-	size_t u = 0;
-	for (size_t i = 0; i < cnt; i++)
-		if (u == 0 || bases[u - 1] != bases[i])
-			bases[u++] = bases[i];
-	*out = bases;
-	*n = u;
-	return 0;
-}
-
-static void push_segment(struct tfs_partition *p, struct tfs_segment *s)
-{
-	if (p->nsegs == p->segs_cap) {
-		p->segs_cap = p->segs_cap ? p->segs_cap * 2 : 8;
-		p->segs = tfs_realloc(p->segs, p->segs_cap * sizeof(*p->segs));
-	}
-	p->segs[p->nsegs++] = s;
-}
-
-static void drop_segment_files(struct tfs_partition *p, uint64_t base)
-{
-	char name[64];
-
-	tfs_segment_name(base, "log", name, sizeof(name));
-	unlinkat(p->dirfd, name, 0);
-	tfs_segment_name(base, "index", name, sizeof(name));
-	unlinkat(p->dirfd, name, 0);
-}
-
-static void log_recovery(struct tfs_partition *p, uint64_t base,
-			 const struct tfs_recovery *rec)
-{
-	if (rec->reason)
-		tfs_warn("%s: segment %020" PRIu64 ": %s: cut %" PRIu64
-			 " bytes and %" PRIu64 " index entries after %" PRIu64
-			 " good batches",
-			 p->name, base, rec->reason, rec->bytes_cut,
-			 rec->entries_cut, rec->batches_checked);
-	else if (rec->batches_checked)
-		tfs_info("%s: segment %020" PRIu64 ": checked %" PRIu64
-			 " batches (%" PRIu64 " bytes) since the checkpoint",
-			 p->name, base, rec->batches_checked,
-			 rec->bytes_checked);
-}
-
-/*
- * Opens the segments in order.  A segment that does not continue where the
- * previous one ended is damage: past the checkpoint it is the tail of a
- * crash and is removed with everything after it; before it, it is
- * corruption and the partition does not open.
- */
-static int open_segments(struct tfs_partition *p, const uint64_t *bases,
-			 size_t n, const struct checkpoint *ck,
-			 uint64_t *verified_from)
-{
-	uint64_t next_off = 0, next_rec = ck->found ? ck->rp_record : 0;
-	size_t i;
-
-	*verified_from = UINT64_MAX;
-	for (i = 0; i < n; i++) {
-		bool trusted = i + 1 < n && bases[i + 1] <= ck->rp;
-		uint64_t verify = trusted ? UINT64_MAX : ck->rp;
-		struct tfs_recovery rec;
-		struct tfs_segment *s;
-		int rc;
-
-		if (i > 0 && bases[i] != next_off) {
-			if (bases[i] < ck->rp) {
-				tfs_err("%s: segment %020" PRIu64
-					" does not follow the previous one "
-					"(which ends at %" PRIu64 ")",
-					p->name, bases[i], next_off);
-				return TFS_ECORRUPT;
-			}
-			break;
-		}
-		if (i == 0 && bases[0] >= ck->rp)
-			next_rec = ck->found && bases[0] == ck->rp ?
-					   ck->rp_record : 0;
-		rc = tfs_segment_open(p->dirfd, bases[i], next_rec, verify, &s,
-				      &rec);
-		if (rc) {
-			tfs_err("%s: segment %020" PRIu64 ": %s", p->name,
-				bases[i], tfs_strerror(rc));
-			return rc;
-		}
-		if (i > 0 && s->base_record != next_rec) {
-			tfs_segment_unref(s);
-			if (bases[i] < ck->rp) {
-				tfs_err("%s: segment %020" PRIu64
-					" starts at record %" PRIu64
-					", expected %" PRIu64,
-					p->name, bases[i], s->base_record,
-					next_rec);
-				return TFS_ECORRUPT;
-			}
-			break;
-		}
-		if (!trusted && *verified_from == UINT64_MAX)
-			*verified_from = i;
-		log_recovery(p, bases[i], &rec);
-		push_segment(p, s);
-		next_off = s->base + s->size;
-		next_rec = s->base_record + s->records;
-	}
-	for (; i < n; i++) {
-		tfs_warn("%s: removing segment %020" PRIu64
-			 " after the end of the log (%" PRIu64 ")",
-			 p->name, bases[i], next_off);
-		drop_segment_files(p, bases[i]);
-	}
-	return 0;
-}
-
-/* Sets the offsets from the segments after they are opened. */
-static void init_offsets(struct tfs_partition *p, const struct checkpoint *ck)
-{
-	struct tfs_segment *last = p->segs[p->nsegs - 1];
-
-	for (size_t i = 0; i + 1 < p->nsegs; i++)
-		p->segs[i]->sealed = true;
-	p->end = last->base + last->size;
-	p->end_record = last->base_record + last->records;
-	for (size_t i = p->nsegs; i-- > 0;) {
-		if (p->segs[i]->last_ts) {
-			p->last_ts = p->segs[i]->last_ts;
-			break;
-		}
-	}
-	if (p->standalone || ck->hw >= p->end) {
-		p->hw = p->end;
-		p->hw_record = p->end_record;
-	} else {
-		p->hw = ck->hw;
-		p->hw_record = ck->hw_record;
-	}
-	/* Epochs that start past the log end belong to a cut tail. */
-	while (p->nepochs > 1 && p->epochs[p->nepochs - 1].start > p->end)
-		p->nepochs--;
-	p->epoch = p->nepochs ? p->epochs[p->nepochs - 1].epoch : 0;
-}
-
-/*
- * Makes what recovery kept durable before anything new is appended, and
- * records it in a fresh checkpoint, so the next recovery starts here.
- */
-static int settle(struct tfs_partition *p, size_t from, bool created,
-		  const struct checkpoint *old)
-{
-	struct checkpoint ck = {
-		.rp = p->end,
-		.rp_record = p->end_record,
-		.hw = p->hw,
-		.hw_record = p->hw_record,
-	};
-	int rc = 0;
-
-	if (!created && old->found && old->rp == p->end && old->hw == p->hw)
-		goto out;
-	for (size_t i = from; i < p->nsegs && !rc; i++)
-		rc = tfs_segment_sync(p->segs[i]);
-	if (!rc)
-		rc = tfs_sys_fsync(p->dirfd);
-	if (rc)
-		return rc;
-	rc = write_checkpoint(p, &ck);
-	if (!created && (rc == -ENOSPC || rc == -EDQUOT)) {
-		/* What recovery kept is durable, and the old checkpoint
-		 * stays true: the next recovery only checks more.  A full
-		 * disk must not take the partition away from its readers;
-		 * the flusher writes the checkpoint once there is room. */
-		p->durable = p->end;
-		p->durable_record = p->end_record;
-		p->ckpt_end = old->found ? old->rp : 0;
-		return 0;
-	}
-	if (rc)
-		return rc;
-out:
-	p->durable = p->end;
-	p->durable_record = p->end_record;
-	p->ckpt_end = p->end;
-	return 0;
-}
-
-static void sync_job_fn(struct tfs_job *job);
-
-static struct tfs_partition *partition_alloc(uint32_t id,
-					     const struct tfs_partition_env *env)
-{
-	struct tfs_partition *p = tfs_calloc(1, sizeof(*p));
-
-	atomic_init(&p->refs, 1);
-	p->id = id;
-	p->name = tfs_strdup(env->name);
-	p->dirfd = -1;
-	p->settings = tfs_settings_ref(env->settings);
-	p->syncer = env->syncer;
-	p->fsyncer = env->fsyncer;
-	p->standalone = env->standalone;
-	pthread_mutex_init(&p->lock, NULL);
-	pthread_mutex_init(&p->maint, NULL);
-	tfs_list_init(&p->waiters);
-	tfs_list_init(&p->syncs);
-	tfs_job_init(&p->sync_job, sync_job_fn);
-	return p;
-}
-
-static int open_dir(struct tfs_partition *p, int parent, bool create)
-{
-	char dname[16];
-	int rc;
-
-	snprintf(dname, sizeof(dname), "%" PRIu32, p->id);
-	if (create) {
-		rc = tfs_sys_mkdirat(parent, dname, 0755);
-		if (rc && rc != -EEXIST)
-			return rc;
-	}
-	p->dirfd = tfs_sys_openat(parent, dname, O_RDONLY | O_DIRECTORY, 0);
-	return p->dirfd < 0 ? p->dirfd : 0;
-}
-
-int tfs_partition_open(int parent_dirfd, uint32_t id,
-		       const struct tfs_partition_env *env, bool create,
-		       struct tfs_partition **out)
-{
-	struct tfs_partition *p = partition_alloc(id, env);
-	struct checkpoint ck;
-	uint64_t *bases = NULL;
-	size_t n = 0, from = 0;
-	bool created = false;
-	int rc;
-
-	rc = open_dir(p, parent_dirfd, create);
-	if (rc == 0)
-		rc = read_checkpoint(p, &ck);
-	if (rc == 0)
-		rc = read_epochs(p);
-	if (rc == 0)
-		rc = list_segments(p, ck.rp, &bases, &n);
-	if (rc)
-		goto out_free;
-
-	if (n == 0) {
-		struct tfs_segment *s;
-
-		if (ck.found && ck.rp > 0)
-			/* Retention deleted everything but a segment that a
-			 * crash then lost before it held anything durable:
-			 * the log restarts empty at the checkpoint. */
-			tfs_warn("%s: no segment files; restarting the log "
-				 "empty at the checkpoint, %" PRIu64,
-				 p->name, ck.rp);
-		rc = tfs_segment_create(p->dirfd, ck.found ? ck.rp : 0,
-					ck.found ? ck.rp_record : 0, &s);
-		if (rc)
-			goto out_free;
-		push_segment(p, s);
-		created = true;
-	} else {
-		uint64_t vf;
-
-		rc = open_segments(p, bases, n, &ck, &vf);
-		if (rc)
-			goto out_free;
-		if (p->nsegs == 0) {
-			rc = TFS_ECORRUPT;
-			goto out_free;
-		}
-		from = vf == UINT64_MAX ? p->nsegs : vf;
-	}
-	if (p->nepochs == 0) {
-		p->epochs = tfs_calloc(1, sizeof(*p->epochs));
-		p->epochs[0] = (struct tfs_epoch){ 0, p->segs[0]->base };
-		p->nepochs = 1;
-		created = true;
-	}
-	init_offsets(p, &ck);
-	rc = settle(p, from, created, &ck);
-	if (rc == 0 && created)
-		rc = write_epochs(p);
-	if (rc)
-		goto out_free;
-	free(bases);
-	*out = p;
-	return 0;
-
-out_free:
-	if (rc != TFS_ECORRUPT)
-		tfs_err("%s: cannot open: %s", p->name, tfs_strerror(rc));
-	free(bases);
-	tfs_partition_unref(p);
-	return rc;
 }
 
 struct tfs_partition *tfs_partition_ref(struct tfs_partition *p)
 {
-	atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+	tfs_ref_get(&p->refs);
 	return p;
 }
 
 void tfs_partition_unref(struct tfs_partition *p)
 {
-	if (!p || atomic_fetch_sub_explicit(&p->refs, 1,
-					    memory_order_acq_rel) != 1)
+	if (!p || !tfs_ref_put(&p->refs))
 		return;
 	for (size_t i = 0; i < p->nsegs; i++)
 		tfs_segment_unref(p->segs[i]);
@@ -607,6 +88,38 @@ void tfs_partition_unref(struct tfs_partition *p)
 	pthread_mutex_destroy(&p->maint);
 	free(p->name);
 	free(p);
+}
+
+const char *tfs_partition_name(struct tfs_partition *p)
+{
+	return p->name;
+}
+
+const char *tfs_role_name(enum tfs_role role)
+{
+	switch (role) {
+	case TFS_ROLE_STANDALONE:
+		return "standalone";
+	case TFS_ROLE_LEADER:
+		return "leader";
+	case TFS_ROLE_FOLLOWER:
+		return "follower";
+	case TFS_ROLE_NONE:
+		break;
+	}
+	return "none";
+}
+
+enum tfs_role tfs_partition_role(struct tfs_partition *p, uint32_t *epoch)
+{
+	enum tfs_role r;
+
+	pthread_mutex_lock(&p->lock);
+	r = p->role;
+	if (epoch)
+		*epoch = p->epoch;
+	pthread_mutex_unlock(&p->lock);
+	return r;
 }
 
 /* --- waking -------------------------------------------------------------- */
@@ -666,13 +179,25 @@ static void finish_syncs(struct tfs_list *list, int status)
 
 /* Moves the committed end forward.  Lock held. */
 static void advance_hw(struct tfs_partition *p, uint64_t hw, uint64_t hw_rec,
-		       struct tfs_list *woken)
+		       struct tfs_list *woken, struct tfs_list *committed)
 {
 	if (hw <= p->hw)
 		return;
 	p->hw = hw;
 	p->hw_record = hw_rec;
 	collect_waiters(p, woken);
+	if (committed) {
+		/* The commits list is sorted by target like the syncs. */
+		while (!tfs_list_empty(&p->commits)) {
+			struct tfs_syncreq *r = tfs_container_of(
+				p->commits.next, struct tfs_syncreq, link);
+
+			if (r->target > hw)
+				break;
+			tfs_list_del(&r->link);
+			tfs_list_add_tail(committed, &r->link);
+		}
+	}
 }
 
 void tfs_partition_fail(struct tfs_partition *p, int why)
@@ -754,7 +279,7 @@ static int sync_segment(struct tfs_partition *p, struct tfs_segment *s)
 
 static void checkpoint(struct tfs_partition *p)
 {
-	struct checkpoint ck;
+	struct partition_checkpoint ck;
 
 	pthread_mutex_lock(&p->maint);
 	pthread_mutex_lock(&p->lock);
@@ -764,7 +289,7 @@ static void checkpoint(struct tfs_partition *p)
 	ck.hw_record = p->hw_record;
 	bool due = ck.rp != p->ckpt_end;
 	pthread_mutex_unlock(&p->lock);
-	if (due && write_checkpoint(p, &ck) == 0) {
+	if (due && partition_write_checkpoint(p, &ck) == 0) {
 		pthread_mutex_lock(&p->lock);
 		p->ckpt_end = ck.rp;
 		pthread_mutex_unlock(&p->lock);
@@ -772,7 +297,7 @@ static void checkpoint(struct tfs_partition *p)
 	pthread_mutex_unlock(&p->maint);
 }
 
-static void sync_job_fn(struct tfs_job *job)
+void partition_sync_job(struct tfs_job *job)
 {
 	struct tfs_partition *p =
 		tfs_container_of(job, struct tfs_partition, sync_job);
@@ -873,6 +398,11 @@ void tfs_partition_flush(struct tfs_partition *p)
 		tfs_workers_submit(p->syncer, &p->sync_job);
 }
 
+void tfs_partition_quiesce(struct tfs_partition *p)
+{
+	tfs_workers_wait(p->syncer, &p->sync_job);
+}
+
 void tfs_partition_close(struct tfs_partition *p, int why)
 {
 	struct tfs_list syncs;
@@ -886,10 +416,11 @@ void tfs_partition_close(struct tfs_partition *p, int why)
 	/* Run the job here: whatever was appended becomes durable and
 	 * checkpointed, so the next start has nothing to check. */
 	if (why != TFS_EDELETED)
-		sync_job_fn(&p->sync_job);
+		partition_sync_job(&p->sync_job);
 	pthread_mutex_lock(&p->lock);
 	tfs_segment_trim(p->segs[p->nsegs - 1]);
 	tfs_list_splice_tail(&syncs, &p->syncs);
+	tfs_list_splice_tail(&syncs, &p->commits);
 	pthread_mutex_unlock(&p->lock);
 	finish_syncs(&syncs, why);
 	tfs_partition_wake_all(p, why);
@@ -921,14 +452,14 @@ static int roll(struct tfs_partition *p)
 	int rc = tfs_segment_create(p->dirfd, p->end, p->end_record, &s);
 
 	if (rc) {
-		disk_warning(p, "cannot start a new segment", rc);
+		partition_disk_warning(p, "cannot start a new segment", rc);
 		return rc;
 	}
 	active->sealed = true;
 	/* Its preallocated index tail goes; a crash before that reaches the
 	 * disk leaves zeros that the next open trims. */
 	tfs_segment_trim(active);
-	push_segment(p, s);
+	partition_push_segment(p, s);
 	p->dir_dirty = true;
 	return 0;
 }
@@ -950,28 +481,99 @@ static int writable(struct tfs_partition *p)
 	return 0;
 }
 
+/*
+ * The produce rules every caller gets: a batch is one or more whole
+ * records (its last byte is '\n') and none is longer than
+ * max.record.bytes.  Computes the batch's CRC, length and record count on
+ * the way.  Returns 0, -EINVAL or -EFBIG.
+ */
+static int check_records(struct tfs_partition *p, const struct iovec *iov,
+			 int iovcnt, size_t *len, uint32_t *records,
+			 uint32_t *crc)
+{
+	size_t max = (size_t)tfs_settings_get(p->settings,
+					      TFS_CONF_MAX_RECORD_BYTES);
+	size_t line = 0, n = 0, count = 0;
+	char last = 0;
+
+	*crc = 0;
+	for (int i = 0; i < iovcnt; i++) {
+		const char *b = iov[i].iov_base, *end = b + iov[i].iov_len;
+
+		if (iov[i].iov_len == 0)
+			continue;
+		*crc = tfs_crc32c(*crc, b, iov[i].iov_len);
+		n += iov[i].iov_len;
+		last = end[-1];
+		if (line + iov[i].iov_len <= max) {
+			/* No record here can be too long: count only. */
+			size_t k = tfs_count_newlines(b, iov[i].iov_len);
+			const char *nl = k ? memrchr(b, '\n', iov[i].iov_len)
+					   : NULL;
+
+			count += k;
+			line = nl ? (size_t)(end - nl - 1)
+				  : line + iov[i].iov_len;
+			continue;
+		}
+		for (const char *q = b; q < end;) {
+			const char *nl = memchr(q, '\n', (size_t)(end - q));
+			size_t piece = nl ? (size_t)(nl + 1 - q)
+					  : (size_t)(end - q);
+
+			if (line + piece > max)
+				return -EFBIG;
+			if (!nl) {
+				line += piece;
+				break;
+			}
+			count++;
+			line = 0;
+			q = nl + 1;
+		}
+	}
+	if (n == 0 || last != '\n')
+		return -EINVAL;
+	if (n > UINT32_MAX || count > UINT32_MAX)
+		return -EFBIG;
+	*len = n;
+	*records = (uint32_t)count;
+	return 0;
+}
+
+/* How a leader's append waits (the syncs or commits list), if at all. */
+static struct tfs_list *completion_list(struct tfs_partition *p, bool sync,
+					bool ack_leader)
+{
+	if (sync)
+		return &p->syncs;
+	if (p->role == TFS_ROLE_LEADER && !ack_leader)
+		return &p->commits;
+	return NULL;
+}
+
 int tfs_partition_append(struct tfs_partition *p, struct tfs_append *a)
 {
 	struct tfs_index_entry e = { 0 };
-	struct tfs_list woken;
+	struct tfs_list woken, *wait;
 	size_t len = 0;
 	uint32_t crc = 0, records = 0;
-	bool sync = a->flags & TFS_APPEND_SYNC;
+	bool sync = (a->flags & TFS_APPEND_SYNC) ||
+		    tfs_settings_get(p->settings, TFS_CONF_DURABILITY) ==
+			    TFS_DURABILITY_SYNC;
 	int rc;
 
-	for (int i = 0; i < a->iovcnt; i++) {
-		crc = tfs_crc32c(crc, a->iov[i].iov_base, a->iov[i].iov_len);
-		records += (uint32_t)tfs_count_newlines(a->iov[i].iov_base,
-							a->iov[i].iov_len);
-		len += a->iov[i].iov_len;
-	}
-	if (len == 0 || len > UINT32_MAX || records == 0)
-		return -EINVAL;
+	rc = check_records(p, a->iov, a->iovcnt, &len, &records, &crc);
+	if (rc)
+		return rc;
 	tfs_list_init(&woken);
 	int64_t now = tfs_now_ms();
 
 	pthread_mutex_lock(&p->lock);
 	rc = writable(p);
+	if (rc == 0 && p->role != TFS_ROLE_STANDALONE &&
+	    p->role != TFS_ROLE_LEADER)
+		rc = TFS_ENOTLEADER;
 	if (rc == 0)
 		rc = maybe_roll(p, len, now);
 	if (rc)
@@ -989,7 +591,7 @@ int tfs_partition_append(struct tfs_partition *p, struct tfs_append *a)
 		if (active->broken)
 			p->failed = -EIO;
 		else
-			disk_warning(p, "write refused, nothing of it stored",
+			partition_disk_warning(p, "write refused, nothing of it stored",
 				     rc);
 		goto out_unlock;
 	}
@@ -1003,18 +605,19 @@ int tfs_partition_append(struct tfs_partition *p, struct tfs_append *a)
 	atomic_fetch_add_explicit(&p->append_bytes, len, memory_order_relaxed);
 	atomic_fetch_add_explicit(&p->append_records, records,
 				  memory_order_relaxed);
-	if (p->standalone)
-		advance_hw(p, p->end, p->end_record, &woken);
-	if (sync) {
+	if (p->role == TFS_ROLE_STANDALONE)
+		advance_hw(p, p->end, p->end_record, &woken, NULL);
+	wait = completion_list(p, sync, a->flags & TFS_APPEND_ACK_LEADER);
+	if (wait) {
 		a->sync.target = p->end;
 		a->sync.done = append_synced;
-		tfs_list_add_tail(&p->syncs, &a->sync.link);
+		tfs_list_add_tail(wait, &a->sync.link);
 	}
 	pthread_mutex_unlock(&p->lock);
 
 	if (sync)
 		tfs_workers_submit(p->syncer, &p->sync_job);
-	else
+	else if (!wait)
 		a->done(a, 0);
 	if (a->flags & TFS_APPEND_DEFER_WAKE) {
 		tfs_list_init(&a->woken);
@@ -1066,6 +669,8 @@ int tfs_partition_append_batches(struct tfs_partition *p,
 		return rc;
 	pthread_mutex_lock(&p->lock);
 	rc = writable(p);
+	if (rc == 0 && p->role != TFS_ROLE_FOLLOWER)
+		rc = TFS_ENOTLEADER;
 	if (rc == 0 && (entries[0].offset != p->end ||
 			entries[0].record != p->end_record))
 		rc = TFS_ENOTBOUNDARY;
@@ -1102,7 +707,7 @@ int tfs_partition_append_batches(struct tfs_partition *p,
 	pthread_mutex_unlock(&p->lock);
 	if (new_epoch) {
 		pthread_mutex_lock(&p->maint);
-		int erc = write_epochs(p);
+		int erc = partition_write_epochs(p);
 		pthread_mutex_unlock(&p->maint);
 		if (!rc)
 			rc = erc;
@@ -1110,262 +715,53 @@ int tfs_partition_append_batches(struct tfs_partition *p,
 	return rc;
 }
 
-/* --- reading ------------------------------------------------------------- */
-
-/* Index of the segment holding byte off (the last with base <= off). */
-static size_t find_segment(struct tfs_partition *p, uint64_t off)
-{
-	size_t lo = 0, hi = p->nsegs;
-
-	while (hi - lo > 1) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (p->segs[mid]->base <= off)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* Pieces of segments a read covers, taken under the lock. */
-#define MAX_PIECES 8
-struct pieces {
-	int n;
-	struct {
-		struct tfs_segment *seg;	/* a reference */
-		uint64_t pos;
-		uint64_t len;
-	} p[MAX_PIECES];
-};
-
-/* Collects the segment ranges of [off, off + len).  Lock held. */
-static void gather(struct tfs_partition *p, uint64_t off, uint64_t len,
-		   struct pieces *pc)
-{
-	pc->n = 0;
-	for (size_t i = find_segment(p, off);
-	     len > 0 && i < p->nsegs && pc->n < MAX_PIECES; i++) {
-		struct tfs_segment *s = p->segs[i];
-		uint64_t in = off - s->base;
-
-		if (in >= s->size)
-			continue;
-		uint64_t n = TFS_MIN(len, s->size - in);
-		pc->p[pc->n].seg = tfs_segment_ref(s);
-		pc->p[pc->n].pos = in;
-		pc->p[pc->n].len = n;
-		pc->n++;
-		off += n;
-		len -= n;
-	}
-}
-
-/* Adds the frames of a compressed piece as memory extents. */
-static int add_frames(struct tfs_segment *s, uint64_t pos, uint64_t len,
-		      struct tfs_readv *rv)
-{
-	while (len > 0 && rv->n < TFS_READ_MAX_EXTENTS) {
-		uint32_t i = tfs_zindex_find(&s->zi, pos);
-		const struct tfs_zframe *f = &s->zi.f[i];
-		struct tfs_zbuf *b;
-		int rc = tfs_zframe_get(s->uid, s->log_fd, &s->zi, i, &b);
-
-		if (rc)
-			return rc;
-		size_t in = (size_t)(pos - f->raw_off);
-		size_t n = (size_t)TFS_MIN(len, f->raw_len - in);
-		rv->ext[rv->n++] = (struct tfs_extent){
-			.fd = -1, .zbuf = b, .mem = b->data + in, .len = n
-		};
-		rv->len += n;
-		pos += n;
-		len -= n;
-	}
-	return 0;
-}
-
-/*
- * Turns pieces into extents, without the lock (decompression happens
- * here).  Consumes the pieces' references.  Returns 0, or an error if
- * nothing could be read.
- */
-static int build_extents(struct pieces *pc, struct tfs_readv *rv)
-{
-	int rc = 0;
-
-	rv->n = 0;
-	rv->len = 0;
-	for (int i = 0; i < pc->n; i++) {
-		struct tfs_segment *s = pc->p[i].seg;
-
-		if (rc || rv->n >= TFS_READ_MAX_EXTENTS) {
-			tfs_segment_unref(s);
-		} else if (s->kind == TFS_SEG_RAW) {
-			rv->ext[rv->n++] = (struct tfs_extent){
-				.seg = s,
-				.fd = s->log_fd,
-				.pos = pc->p[i].pos,
-				.len = (size_t)pc->p[i].len,
-			};
-			rv->len += (size_t)pc->p[i].len;
-		} else {
-			rc = add_frames(s, pc->p[i].pos, pc->p[i].len, rv);
-			tfs_segment_unref(s);
-		}
-	}
-	/* What was read before a damaged frame is still good to return. */
-	return rv->len ? 0 : rc;
-}
-
-int tfs_partition_read(struct tfs_partition *p, uint64_t off, size_t max,
-		       struct tfs_readv *rv)
-{
-	struct pieces pc = { 0 };
-	int rc;
-
-	rv->n = 0;
-	rv->len = 0;
-	pthread_mutex_lock(&p->lock);
-	if (off < p->segs[0]->base) {
-		pthread_mutex_unlock(&p->lock);
-		return TFS_EBELOWSTART;
-	}
-	if (off < p->hw)
-		gather(p, off, TFS_MIN((uint64_t)max, p->hw - off), &pc);
-	pthread_mutex_unlock(&p->lock);
-	rc = build_extents(&pc, rv);
-	atomic_fetch_add_explicit(&p->reads, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&p->read_bytes, rv->len,
-				  memory_order_relaxed);
-	return rc;
-}
-
-void tfs_readv_release(struct tfs_readv *rv)
-{
-	for (int i = 0; i < rv->n; i++) {
-		tfs_segment_unref(rv->ext[i].seg);
-		tfs_zbuf_unref(rv->ext[i].zbuf);
-	}
-	rv->n = 0;
-	rv->len = 0;
-}
-
-int tfs_partition_read_batches(struct tfs_partition *p, uint64_t off,
-			       size_t max, bool upto_hw,
-			       struct tfs_index_entry **entries, size_t *n,
-			       struct tfs_readv *rv)
-{
-	struct tfs_index_entry *v = NULL;
-	size_t cnt = 0, bytes = 0;
-	int rc = 0;
-
-	rv->n = 0;
-	rv->len = 0;
-	pthread_mutex_lock(&p->lock);
-	uint64_t limit = upto_hw ? p->hw : p->end;
-	if (off < p->segs[0]->base) {
-		rc = TFS_EBELOWSTART;
-		goto out_unlock;
-	}
-	size_t si = find_segment(p, off);
-	uint64_t pos = UINT64_MAX;
-	while (off < limit && si < p->nsegs) {
-		struct tfs_segment *s = p->segs[si];
-		struct tfs_index_entry e;
-
-		if (pos == UINT64_MAX) {
-			rc = tfs_segment_find(s, s->entries, TFS_FIND_OFFSET,
-					      off, &pos);
-			if (rc)
-				break;
-		}
-		if (pos == UINT64_MAX || pos >= s->entries) {
-			si++;
-			pos = 0;
-			continue;
-		}
-		rc = tfs_segment_entry(s, pos, &e);
-		if (rc)
-			break;
-		if (e.offset != off) {
-			rc = TFS_ENOTBOUNDARY;
-			break;
-		}
-		if (e.offset + e.length > limit ||
-		    (cnt > 0 && bytes + e.length > max) ||
-		    cnt >= TFS_READ_MAX_EXTENTS * 64)
-			break;
-		v = tfs_realloc(v, (cnt + 1) * sizeof(*v));
-		v[cnt++] = e;
-		bytes += e.length;
-		off += e.length;
-		pos++;
-	}
-	struct pieces pc = { 0 };
-	if (rc == 0 && cnt > 0)
-		gather(p, v[0].offset, bytes, &pc);
-	pthread_mutex_unlock(&p->lock);
-	if (rc == 0)
-		rc = build_extents(&pc, rv);
-	if (rc == 0 && rv->len != bytes) {
-		/* More pieces than extents: keep the batches that fit, the
-		 * extents end on one of their boundaries or are cut back. */
-		while (cnt > 0 && bytes > rv->len)
-			bytes -= v[--cnt].length;
-		size_t extra = rv->len - bytes;
-		while (extra > 0 && rv->n > 0) {
-			struct tfs_extent *x = &rv->ext[rv->n - 1];
-			size_t cut = TFS_MIN(extra, x->len);
-
-			x->len -= cut;
-			extra -= cut;
-			rv->len -= cut;
-			if (x->len == 0) {
-				tfs_segment_unref(x->seg);
-				tfs_zbuf_unref(x->zbuf);
-				rv->n--;
-			}
-		}
-	}
-	goto out;
-out_unlock:
-	pthread_mutex_unlock(&p->lock);
-out:
-	if (rc) {
-		free(v);
-		v = NULL;
-		cnt = 0;
-	}
-	*entries = v;
-	*n = cnt;
-	return rc;
-}
-
 /* --- waiting -------------------------------------------------------------- */
+
+/* Parks w in offset order.  Lock held. */
+static void park(struct tfs_partition *p, struct tfs_waiter *w)
+{
+	/* Most waiters wait at the end: insert from the tail. */
+	struct tfs_list *pos = p->waiters.prev;
+
+	while (pos != &p->waiters &&
+	       tfs_container_of(pos, struct tfs_waiter, link)->offset >
+		       w->offset)
+		pos = pos->prev;
+	tfs_list_insert_after(pos, &w->link);
+	w->parked = true;
+	p->nwaiters++;
+}
+
+/* Unparks w if it is parked.  Lock held. */
+static bool unpark(struct tfs_partition *p, struct tfs_waiter *w)
+{
+	if (!w->parked)
+		return false;
+	tfs_list_del(&w->link);
+	w->parked = false;
+	p->nwaiters--;
+	return true;
+}
+
+/* Why a wait at offset would not park: 1 (data there), a status, or 0.
+ * Lock held. */
+static int wait_outcome(struct tfs_partition *p, uint64_t offset)
+{
+	if (p->hw > offset)
+		return 1;
+	if (p->gone)
+		return p->gone;
+	return p->waits_ended;
+}
 
 int tfs_partition_wait(struct tfs_partition *p, struct tfs_waiter *w)
 {
 	int rc;
 
 	pthread_mutex_lock(&p->lock);
-	if (p->hw > w->offset) {
-		rc = 1;
-	} else if (p->gone) {
-		rc = p->gone;
-	} else {
-		/* Most waiters wait at the end: insert from the tail. */
-		struct tfs_list *pos = p->waiters.prev;
-
-		while (pos != &p->waiters &&
-		       tfs_container_of(pos, struct tfs_waiter, link)->offset >
-			       w->offset)
-			pos = pos->prev;
-		tfs_list_insert_after(pos, &w->link);
-		w->parked = true;
-		p->nwaiters++;
-		rc = 0;
-	}
+	rc = wait_outcome(p, w->offset);
+	if (rc == 0)
+		park(p, w);
 	pthread_mutex_unlock(&p->lock);
 	return rc;
 }
@@ -1389,19 +785,104 @@ void tfs_partition_wake_all(struct tfs_partition *p, int status)
 	wake_waiters(&woken, status);
 }
 
+void tfs_partition_end_waits(struct tfs_partition *p, int status)
+{
+	pthread_mutex_lock(&p->lock);
+	p->waits_ended = status;
+	pthread_mutex_unlock(&p->lock);
+	tfs_partition_wake_all(p, status);
+}
+
 bool tfs_partition_wait_cancel(struct tfs_partition *p, struct tfs_waiter *w)
 {
 	bool was;
 
 	pthread_mutex_lock(&p->lock);
-	was = w->parked;
-	if (was) {
-		tfs_list_del(&w->link);
-		w->parked = false;
-		p->nwaiters--;
-	}
+	was = unpark(p, w);
 	pthread_mutex_unlock(&p->lock);
 	return was;
+}
+
+/*
+ * struct tfs_wait.  Every way a wait ends goes through unparking its
+ * waiter under the partition lock, so exactly one thread owns the end:
+ * the appender that moved hw (wait_woken), the timer (wait_expired), a
+ * canceller (tfs_wait_cancel), or the starter when the wait never parked.
+ * The timer is armed before parking, because after parking the starter
+ * may not touch w any more; whoever ends a wait disarms the timer first
+ * (waiting for a running wait_expired), so the timer never touches a
+ * finished wait.
+ */
+static void wait_finish(struct tfs_wait *w, int status)
+{
+	struct tfs_partition *p = w->p;
+
+	w->done(w, status);	/* may free w */
+	tfs_partition_unref(p);
+}
+
+static void wait_woken(struct tfs_waiter *wt, int status)
+{
+	struct tfs_wait *w = tfs_container_of(wt, struct tfs_wait, waiter);
+
+	if (w->deadline)
+		tfs_timer_disarm(w->p->timers, &w->timer);
+	wait_finish(w, status);
+}
+
+static void wait_expired(struct tfs_timer *t)
+{
+	struct tfs_wait *w = tfs_container_of(t, struct tfs_wait, timer);
+
+	if (tfs_partition_wait_cancel(w->p, &w->waiter))
+		wait_finish(w, -ETIMEDOUT);
+}
+
+void tfs_wait_start(struct tfs_partition *p, struct tfs_wait *w)
+{
+	int rc;
+
+	/* w is zeroed: waiter.parked is false for a canceller that looks
+	 * before the wait parks. */
+	w->p = tfs_partition_ref(p);
+	w->waiter.offset = w->offset;
+	w->waiter.wake = wait_woken;
+	if (w->deadline) {
+		w->timer.fn = wait_expired;
+		tfs_timer_arm(p->timers, &w->timer, w->deadline);
+	}
+	pthread_mutex_lock(&p->lock);
+	rc = wait_outcome(p, w->offset);
+	if (rc == 0)
+		rc = atomic_load(&w->cancel);
+	/* A timer that fired before the wait parked could not end it. */
+	if (rc == 0 && w->deadline && tfs_mono_ms() >= w->deadline)
+		rc = -ETIMEDOUT;
+	if (rc == 0)
+		park(p, &w->waiter);
+	pthread_mutex_unlock(&p->lock);
+	if (rc == 0)
+		return;	/* w belongs to whoever unparks it */
+	if (w->deadline)
+		tfs_timer_disarm(p->timers, &w->timer);
+	wait_finish(w, rc == 1 ? 0 : rc);
+}
+
+bool tfs_wait_cancel(struct tfs_partition *p, struct tfs_wait *w, int status)
+{
+	bool won;
+
+	pthread_mutex_lock(&p->lock);
+	won = unpark(p, &w->waiter);
+	if (!won)
+		atomic_store(&w->cancel, status);
+	pthread_mutex_unlock(&p->lock);
+	if (!won)
+		return false;
+	if (w->deadline)
+		tfs_timer_disarm(p->timers, &w->timer);
+	tfs_partition_unref(w->p);
+	return true;
 }
 
 /* --- truncation, epochs, the committed end -------------------------------- */
@@ -1420,7 +901,7 @@ static void drop_segments_from(struct tfs_partition *p, size_t i)
 /* Cuts the in-memory state and the files to off.  Both locks held. */
 static int cut_to(struct tfs_partition *p, uint64_t off, struct tfs_list *lost)
 {
-	size_t i = find_segment(p, off);
+	size_t i = partition_find_segment(p, off, false);
 	int rc;
 
 	if (i > 0 && p->segs[i]->base == off)
@@ -1477,7 +958,7 @@ int tfs_partition_truncate(struct tfs_partition *p, uint64_t off)
 		rc = TFS_ENOTBOUNDARY;
 	bool nothing = off == p->end;
 	uint64_t ckpt_end = p->ckpt_end;
-	struct checkpoint ck = { .rp = off, .hw = TFS_MIN(p->hw, off) };
+	struct partition_checkpoint ck = { .rp = off, .hw = TFS_MIN(p->hw, off) };
 	pthread_mutex_unlock(&p->lock);
 	if (rc || nothing)
 		goto out;
@@ -1499,7 +980,7 @@ int tfs_partition_truncate(struct tfs_partition *p, uint64_t off)
 			rc = TFS_ENOTBOUNDARY;
 			goto out;
 		}
-		rc = write_checkpoint(p, &ck);
+		rc = partition_write_checkpoint(p, &ck);
 		if (rc)
 			goto out;
 		p->ckpt_end = off;
@@ -1508,7 +989,7 @@ int tfs_partition_truncate(struct tfs_partition *p, uint64_t off)
 	rc = cut_to(p, off, &lost);
 	pthread_mutex_unlock(&p->lock);
 	if (rc == 0)
-		rc = write_epochs(p);
+		rc = partition_write_epochs(p);
 	if (rc)
 		tfs_err("%s: truncate to %" PRIu64 " failed: %s", p->name, off,
 			tfs_strerror(rc));
@@ -1520,10 +1001,11 @@ out:
 
 void tfs_partition_set_hw(struct tfs_partition *p, uint64_t hw)
 {
-	struct tfs_list woken;
+	struct tfs_list woken, committed;
 	uint64_t rec;
 
 	tfs_list_init(&woken);
+	tfs_list_init(&committed);
 	pthread_mutex_lock(&p->lock);
 	hw = TFS_MIN(hw, p->end);
 	if (hw <= p->hw) {
@@ -1533,7 +1015,7 @@ void tfs_partition_set_hw(struct tfs_partition *p, uint64_t hw)
 	if (hw == p->end) {
 		rec = p->end_record;
 	} else {
-		struct tfs_segment *s = p->segs[find_segment(p, hw)];
+		struct tfs_segment *s = p->segs[partition_find_segment(p, hw, false)];
 		struct tfs_index_entry e;
 		uint64_t pos;
 
@@ -1549,38 +1031,94 @@ void tfs_partition_set_hw(struct tfs_partition *p, uint64_t hw)
 		}
 		rec = e.record;
 	}
-	advance_hw(p, hw, rec, &woken);
+	advance_hw(p, hw, rec, &woken, &committed);
 	pthread_mutex_unlock(&p->lock);
+	finish_syncs(&committed, 0);
 	wake_waiters(&woken, 0);
+}
+
+/*
+ * Starts epoch at the log end in the in-memory history.  Returns 1 if the
+ * history changed (the caller writes it), 0 if epoch is the current one,
+ * TFS_ESTALEEPOCH if it is older.  Lock held.
+ */
+static int start_epoch(struct tfs_partition *p, uint32_t epoch)
+{
+	struct tfs_epoch *last = &p->epochs[p->nepochs - 1];
+
+	if (epoch < p->epoch)
+		return TFS_ESTALEEPOCH;
+	if (epoch == p->epoch)
+		return 0;
+	if (last->start == p->end) {
+		/* The previous epoch wrote nothing: replace it. */
+		last->epoch = epoch;
+	} else {
+		p->epochs = tfs_realloc(p->epochs,
+					(p->nepochs + 1) * sizeof(*p->epochs));
+		p->epochs[p->nepochs++] = (struct tfs_epoch){ epoch, p->end };
+	}
+	p->epoch = epoch;
+	return 1;
 }
 
 int tfs_partition_begin_epoch(struct tfs_partition *p, uint32_t epoch)
 {
-	int rc = 0;
+	int rc;
 
 	pthread_mutex_lock(&p->maint);
 	pthread_mutex_lock(&p->lock);
-	if (epoch < p->epoch) {
-		rc = TFS_ESTALEEPOCH;
-	} else if (epoch > p->epoch) {
-		struct tfs_epoch *last = &p->epochs[p->nepochs - 1];
-
-		if (last->start == p->end) {
-			/* The previous epoch wrote nothing: replace it. */
-			last->epoch = epoch;
-		} else {
-			p->epochs = tfs_realloc(p->epochs, (p->nepochs + 1) *
-							   sizeof(*p->epochs));
-			p->epochs[p->nepochs++] =
-				(struct tfs_epoch){ epoch, p->end };
-		}
-		p->epoch = epoch;
-	}
-	bool changed = rc == 0 && epoch != 0;
+	rc = start_epoch(p, epoch);
 	pthread_mutex_unlock(&p->lock);
-	if (changed)
-		rc = write_epochs(p);
+	if (rc == 1)
+		rc = partition_write_epochs(p);
 	pthread_mutex_unlock(&p->maint);
+	return rc;
+}
+
+int tfs_partition_set_role(struct tfs_partition *p, enum tfs_role role,
+			   uint32_t epoch)
+{
+	struct tfs_list lost;
+	int rc = 0;
+
+	tfs_list_init(&lost);
+	pthread_mutex_lock(&p->maint);
+	pthread_mutex_lock(&p->lock);
+	struct tfs_epoch old_last = p->epochs[p->nepochs - 1];
+	size_t old_n = p->nepochs;
+	uint32_t old_epoch = p->epoch;
+
+	if (role == TFS_ROLE_LEADER)
+		rc = start_epoch(p, epoch);
+	else if (epoch < p->epoch)
+		/* A follower may follow a leader that has not written yet
+		 * (its epoch is newer than the log's), never an older one. */
+		rc = TFS_ESTALEEPOCH;
+	pthread_mutex_unlock(&p->lock);
+	if (rc == 1) {
+		rc = partition_write_epochs(p);
+		if (rc) {
+			/* Nobody may lead an epoch its history does not
+			 * record: undo it (the file is unchanged). */
+			pthread_mutex_lock(&p->lock);
+			p->nepochs = old_n;
+			p->epochs[old_n - 1] = old_last;
+			p->epoch = old_epoch;
+			pthread_mutex_unlock(&p->lock);
+		}
+	}
+	if (rc == 0) {
+		pthread_mutex_lock(&p->lock);
+		/* Appends of an earlier leadership cannot commit here any
+		 * more: their producers retry on the new leader. */
+		if (p->role == TFS_ROLE_LEADER)
+			tfs_list_splice_tail(&lost, &p->commits);
+		p->role = role;
+		pthread_mutex_unlock(&p->lock);
+	}
+	pthread_mutex_unlock(&p->maint);
+	finish_syncs(&lost, TFS_ENOTLEADER);
 	return rc;
 }
 
@@ -1601,168 +1139,6 @@ int tfs_partition_epoch_end(struct tfs_partition *p, uint32_t epoch,
 	}
 	pthread_mutex_unlock(&p->lock);
 	return rc;
-}
-
-/* --- lookups --------------------------------------------------------------- */
-
-/* Index of the segment holding record rec.  Lock held. */
-static size_t find_segment_by_record(struct tfs_partition *p, uint64_t rec)
-{
-	size_t lo = 0, hi = p->nsegs;
-
-	while (hi - lo > 1) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (p->segs[mid]->base_record <= rec)
-			lo = mid;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* Byte offset of the k-th record (0-based) inside batch e. */
-static int offset_in_batch(struct tfs_segment *s,
-			   const struct tfs_index_entry *e, uint64_t k,
-			   uint64_t *off)
-{
-	char *buf;
-	int r;
-
-	if (k == 0) {
-		*off = e->offset;
-		return 0;
-	}
-	buf = tfs_malloc(e->length);
-	r = tfs_segment_pread(s, buf, e->length, e->offset - s->base);
-	if (r) {
-		free(buf);
-		return (int)r;
-	}
-	const char *q = buf, *lim = buf + e->length;
-	for (; k > 0 && q < lim; k--) {
-		q = memchr(q, '\n', (size_t)(lim - q));
-		if (!q)
-			break;
-		q++;
-	}
-	int rc = k == 0 && q ? 0 : TFS_ECORRUPT;
-	*off = e->offset + (uint64_t)(q ? q - buf : 0);
-	free(buf);
-	return rc;
-}
-
-int tfs_partition_offset_of_record(struct tfs_partition *p, uint64_t record,
-				   uint64_t *off)
-{
-	struct tfs_segment *s;
-	struct tfs_index_entry e;
-	uint64_t n, pos;
-	int rc;
-
-	pthread_mutex_lock(&p->lock);
-	if (record < p->segs[0]->base_record) {
-		pthread_mutex_unlock(&p->lock);
-		return TFS_EBELOWSTART;
-	}
-	if (record >= p->hw_record) {
-		*off = p->hw;
-		pthread_mutex_unlock(&p->lock);
-		return record == p->hw_record ? 0 : -ENXIO;
-	}
-	s = tfs_segment_ref(p->segs[find_segment_by_record(p, record)]);
-	n = s->entries;
-	pthread_mutex_unlock(&p->lock);
-
-	rc = tfs_segment_find(s, n, TFS_FIND_RECORD, record, &pos);
-	if (rc == 0 && pos == UINT64_MAX)
-		rc = TFS_ECORRUPT;
-	if (rc == 0)
-		rc = tfs_segment_entry(s, pos, &e);
-	if (rc == 0)
-		rc = offset_in_batch(s, &e, record - e.record, off);
-	tfs_segment_unref(s);
-	return rc;
-}
-
-int tfs_partition_offset_of_time(struct tfs_partition *p, int64_t ms,
-				 uint64_t *off)
-{
-	struct tfs_segment *s = NULL;
-	struct tfs_index_entry e;
-	uint64_t n = 0, pos, hw;
-	int rc = 0;
-
-	pthread_mutex_lock(&p->lock);
-	hw = p->hw;
-	for (size_t i = 0; i < p->nsegs; i++) {
-		if (p->segs[i]->entries && p->segs[i]->last_ts >= ms) {
-			s = tfs_segment_ref(p->segs[i]);
-			n = s->entries;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&p->lock);
-	*off = hw;
-	if (!s)
-		return 0;
-	rc = tfs_segment_find(s, n, TFS_FIND_TIME, (uint64_t)ms, &pos);
-	if (rc == 0 && pos < n)
-		rc = tfs_segment_entry(s, pos, &e);
-	if (rc == 0 && pos < n)
-		*off = TFS_MIN(e.offset, hw);
-	tfs_segment_unref(s);
-	return rc;
-}
-
-void tfs_partition_bounds(struct tfs_partition *p, struct tfs_bounds *b)
-{
-	pthread_mutex_lock(&p->lock);
-	b->start = p->segs[0]->base;
-	b->hw = p->hw;
-	b->hw_record = p->hw_record;
-	pthread_mutex_unlock(&p->lock);
-}
-
-void tfs_partition_info(struct tfs_partition *p,
-			struct tfs_partition_info *info)
-{
-	memset(info, 0, sizeof(*info));
-	pthread_mutex_lock(&p->lock);
-	info->start = p->segs[0]->base;
-	info->start_record = p->segs[0]->base_record;
-	info->end = p->end;
-	info->end_record = p->end_record;
-	info->hw = p->hw;
-	info->hw_record = p->hw_record;
-	info->durable = p->durable;
-	info->segments = p->nsegs;
-	info->logical_bytes = p->end - p->segs[0]->base;
-	for (size_t i = 0; i < p->nsegs; i++) {
-		struct tfs_segment *s = p->segs[i];
-
-		info->data_bytes += s->data_size;
-		info->disk_bytes += s->data_size + TFS_INDEX_HEADER_SIZE +
-				    s->entries * TFS_INDEX_ENTRY_SIZE;
-		info->compressed_segments += s->kind == TFS_SEG_ZSTD;
-		if (!info->first_ts && s->entries)
-			info->first_ts = s->first_ts;
-	}
-	info->last_ts = p->last_ts;
-	info->epoch = p->epoch;
-	info->failed = p->failed;
-	info->waiters = p->nwaiters;
-	pthread_mutex_unlock(&p->lock);
-	info->appends = atomic_load(&p->appends);
-	info->append_bytes = atomic_load(&p->append_bytes);
-	info->append_records = atomic_load(&p->append_records);
-	info->fsyncs = atomic_load(&p->fsyncs);
-	info->reads = atomic_load(&p->reads);
-	info->read_bytes = atomic_load(&p->read_bytes);
-	info->last_retention = atomic_load(&p->last_retention);
-	info->deleted_bytes = atomic_load(&p->deleted_bytes);
-	info->deleted_segments = atomic_load(&p->deleted_segments);
-	info->compressions = atomic_load(&p->compressions);
 }
 
 /* --- retention and compaction (the compactor thread) ---------------------- */

@@ -74,6 +74,7 @@
  * .tmp is removed, never read.  A .zst whose footer or table fails its
  * checks is ignored in favour of the .log when that still exists.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -179,7 +180,7 @@ static struct tfs_segment *segment_alloc(int dirfd, uint64_t base)
 {
 	struct tfs_segment *s = tfs_calloc(1, sizeof(*s));
 
-	atomic_init(&s->refs, 1);
+	tfs_ref_init(&s->refs, 1);
 	s->base = base;
 	s->uid = tfs_zcache_new_uid();
 	s->dirfd = dirfd;
@@ -715,14 +716,13 @@ int tfs_segment_open(int dirfd, uint64_t base, uint64_t base_record,
 
 struct tfs_segment *tfs_segment_ref(struct tfs_segment *s)
 {
-	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	tfs_ref_get(&s->refs);
 	return s;
 }
 
 void tfs_segment_unref(struct tfs_segment *s)
 {
-	if (!s || atomic_fetch_sub_explicit(&s->refs, 1,
-					    memory_order_acq_rel) != 1)
+	if (!s || !tfs_ref_put(&s->refs))
 		return;
 	idx_unmap(s);
 	tfs_sys_close(s->log_fd);
@@ -887,6 +887,128 @@ int tfs_segment_unlink(struct tfs_segment *s)
 int tfs_segment_unlink_log(struct tfs_segment *s)
 {
 	return unlink_ext(s, "log");
+}
+
+/* --- the segment files of a directory ----------------------------------- */
+
+/* Parses "<20 digits>.<ext>"; returns 0 with the base, or -1. */
+static int parse_segment_name(const char *name, const char *ext,
+			      uint64_t *base)
+{
+	size_t n = strlen(name);
+
+	if (n != TFS_SEGMENT_NAME_LEN + 1 + strlen(ext) ||
+	    name[TFS_SEGMENT_NAME_LEN] != '.' ||
+	    strcmp(name + TFS_SEGMENT_NAME_LEN + 1, ext))
+		return -1;
+	*base = 0;
+	for (int i = 0; i < TFS_SEGMENT_NAME_LEN; i++) {
+		if (name[i] < '0' || name[i] > '9')
+			return -1;
+		*base = *base * 10 + (uint64_t)(name[i] - '0');
+	}
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool name_exists(int dirfd, uint64_t base, const char *ext)
+{
+	char name[64];
+
+	tfs_segment_name(base, ext, name, sizeof(name));
+	return faccessat(dirfd, name, F_OK, 0) == 0;
+}
+
+/* Removes one leftover file, saying why in the partition's log. */
+static void remove_leftover(int dirfd, const char *owner, const char *name,
+			    const char *why)
+{
+	int rc = tfs_sys_unlinkat(dirfd, name, 0);
+
+	if (rc && rc != -ENOENT)
+		tfs_warn("%s: cannot remove %s (%s): %s", owner, name, why,
+			 tfs_strerror(rc));
+	else if (why)
+		tfs_warn("%s: removed %s (%s)", owner, name, why);
+}
+
+int tfs_segment_list(int dirfd, const char *owner, uint64_t rp,
+		     uint64_t **out, size_t *n)
+{
+	int fd = dup(dirfd);
+	DIR *d;
+	struct dirent *de;
+	uint64_t *bases = NULL, base;
+	size_t cnt = 0, u = 0;
+
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	rewinddir(d);
+	while ((de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+
+		if (len > 4 && !strcmp(de->d_name + len - 4, ".tmp")) {
+			/* An unfinished atomic write or compression. */
+			remove_leftover(dirfd, owner, de->d_name, NULL);
+		} else if (!parse_segment_name(de->d_name, "log", &base)) {
+			if (!name_exists(dirfd, base, "index") && base >= rp) {
+				/* A roll that crashed between the two files:
+				 * nothing in it was ever fsynced. */
+				remove_leftover(dirfd, owner, de->d_name,
+						"a log without its index");
+				continue;
+			}
+			bases = tfs_realloc(bases, (cnt + 1) * sizeof(*bases));
+			bases[cnt++] = base;
+		} else if (!parse_segment_name(de->d_name, "zst", &base)) {
+			bases = tfs_realloc(bases, (cnt + 1) * sizeof(*bases));
+			bases[cnt++] = base;
+		} else if (!parse_segment_name(de->d_name, "index", &base)) {
+			if (!name_exists(dirfd, base, "log") &&
+			    !name_exists(dirfd, base, "zst"))
+				remove_leftover(dirfd, owner, de->d_name,
+						"an index without its log");
+		}
+	}
+	closedir(d);
+	if (cnt)
+		qsort(bases, cnt, sizeof(*bases), cmp_u64);
+	/* A segment caught between .log and .zst is listed once. */
+	for (size_t i = 0; i < cnt; i++)
+		if (u == 0 || bases[u - 1] != bases[i])
+			bases[u++] = bases[i];
+	*out = bases;
+	*n = u;
+	return 0;
+}
+
+int tfs_segment_remove(int dirfd, uint64_t base)
+{
+	static const char *const exts[] = { "log", "zst", "index" };
+	int rc = 0;
+
+	/* Data first, as tfs_segment_unlink does. */
+	for (size_t i = 0; i < TFS_ARRAY_SIZE(exts); i++) {
+		char name[64];
+		int r;
+
+		tfs_segment_name(base, exts[i], name, sizeof(name));
+		r = tfs_sys_unlinkat(dirfd, name, 0);
+		if (r && r != -ENOENT && !rc)
+			rc = r;
+	}
+	return rc;
 }
 
 int tfs_segment_pread(struct tfs_segment *s, void *buf, size_t len,

@@ -98,7 +98,7 @@ static void snap_add_part(struct snapshot *sn, struct tfs_topic *t,
 	}
 	struct part_snap *ps = &sn->parts[sn->nparts++];
 
-	ps->topic = t->name;
+	ps->topic = tfs_topic_name(t);
 	ps->index = i;
 	tfs_partition_info(p, &ps->info);
 }
@@ -108,9 +108,7 @@ static void snap_topic(struct snapshot *sn, struct topic_snap *ts)
 	struct tfs_topic *t = ts->t;
 	uint32_t np = tfs_topic_partitions(t);
 
-	pthread_mutex_lock(&t->lock);
-	memcpy(ts->explicit, t->explicit, sizeof(ts->explicit));
-	pthread_mutex_unlock(&t->lock);
+	tfs_topic_explicit(t, ts->explicit);
 	ts->first = sn->nparts;
 	for (uint32_t i = 0; i < np; i++) {
 		struct tfs_partition *p = tfs_topic_partition(t, i);
@@ -314,10 +312,10 @@ static json_t *topic_json(const struct snapshot *sn,
 {
 	json_t *o = json_object(), *parts = json_array();
 
-	json_object_set_new(o, "name", json_string(ts->t->name));
-	put_int(o, "id", ts->t->id);
+	json_object_set_new(o, "name", json_string(tfs_topic_name(ts->t)));
+	put_int(o, "id", tfs_topic_id(ts->t));
 	put_int(o, "partition_count", ts->n);
-	json_object_set_new(o, "created", iso8601(ts->t->created));
+	json_object_set_new(o, "created", iso8601(tfs_topic_created(ts->t)));
 	json_object_set_new(o, "config", config_json(ts));
 	for (size_t i = 0; i < ts->n; i++)
 		json_array_append_new(parts,

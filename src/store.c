@@ -43,7 +43,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "compactor.h"
 #include "compress.h"
 #include "err.h"
 #include "log.h"
@@ -52,6 +51,22 @@
 
 #define TOPIC_META "topic.json"
 #define MAX_PARTITIONS (1u << 20)
+
+struct tfs_topic {
+	atomic_int refs;
+	uint32_t id;			/* never reused: inode numbers use it */
+	char *name;
+	int dirfd;
+	int64_t created;		/* ms since the Unix epoch */
+	struct tfs_store *store;
+	struct tfs_settings *settings;
+
+	pthread_mutex_t lock;
+	struct tfs_partition **parts;	/* (lock) */
+	uint32_t nparts;		/* (lock); only grows */
+	bool explicit[TFS_CONF__COUNT];	/* (lock) set on this topic */
+	bool deleted;			/* (lock) */
+};
 
 struct tfs_store {
 	char *dir;
@@ -69,7 +84,7 @@ struct tfs_store {
 
 	struct tfs_workers *syncer;
 	struct tfs_workers *fsyncer;
-	struct tfs_compactor *compactor;
+	struct tfs_timers *timers;
 	struct tfs_ticker *flusher;	/* every flush.ms */
 };
 
@@ -99,7 +114,7 @@ static void rm_tree(int dirfd, const char *name)
 	struct dirent *de;
 
 	if (fd < 0) {
-		unlinkat(dirfd, name, 0);
+		tfs_sys_unlinkat(dirfd, name, 0);
 		return;
 	}
 	d = fdopendir(fd);
@@ -112,12 +127,13 @@ static void rm_tree(int dirfd, const char *name)
 			continue;
 		if (de->d_type == DT_DIR)
 			rm_tree(fd, de->d_name);
-		else if (unlinkat(fd, de->d_name, 0) < 0 && errno == EISDIR)
+		else if (tfs_sys_unlinkat(fd, de->d_name, 0) == -EISDIR)
 			rm_tree(fd, de->d_name);
 	}
 	closedir(d);
-	if (unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
-		tfs_warn("cannot remove %s: %s", name, strerror(errno));
+	int rc = tfs_sys_unlinkat(dirfd, name, AT_REMOVEDIR);
+	if (rc && rc != -ENOENT)
+		tfs_warn("cannot remove %s: %s", name, tfs_strerror(rc));
 }
 
 /* --- store metadata ------------------------------------------------------ */
@@ -162,7 +178,7 @@ static struct tfs_topic *topic_alloc(struct tfs_store *s, uint32_t id,
 {
 	struct tfs_topic *t = tfs_calloc(1, sizeof(*t));
 
-	atomic_init(&t->refs, 1);
+	tfs_ref_init(&t->refs, 1);
 	t->id = id;
 	t->name = tfs_strdup(name);
 	t->dirfd = -1;
@@ -174,14 +190,13 @@ static struct tfs_topic *topic_alloc(struct tfs_store *s, uint32_t id,
 
 struct tfs_topic *tfs_topic_ref(struct tfs_topic *t)
 {
-	atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+	tfs_ref_get(&t->refs);
 	return t;
 }
 
 void tfs_topic_unref(struct tfs_topic *t)
 {
-	if (!t || atomic_fetch_sub_explicit(&t->refs, 1,
-					    memory_order_acq_rel) != 1)
+	if (!t || !tfs_ref_put(&t->refs))
 		return;
 	for (uint32_t i = 0; i < t->nparts; i++)
 		tfs_partition_unref(t->parts[i]);
@@ -191,6 +206,33 @@ void tfs_topic_unref(struct tfs_topic *t)
 	pthread_mutex_destroy(&t->lock);
 	free(t->name);
 	free(t);
+}
+
+const char *tfs_topic_name(struct tfs_topic *t)
+{
+	return t->name;
+}
+
+uint32_t tfs_topic_id(struct tfs_topic *t)
+{
+	return t->id;
+}
+
+int64_t tfs_topic_created(struct tfs_topic *t)
+{
+	return t->created;
+}
+
+struct tfs_settings *tfs_topic_settings(struct tfs_topic *t)
+{
+	return t->settings;
+}
+
+void tfs_topic_explicit(struct tfs_topic *t, bool out[TFS_CONF__COUNT])
+{
+	pthread_mutex_lock(&t->lock);
+	memcpy(out, t->explicit, sizeof(t->explicit));
+	pthread_mutex_unlock(&t->lock);
 }
 
 /* Serialises the topic's metadata with nparts partitions.  Topic lock. */
@@ -297,9 +339,10 @@ static int open_partition(struct tfs_topic *t, uint32_t i, bool create,
 	struct tfs_partition_env env = {
 		.syncer = t->store->syncer,
 		.fsyncer = t->store->fsyncer,
+		.timers = t->store->timers,
 		.settings = t->settings,
 		.name = name,
-		.standalone = true,
+		.role = TFS_ROLE_STANDALONE,
 	};
 
 	snprintf(name, sizeof(name), "%s/%" PRIu32, t->name, i);
@@ -703,6 +746,7 @@ static void store_free(struct tfs_store *s)
 	free(s->by_id);
 	tfs_workers_stop(s->syncer);
 	tfs_workers_stop(s->fsyncer);
+	tfs_timers_stop(s->timers);
 	tfs_sys_close(s->topics_fd);
 	tfs_sys_close(s->trash_fd);
 	tfs_sys_close(s->lock_fd);
@@ -752,6 +796,8 @@ int tfs_store_open(const char *dir, const struct tfs_conf *conf,
 	 * worker is syncing.  It never waits on anything, so no deadlock. */
 	if (rc == 0)
 		rc = tfs_workers_start(nsync, "tfs-fsync", &s->fsyncer);
+	if (rc == 0)
+		rc = tfs_timers_start("tfs-timer", &s->timers);
 	if (rc)
 		goto out_free;
 	empty_trash(s);
@@ -765,17 +811,8 @@ int tfs_store_open(const char *dir, const struct tfs_conf *conf,
 		goto out_close;
 	tfs_zcache_set_capacity((size_t)tfs_conf_get(
 		conf, TFS_CONF_COMPRESSION_CACHE_BYTES));
-	rc = tfs_compactor_start(
-		s, tfs_conf_get(conf, TFS_CONF_RETENTION_CHECK_INTERVAL_MS),
-		&s->compactor);
-	if (rc)
-		goto out_stop;
 	*out = s;
 	return 0;
-
-out_stop:
-	tfs_ticker_stop(s->flusher);
-	s->flusher = NULL;
 
 out_close:
 	for (size_t i = 0; i < s->ntopics; i++) {
@@ -805,21 +842,20 @@ void tfs_store_shutdown_readers(struct tfs_store *s)
 	tfs_store_topics_free(topics, n);
 }
 
-static void wake_one(struct tfs_topic *t, struct tfs_partition *p, void *arg)
+static void end_waits(struct tfs_topic *t, struct tfs_partition *p, void *arg)
 {
-	tfs_partition_wake_all(p, *(int *)arg);
+	tfs_partition_end_waits(p, *(int *)arg);
 }
 
-void tfs_store_wake_readers(struct tfs_store *s, int status)
+void tfs_store_end_waits(struct tfs_store *s, int status)
 {
-	tfs_store_foreach_partition(s, wake_one, &status);
+	tfs_store_foreach_partition(s, end_waits, &status);
 }
 
 void tfs_store_close(struct tfs_store *s)
 {
 	if (!s)
 		return;
-	tfs_compactor_stop(s->compactor);
 	tfs_ticker_stop(s->flusher);
 	tfs_store_shutdown_readers(s);
 	store_free(s);
@@ -842,16 +878,74 @@ int64_t tfs_store_started(struct tfs_store *s)
 
 /* --- create, delete, grow, configure ------------------------------------- */
 
-/* Builds a topic in .new-<name>; returns it without publishing it. */
-static int build_topic(struct tfs_store *s, const char *name, uint32_t id,
-		       const char *tmpname, struct tfs_topic **out)
+/*
+ * Parses spec's settings into v/set (the daemon's defaults elsewhere).
+ * Returns 0 or TFS_EBADCONF (logged).
+ */
+static int parse_spec_config(struct tfs_store *s,
+			     const struct tfs_topic_spec *spec,
+			     int64_t v[TFS_CONF__COUNT],
+			     bool set[TFS_CONF__COUNT])
 {
-	uint32_t nparts =
-		(uint32_t)tfs_conf_get(&s->conf, TFS_CONF_NUM_PARTITIONS);
-	struct tfs_topic *t = topic_alloc(s, id, name);
+	for (int k = 0; k < TFS_CONF__COUNT; k++) {
+		v[k] = tfs_conf_get(&s->conf, k);
+		set[k] = false;
+	}
+	for (const char *const *c = spec->config; c && c[0]; c += 2) {
+		int k = tfs_conf_find(c[0]);
+		char err[256];
+
+		if (!c[1] || k < 0 ||
+		    tfs_conf_desc(k)->scope != TFS_SCOPE_TOPIC) {
+			tfs_err("topic %s: unknown topic setting '%s'",
+				spec->name, c[0]);
+			return TFS_EBADCONF;
+		}
+		if (tfs_conf_parse(k, c[1], &v[k], err, sizeof(err))) {
+			tfs_err("topic %s: %s", spec->name, err);
+			return TFS_EBADCONF;
+		}
+		set[k] = true;
+	}
+	return 0;
+}
+
+/* Sets t's settings to v/set.  Topic lock held (or t unpublished). */
+static void put_settings(struct tfs_topic *t, const int64_t v[TFS_CONF__COUNT],
+			 const bool set[TFS_CONF__COUNT])
+{
+	for (int k = 0; k < TFS_CONF__COUNT; k++) {
+		if (tfs_conf_desc(k)->scope != TFS_SCOPE_TOPIC)
+			continue;
+		atomic_store(&t->settings->v[k], v[k]);
+		t->explicit[k] = set[k];
+	}
+}
+
+/* Builds a topic in .new-<name>; returns it without publishing it. */
+static int build_topic(struct tfs_store *s, const struct tfs_topic_spec *spec,
+		       uint32_t id, const char *tmpname, struct tfs_topic **out)
+{
+	uint32_t nparts = spec->partitions ? spec->partitions
+					   : (uint32_t)tfs_conf_get(
+						     &s->conf,
+						     TFS_CONF_NUM_PARTITIONS);
+	struct tfs_topic *t = topic_alloc(s, id, spec->name);
+	int64_t v[TFS_CONF__COUNT];
+	bool set[TFS_CONF__COUNT];
 	int rc;
 
-	t->created = tfs_now_ms();
+	if (nparts > MAX_PARTITIONS) {
+		tfs_topic_unref(t);
+		return -EINVAL;
+	}
+	rc = parse_spec_config(s, spec, v, set);
+	if (rc) {
+		tfs_topic_unref(t);
+		return rc;
+	}
+	put_settings(t, v, set);
+	t->created = spec->created ? spec->created : tfs_now_ms();
 	rc = tfs_sys_mkdirat(s->topics_fd, tmpname, 0755);
 	if (rc == 0) {
 		t->dirfd = tfs_sys_openat(s->topics_fd, tmpname,
@@ -879,35 +973,44 @@ out_free:
 	return rc;
 }
 
-int tfs_store_create_topic(struct tfs_store *s, const char *name,
-			   struct tfs_topic **out)
+/* Whether a topic of this id is loaded.  Lock not held. */
+static bool id_taken(struct tfs_store *s, uint32_t id)
+{
+	struct tfs_topic *t = tfs_store_topic_by_id(s, id);
+
+	tfs_topic_unref(t);
+	return t != NULL;
+}
+
+/* Creates and publishes a topic.  create_lock held. */
+static int create_locked(struct tfs_store *s, const struct tfs_topic_spec *spec,
+			 struct tfs_topic **out)
 {
 	char tmpname[TFS_TOPIC_NAME_MAX + 8];
+	const char *name = spec->name;
 	struct tfs_topic *t = NULL, *old;
-	uint32_t id;
+	uint32_t id = spec->id ? spec->id : s->next_id;
 	int rc;
 
-	if (!tfs_topic_name_valid(name))
-		return -EINVAL;
-	pthread_mutex_lock(&s->create_lock);
 	old = tfs_store_find_topic(s, name);
 	if (old || faccessat(s->topics_fd, name, F_OK, AT_SYMLINK_NOFOLLOW) ==
-			   0) {
+			   0 || id_taken(s, id)) {
 		/* A topic that failed to load still owns its name. */
 		tfs_topic_unref(old);
-		rc = -EEXIST;
-		goto out_unlock;
+		return -EEXIST;
 	}
-	id = s->next_id;
-	rc = write_meta(s, id + 1);
-	if (rc)
-		goto out_unlock;
-	s->next_id = id + 1;
+	/* Ids are never reused, also those given by the cluster. */
+	if (id >= s->next_id) {
+		rc = write_meta(s, id + 1);
+		if (rc)
+			return rc;
+		s->next_id = id + 1;
+	}
 	snprintf(tmpname, sizeof(tmpname), ".new-%s", name);
 	rm_tree(s->topics_fd, tmpname);
-	rc = build_topic(s, name, id, tmpname, &t);
+	rc = build_topic(s, spec, id, tmpname, &t);
 	if (rc)
-		goto out_unlock;
+		return rc;
 	rc = tfs_sys_renameat(s->topics_fd, tmpname, s->topics_fd, name);
 	if (rc == 0)
 		rc = tfs_sys_fsync(s->topics_fd);
@@ -916,24 +1019,142 @@ int tfs_store_create_topic(struct tfs_store *s, const char *name,
 			tfs_partition_close(t->parts[i], TFS_EDELETED);
 		tfs_topic_unref(t);
 		rm_tree(s->topics_fd, tmpname);
-		goto out_unlock;
+		return rc;
 	}
 	pthread_rwlock_wrlock(&s->lock);
 	table_insert(s, t);
 	if (out)
 		*out = tfs_topic_ref(t);
 	pthread_rwlock_unlock(&s->lock);
-	tfs_info("created topic %s with %u partition(s)", name, t->nparts);
-out_unlock:
+	tfs_info("created topic %s (id %u) with %u partition(s)", name, id,
+		 t->nparts);
+	return 0;
+}
+
+int tfs_store_create_topic(struct tfs_store *s,
+			   const struct tfs_topic_spec *spec,
+			   struct tfs_topic **out)
+{
+	int rc;
+
+	if (!tfs_topic_name_valid(spec->name))
+		return -EINVAL;
+	pthread_mutex_lock(&s->create_lock);
+	rc = create_locked(s, spec, out);
 	pthread_mutex_unlock(&s->create_lock);
 	if (rc)
-		tfs_warn("cannot create topic %s: %s", name, tfs_strerror(rc));
+		tfs_warn("cannot create topic %s: %s", spec->name,
+			 tfs_strerror(rc));
 	return rc;
+}
+
+static int delete_locked(struct tfs_store *s, struct tfs_topic *t);
+
+/* Sets every topic setting of t to spec's in one write of topic.json. */
+static int apply_config(struct tfs_topic *t, const struct tfs_topic_spec *spec)
+{
+	int64_t v[TFS_CONF__COUNT], oldv[TFS_CONF__COUNT];
+	bool set[TFS_CONF__COUNT], oldset[TFS_CONF__COUNT];
+	int rc = parse_spec_config(t->store, spec, v, set);
+
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&t->lock);
+	bool same = true;
+	for (int k = 0; k < TFS_CONF__COUNT; k++) {
+		oldv[k] = tfs_settings_get(t->settings, k);
+		oldset[k] = t->explicit[k];
+		if (tfs_conf_desc(k)->scope == TFS_SCOPE_TOPIC &&
+		    (oldv[k] != v[k] || oldset[k] != set[k]))
+			same = false;
+	}
+	if (!same && !t->deleted) {
+		put_settings(t, v, set);
+		rc = write_topic_json(t, t->nparts);
+		if (rc)
+			put_settings(t, oldv, oldset);
+		else
+			tfs_info("topic %s: settings applied from the cluster",
+				 t->name);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+int tfs_store_apply_topic(struct tfs_store *s,
+			  const struct tfs_topic_spec *spec,
+			  struct tfs_topic **out)
+{
+	struct tfs_topic *t;
+	int rc = 0;
+
+	if (!tfs_topic_name_valid(spec->name) || spec->id == 0)
+		return -EINVAL;
+	pthread_mutex_lock(&s->create_lock);
+	t = tfs_store_find_topic(s, spec->name);
+	if (t && t->id != spec->id) {
+		tfs_info("topic %s: id %u here, %u in the cluster: the local "
+			 "one was deleted elsewhere; removing it",
+			 spec->name, t->id, spec->id);
+		rc = delete_locked(s, t);	/* takes our reference */
+		t = NULL;
+	}
+	if (rc == 0 && !t)
+		rc = create_locked(s, spec, &t);
+	pthread_mutex_unlock(&s->create_lock);
+	if (rc == 0 && spec->partitions)
+		rc = tfs_topic_set_partitions(t, spec->partitions);
+	if (rc == 0)
+		rc = apply_config(t, spec);
+	if (rc == 0 && out)
+		*out = tfs_topic_ref(t);
+	tfs_topic_unref(t);
+	if (rc)
+		tfs_warn("cannot apply topic %s: %s", spec->name,
+			 tfs_strerror(rc));
+	return rc;
+}
+
+/*
+ * Moves t to the trash and closes it; takes the caller's reference.
+ * create_lock held.
+ */
+static int delete_locked(struct tfs_store *s, struct tfs_topic *t)
+{
+	char trash[TFS_TOPIC_NAME_MAX + 16];
+	int rc;
+
+	snprintf(trash, sizeof(trash), "%u-%s", t->id, t->name);
+	/* The id alone keeps it unique; the name is for people looking,
+	 * and a long one would not fit a directory entry. */
+	trash[NAME_MAX] = '\0';
+	rc = tfs_sys_renameat(s->topics_fd, t->name, s->trash_fd, trash);
+	if (rc == 0)
+		rc = tfs_sys_fsync(s->topics_fd);
+	if (rc) {
+		tfs_err("cannot delete topic %s: %s", t->name,
+			tfs_strerror(rc));
+		tfs_topic_unref(t);
+		return rc;
+	}
+	pthread_rwlock_wrlock(&s->lock);
+	table_remove(s, t);
+	pthread_rwlock_unlock(&s->lock);
+
+	pthread_mutex_lock(&t->lock);
+	t->deleted = true;
+	for (uint32_t i = 0; i < t->nparts; i++)
+		tfs_partition_close(t->parts[i], TFS_EDELETED);
+	pthread_mutex_unlock(&t->lock);
+	tfs_info("deleted topic %s", t->name);
+	tfs_topic_unref(t);	/* the caller's */
+	tfs_topic_unref(t);	/* the table's */
+	tfs_ticker_kick(s->flusher);	/* empty the trash now */
+	return 0;
 }
 
 int tfs_store_delete_topic(struct tfs_store *s, const char *name)
 {
-	char trash[TFS_TOPIC_NAME_MAX + 16];
 	struct tfs_topic *t;
 	int rc;
 
@@ -941,38 +1162,9 @@ int tfs_store_delete_topic(struct tfs_store *s, const char *name)
 		return -EPERM;
 	pthread_mutex_lock(&s->create_lock);
 	t = tfs_store_find_topic(s, name);
-	if (!t) {
-		pthread_mutex_unlock(&s->create_lock);
-		return -ENOENT;
-	}
-	snprintf(trash, sizeof(trash), "%u-%s", t->id, name);
-	/* The id alone keeps it unique; the name is for people looking,
-	 * and a long one would not fit a directory entry. */
-	trash[NAME_MAX] = '\0';
-	rc = tfs_sys_renameat(s->topics_fd, name, s->trash_fd, trash);
-	if (rc == 0)
-		rc = tfs_sys_fsync(s->topics_fd);
-	if (rc) {
-		tfs_err("cannot delete topic %s: %s", name, tfs_strerror(rc));
-		tfs_topic_unref(t);
-		pthread_mutex_unlock(&s->create_lock);
-		return rc;
-	}
-	pthread_rwlock_wrlock(&s->lock);
-	table_remove(s, t);
-	pthread_rwlock_unlock(&s->lock);
+	rc = t ? delete_locked(s, t) : -ENOENT;
 	pthread_mutex_unlock(&s->create_lock);
-
-	pthread_mutex_lock(&t->lock);
-	t->deleted = true;
-	for (uint32_t i = 0; i < t->nparts; i++)
-		tfs_partition_close(t->parts[i], TFS_EDELETED);
-	pthread_mutex_unlock(&t->lock);
-	tfs_info("deleted topic %s", name);
-	tfs_topic_unref(t);	/* the caller's lookup */
-	tfs_topic_unref(t);	/* the table's */
-	tfs_ticker_kick(s->flusher);	/* empty the trash now */
-	return 0;
+	return rc;
 }
 
 int tfs_topic_set_partitions(struct tfs_topic *t, uint32_t n)

@@ -496,8 +496,8 @@ static void test_status(void)
 	if (!s)
 		return;
 	/* Created out of name order: the output must sort them. */
-	CHECK_EQ(tfs_store_create_topic(s, "zeta", &zeta), 0);
-	CHECK_EQ(tfs_store_create_topic(s, "alpha", &alpha), 0);
+	CHECK_EQ(tfs_store_create_topic(s, &(struct tfs_topic_spec){ .name = "zeta" }, &zeta), 0);
+	CHECK_EQ(tfs_store_create_topic(s, &(struct tfs_topic_spec){ .name = "alpha" }, &alpha), 0);
 	CHECK_EQ(tfs_topic_set_partitions(zeta, 2), 0);
 	CHECK_EQ(tfs_topic_set_config(zeta, "compression", "zstd", err,
 				      sizeof(err)), 0);
@@ -563,7 +563,7 @@ static void print_example(void)
 	struct tfs_topic *t;
 	char err[256];
 
-	if (!s || tfs_store_create_topic(s, "tweets", &t))
+	if (!s || tfs_store_create_topic(s, &(struct tfs_topic_spec){ .name = "tweets" }, &t))
 		return;
 	tfs_topic_set_partitions(t, 2);
 	tfs_topic_set_config(t, "retention.ms", "7d", err, sizeof(err));

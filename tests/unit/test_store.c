@@ -59,7 +59,7 @@ static int open_part(int dirfd, struct tfs_settings *st,
 		.fsyncer = fsyncer,
 		.settings = st,
 		.name = "t/0",
-		.standalone = true,
+		.role = TFS_ROLE_STANDALONE,
 	};
 	return tfs_partition_open(dirfd, 0, &env, true, p);
 }
@@ -376,7 +376,7 @@ static void test_replication(void)
 	CHECK_EQ(open_part(ldir, st, &leader), 0);
 	struct tfs_partition_env env = {
 		.syncer = syncer, .fsyncer = fsyncer, .settings = st,
-		.name = "t/0", .standalone = false,
+		.name = "t/0", .role = TFS_ROLE_FOLLOWER,
 	};
 	CHECK_EQ(tfs_partition_open(fdir, 0, &env, true, &follower), 0);
 	CHECK_EQ(tfs_partition_begin_epoch(leader, 2), 0);
@@ -722,7 +722,7 @@ static void test_faults(void)
 	CHECK_EQ(open_part(dfd, st, &p), 0);
 	tfs_sys_fault(TFS_SYS_FSYNC, 1, EIO, 0);
 	CHECK_EQ(append(p, "synced?\n", TFS_APPEND_SYNC, &d), 0);
-	tfs_workers_wait(syncer, &p->sync_job);
+	tfs_partition_quiesce(p);
 	for (int i = 0; i < 200 && d.calls == 0; i++)
 		usleep(5000);
 	CHECK_EQ(d.calls, 1);
@@ -797,7 +797,7 @@ static void test_waiters_and_sync(void)
 	unsigned long before = tfs_sys_calls(TFS_SYS_FSYNC);
 	for (int i = 0; i < 20; i++)
 		CHECK_EQ(append(p, "durable line\n", TFS_APPEND_SYNC, &d[i]), 0);
-	tfs_workers_wait(syncer, &p->sync_job);
+	tfs_partition_quiesce(p);
 	for (int t = 0; t < 400; t++) {
 		int n = 0;
 		for (int i = 0; i < 20; i++)
@@ -927,11 +927,11 @@ static void crash_run(enum tfs_sys_op op, unsigned nth, int *fired,
 			d[i].calls = -1;	/* refused */
 		if (i % 8 == 7)
 			tfs_partition_flush(p);	/* a checkpoint */
-		tfs_workers_wait(syncer, &p->sync_job);
+		tfs_partition_quiesce(p);
 	}
 	if (tfs_sys_fault_fired())
 		(*fired)++;
-	tfs_workers_wait(syncer, &p->sync_job);
+	tfs_partition_quiesce(p);
 	tfs_partition_unref(p);	/* crash: no close */
 	tfs_sys_fault_clear();
 	power_loss();
@@ -1025,9 +1025,9 @@ static void test_store_topics(void)
 	TEST("store: create, grow, configure, reopen, delete");
 	snprintf(dir, sizeof(dir), "%s/store", root);
 	CHECK_EQ(tfs_store_open(dir, &conf, &s), 0);
-	CHECK_EQ(tfs_store_create_topic(s, "bad/name", NULL), -EINVAL);
-	CHECK_EQ(tfs_store_create_topic(s, "tweets", &t), 0);
-	CHECK_EQ(tfs_store_create_topic(s, "tweets", NULL), -EEXIST);
+	CHECK_EQ(tfs_store_create_topic(s, &(struct tfs_topic_spec){ .name = "bad/name" }, NULL), -EINVAL);
+	CHECK_EQ(tfs_store_create_topic(s, &(struct tfs_topic_spec){ .name = "tweets" }, &t), 0);
+	CHECK_EQ(tfs_store_create_topic(s, &(struct tfs_topic_spec){ .name = "tweets" }, NULL), -EEXIST);
 	CHECK_EQ(tfs_topic_partitions(t), 1);
 	CHECK_EQ(tfs_topic_set_partitions(t, 3), 0);
 	CHECK_EQ(tfs_topic_set_partitions(t, 2), -EINVAL);
@@ -1041,13 +1041,14 @@ static void test_store_topics(void)
 	CHECK(p != NULL);
 	CHECK_EQ(append_text(p, "hello\n"), 0);
 	tfs_partition_unref(p);
-	uint32_t id = t->id;
+	uint32_t id = tfs_topic_id(t);
 	tfs_topic_unref(t);
-	CHECK_EQ(tfs_store_create_topic(s, "other", NULL), 0);
+	CHECK_EQ(tfs_store_create_topic(
+		      s, &(struct tfs_topic_spec){ .name = "other" }, NULL), 0);
 	size_t n;
 	struct tfs_topic **all = tfs_store_topics(s, &n);
-	CHECK(n == 2 && !strcmp(all[0]->name, "other") &&
-	      !strcmp(all[1]->name, "tweets"));
+	CHECK(n == 2 && !strcmp(tfs_topic_name(all[0]), "other") &&
+	      !strcmp(tfs_topic_name(all[1]), "tweets"));
 	tfs_store_topics_free(all, n);
 	struct tfs_store *s2 = NULL;
 	CHECK_EQ(tfs_store_open(dir, &conf, &s2), -EBUSY);
@@ -1055,7 +1056,7 @@ static void test_store_topics(void)
 
 	CHECK_EQ(tfs_store_open(dir, &conf, &s), 0);
 	t = tfs_store_topic_by_id(s, id);
-	CHECK(t && !strcmp(t->name, "tweets"));
+	CHECK(t && !strcmp(tfs_topic_name(t), "tweets"));
 	CHECK_EQ(tfs_topic_partitions(t), 3);
 	char buf[64];
 	tfs_topic_get_config(t, TFS_CONF_RETENTION_MS, buf, sizeof(buf));
@@ -1073,8 +1074,8 @@ static void test_store_topics(void)
 	CHECK(content_is(p, 0, "hello\n"));
 	tfs_partition_unref(p);
 	CHECK_EQ(tfs_store_delete_topic(s, "tweets"), -ENOENT);
-	CHECK_EQ(tfs_store_create_topic(s, "tweets", &t), 0);
-	CHECK(t->id != id);
+	CHECK_EQ(tfs_store_create_topic(s, &(struct tfs_topic_spec){ .name = "tweets" }, &t), 0);
+	CHECK(tfs_topic_id(t) != id);
 	tfs_topic_unref(t);
 	tfs_store_close(s);
 }

@@ -62,24 +62,17 @@ static inline ssize_t tl_read_at(struct tfs_partition *p, uint64_t off,
 	while (got < len) {
 		struct tfs_readv rv;
 		int rc = tfs_partition_read(p, off + got, len - got, &rv);
+		ssize_t n;
 
 		if (rc)
 			return rc;
 		if (rv.len == 0)
 			break;
-		for (int i = 0; i < rv.n; i++) {
-			struct tfs_extent *x = &rv.ext[i];
-
-			if (x->mem) {
-				memcpy(buf + got, x->mem, x->len);
-			} else if (pread(x->fd, buf + got, x->len,
-					 (off_t)x->pos) != (ssize_t)x->len) {
-				tfs_readv_release(&rv);
-				return -EIO;
-			}
-			got += x->len;
-		}
+		n = tfs_readv_copy(&rv, 0, buf + got, rv.len);
 		tfs_readv_release(&rv);
+		if (n < 0)
+			return n;
+		got += (size_t)n;
 	}
 	return (ssize_t)got;
 }

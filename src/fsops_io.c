@@ -1,0 +1,671 @@
+/*
+ * fsops_io.c - open files: open, read, write, flush, release, fsync, poll
+ * and lseek on partitions, their .follow views and the status files.
+ *
+ * Partition files are opened with direct_io: every read and write reaches
+ * the daemon, so no reader is ever served a stale page and every O_APPEND
+ * write lands at the true end, whatever size the kernel believes.
+ *
+ * WRITES go through the open file's framer (framer.h): a write appends
+ * the whole lines it completes as one batch and holds the rest; close()
+ * appends a held line with '\n' added; records longer than
+ * max.record.bytes are refused with EFBIG.  Batches of two writers never
+ * interleave inside a record because only whole lines are appended.
+ *
+ * PARKED REQUESTS.  A .follow read at the committed end, an fsync, and a
+ * durability=sync write are parked, not blocked: the request is answered
+ * later by the thread that completes it (the appender, the sync worker),
+ * so a thousand idle followers hold no threads.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fsops_int.h"
+#include "log.h"
+#include "status.h"
+#include "util.h"
+
+/* --- handles ----------------------------------------------------------------- */
+
+static struct handle *handle_new(struct tfs_fs *fs, struct node *n)
+{
+	struct handle *h = tfs_calloc(1, sizeof(*h));
+
+	tfs_ref_init(&h->refs, 1);
+	h->kind = n->kind;
+	h->fs = fs;
+	if (n->t)
+		h->t = tfs_topic_ref(n->t);
+	if (n->p)
+		h->p = tfs_partition_ref(n->p);
+	pthread_mutex_init(&h->mu, NULL);
+	tfs_framer_init(&h->framer);
+	pthread_mutex_lock(&fs->lock);
+	tfs_list_add_tail(&fs->handles, &h->link);
+	pthread_mutex_unlock(&fs->lock);
+	atomic_fetch_add(&fs->nhandles, 1);
+	return h;
+}
+
+struct handle *fsops_handle_ref(struct handle *h)
+{
+	tfs_ref_get(&h->refs);
+	return h;
+}
+
+void fsops_handle_unref(struct handle *h)
+{
+	if (!tfs_ref_put(&h->refs))
+		return;
+	pthread_mutex_lock(&h->fs->lock);
+	tfs_list_del(&h->link);
+	pthread_mutex_unlock(&h->fs->lock);
+	atomic_fetch_sub(&h->fs->nhandles, 1);
+	tfs_framer_release(&h->framer);
+	tfs_partition_unref(h->p);
+	tfs_topic_unref(h->t);
+	pthread_mutex_destroy(&h->mu);
+	free(h->text);
+	free(h);
+}
+
+static void make_text(struct tfs_fs *fs, struct handle *h)
+{
+	struct tfs_node_info info = {
+		.version = fs->version,
+		.mountpoint = fs->mountpoint,
+		.data_dir = tfs_store_dir(fs->store),
+		.started_mono_ms = tfs_store_started(fs->store),
+		.open_handles = atomic_load(&fs->nhandles),
+		.parked_reads = atomic_load(&fs->parked_reads),
+	};
+	char host[256] = "localhost";
+
+	gethostname(host, sizeof(host) - 1);
+	info.node = host;
+	if (h->kind == K_STATUS)
+		h->text = tfs_status_json(fs->store, &info, &h->text_len);
+	else
+		h->text = tfs_status_metrics(fs->store, &info, &h->text_len);
+}
+
+void fsops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct tfs_fs *fs = fs_of(req);
+	bool write = (fi->flags & O_ACCMODE) != O_RDONLY;
+	struct handle *h;
+	struct node n;
+	int rc = fsops_resolve(fs, ino, &n);
+
+	if (rc) {
+		reply_code(req, rc);
+		return;
+	}
+	if (n.kind != K_PART && n.kind != K_FOLLOW && n.kind != K_STATUS &&
+	    n.kind != K_METRICS) {
+		rc = -EISDIR;
+	} else if (fi->flags & O_TRUNC) {
+		rc = -EPERM;	/* an append-only file is never truncated */
+	} else if (write && (n.kind != K_PART || !(fi->flags & O_APPEND))) {
+		/* The chattr +a rule: writing needs O_APPEND. */
+		rc = -EPERM;
+	}
+	if (rc) {
+		if (rc == -EPERM && n.kind == K_PART)
+			tfs_debug("open %s/%u: write without O_APPEND refused",
+				  tfs_topic_name(n.t), n.part);
+		fsops_node_release(&n);
+		reply_code(req, rc);
+		return;
+	}
+	h = handle_new(fs, &n);
+	h->writable = write;
+	fsops_node_release(&n);
+	if (h->kind == K_STATUS || h->kind == K_METRICS)
+		make_text(fs, h);
+	fi->fh = (uintptr_t)h;
+	fi->direct_io = 1;
+	fi->keep_cache = 0;
+	/* Only writers hold partial lines that close() must commit. */
+	fi->noflush = !write;
+	if (fuse_reply_open(req, fi) == -ENOENT)
+		fsops_handle_unref(h);	/* the opener was interrupted */
+}
+
+/* --- reading ---------------------------------------------------------------- */
+
+/*
+ * Replies with committed bytes at off.  Returns 1 if it replied (data or
+ * error), 0 if there is nothing at off yet (nothing sent).
+ */
+static int reply_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
+{
+	struct tfs_readv rv;
+	int rc = tfs_partition_read(h->p, (uint64_t)off, size, &rv);
+
+	if (rc) {
+		reply_code(req, rc);
+		return 1;
+	}
+	if (rv.len == 0)
+		return 0;
+
+	struct fuse_bufvec *bv = tfs_calloc(
+		1, sizeof(*bv) + (size_t)rv.n * sizeof(struct fuse_buf));
+	bv->count = (size_t)rv.n;
+	for (int i = 0; i < rv.n; i++) {
+		bv->buf[i].size = rv.ext[i].len;
+		if (rv.ext[i].mem) {
+			/* A decompressed frame of a compressed segment. */
+			bv->buf[i].mem = (void *)rv.ext[i].mem;
+		} else {
+			bv->buf[i].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+			bv->buf[i].fd = rv.ext[i].fd;
+			bv->buf[i].pos = (off_t)rv.ext[i].pos;
+		}
+	}
+	atomic_store(&h->pos, (uint64_t)off + rv.len);
+	fuse_reply_data(req, bv, 0);
+	free(bv);
+	tfs_readv_release(&rv);
+	return 1;
+}
+
+/*
+ * A .follow read parked at the end.  Its wait ends exactly once (struct
+ * tfs_wait): with data, the end of the partition, or an interrupt.  The
+ * interrupt callback cancels the wait; when the cancel wins, the callback
+ * answers EINTR itself.  Otherwise follow_done answers, after clearing the
+ * interrupt callback, which waits for one running: so the callback never
+ * touches a finished read.
+ */
+struct follow_read {
+	struct tfs_wait w;
+	fuse_req_t req;
+	struct handle *h;
+	size_t size;
+	off_t off;
+};
+
+static void follow_free(struct follow_read *fr)
+{
+	atomic_fetch_sub(&fr->h->fs->parked_reads, 1);
+	fsops_handle_unref(fr->h);
+	free(fr);
+}
+
+static void follow_done(struct tfs_wait *w, int status)
+{
+	struct follow_read *fr = tfs_container_of(w, struct follow_read, w);
+
+	fuse_req_interrupt_func(fr->req, NULL, NULL);
+	if (status == -EINTR)
+		fuse_reply_err(fr->req, EINTR);
+	else if (status || !reply_read(fr->req, fr->h, fr->size, fr->off))
+		fuse_reply_buf(fr->req, NULL, 0);	/* end of file */
+	follow_free(fr);
+}
+
+static void follow_interrupt(fuse_req_t req, void *data)
+{
+	struct follow_read *fr = data;
+
+	if (tfs_wait_cancel(fr->h->p, &fr->w, -EINTR)) {
+		fuse_reply_err(req, EINTR);
+		follow_free(fr);
+	}
+}
+
+static void follow_park(fuse_req_t req, struct handle *h, size_t size,
+			off_t off)
+{
+	struct follow_read *fr = tfs_calloc(1, sizeof(*fr));
+
+	fr->req = req;
+	fr->h = fsops_handle_ref(h);
+	fr->size = size;
+	fr->off = off;
+	fr->w.offset = (uint64_t)off;
+	fr->w.done = follow_done;
+	atomic_fetch_add(&h->fs->parked_reads, 1);
+	fuse_req_interrupt_func(req, follow_interrupt, fr);
+	tfs_wait_start(h->p, &fr->w);
+}
+
+void fsops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+
+	switch (h->kind) {
+	case K_STATUS:
+	case K_METRICS:
+		/* The kernel completes the read while our writev of the
+		 * reply is still returning; the reader may then close, and
+		 * a release on another thread free the text under us. */
+		fsops_handle_ref(h);
+		if ((size_t)off >= h->text_len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, h->text + off,
+				       TFS_MIN(size, h->text_len - (size_t)off));
+		fsops_handle_unref(h);
+		return;
+	case K_PART:
+		if (!reply_read(req, h, size, off))
+			fuse_reply_buf(req, NULL, 0);
+		return;
+	case K_FOLLOW:
+		if (reply_read(req, h, size, off))
+			return;
+		if (fi->flags & O_NONBLOCK) {
+			fuse_reply_err(req, EAGAIN);
+			return;
+		}
+		follow_park(req, h, size, off);
+		return;
+	default:
+		fuse_reply_err(req, EISDIR);
+	}
+}
+
+/* --- writing ---------------------------------------------------------------- */
+
+/*
+ * An append on behalf of a request.  The request is never answered while
+ * a lock is held: the writer's next write() arrives the moment it is, and
+ * would find the open file still locked (a futex round trip per write).
+ * So an append that completes inside tfs_partition_append() leaves the
+ * answer to its submitter, which sends it after unlocking; one that
+ * completes later (durability=sync) is answered by the thread that
+ * completes it.  `state` settles which of the two it is.
+ */
+enum { WR_SUBMITTING, WR_LEFT, WR_DONE };
+
+struct write_req {
+	struct tfs_append a;
+	fuse_req_t req;
+	size_t reply;		/* bytes to report written */
+	bool is_flush;
+	atomic_int state;
+	int status;
+};
+
+static void write_reply(struct write_req *wr)
+{
+	if (wr->status)
+		reply_code(wr->req, wr->status);
+	else if (wr->is_flush)
+		fuse_reply_err(wr->req, 0);
+	else
+		fuse_reply_write(wr->req, wr->reply);
+	free(wr);
+}
+
+static void write_done(struct tfs_append *a, int status)
+{
+	struct write_req *wr = tfs_container_of(a, struct write_req, a);
+	int expect = WR_SUBMITTING;
+
+	wr->status = status;
+	if (atomic_compare_exchange_strong(&wr->state, &expect, WR_DONE))
+		return;	/* the submitter answers once it has unlocked */
+	write_reply(wr);
+}
+
+/*
+ * The submitter's side: call after releasing every lock.  Answers the
+ * writer if the append is complete, then wakes the readers it reached.
+ */
+static void submit_finish(struct write_req *wr)
+{
+	int expect = WR_SUBMITTING;
+	struct tfs_list woken;
+
+	/* wr may be gone once answered: take the woken readers first. */
+	tfs_list_init(&woken);
+	tfs_list_splice_tail(&woken, &wr->a.woken);
+	if (!atomic_compare_exchange_strong(&wr->state, &expect, WR_LEFT))
+		write_reply(wr);
+	tfs_partition_wake_list(&woken);
+}
+
+/*
+ * Appends iov as one batch for request req (reply: bytes to report, or a
+ * flush).  Returns 0 when accepted, with *pending to pass to
+ * submit_finish() once h->mu is released; or the error, nothing answered.
+ * h->mu held.
+ */
+static int submit(fuse_req_t req, struct handle *h, const struct iovec *iov,
+		  int iovcnt, size_t reply, bool is_flush,
+		  struct write_req **pending)
+{
+	struct write_req *wr = tfs_calloc(1, sizeof(*wr));
+	int rc;
+
+	wr->req = req;
+	wr->reply = reply;
+	wr->is_flush = is_flush;
+	atomic_init(&wr->state, WR_SUBMITTING);
+	wr->a.iov = iov;
+	wr->a.iovcnt = iovcnt;
+	wr->a.flags = TFS_APPEND_DEFER_WAKE;
+	wr->a.done = write_done;
+	rc = tfs_partition_append(h->p, &wr->a);
+	if (rc)
+		free(wr);
+	else
+		*pending = wr;
+	return rc;
+}
+
+void fsops_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		 size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+	size_t max = (size_t)tfs_conf_get(h->fs->conf,
+					  TFS_CONF_MAX_RECORD_BYTES);
+	struct write_req *wr;
+	struct tfs_frame fr;
+	int rc;
+
+	if (h->kind != K_PART || !h->writable) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	pthread_mutex_lock(&h->mu);
+	rc = tfs_framer_write(&h->framer, buf, size, max, &fr);
+	if (rc == TFS_FRAME_BATCH) {
+		rc = submit(req, h, fr.iov, fr.iovcnt, size, false, &wr);
+		if (rc == 0) {
+			/* Keep the new partial line; answer after unlocking. */
+			tfs_framer_commit(&h->framer, &fr);
+			pthread_mutex_unlock(&h->mu);
+			submit_finish(wr);
+			return;
+		}
+	}
+	pthread_mutex_unlock(&h->mu);
+	if (rc == -EFBIG)
+		tfs_info("%s: record longer than max.record.bytes (%zu) "
+			 "refused",
+			 tfs_partition_name(h->p), max);
+	if (rc == TFS_FRAME_HOLD)
+		fuse_reply_write(req, size);
+	else
+		reply_code(req, rc);
+}
+
+static void release_done(struct tfs_append *a, int status)
+{
+	free(tfs_container_of(a, struct write_req, a));
+}
+
+/*
+ * Commits a held partial line with '\n'.  With req (a flush): returns the
+ * pending append to finish after unlocking, or NULL with *answer the code
+ * to answer req with (0 when there was nothing to commit).  Without req
+ * (release): nothing to answer.  h->mu held.
+ */
+static struct write_req *commit_partial(fuse_req_t req, struct handle *h,
+					int *answer)
+{
+	struct write_req *wr = NULL;
+	struct tfs_frame fr;
+	int rc;
+
+	*answer = 0;
+	if (!tfs_framer_close_line(&h->framer, &fr))
+		return NULL;
+	if (req) {
+		rc = submit(req, h, fr.iov, fr.iovcnt, 0, true, &wr);
+		if (rc)
+			*answer = rc;
+	} else {
+		struct write_req *rel = tfs_calloc(1, sizeof(*rel));
+
+		/* Release has no one to answer: only the data matters. */
+		rel->a.iov = fr.iov;
+		rel->a.iovcnt = fr.iovcnt;
+		rel->a.done = release_done;
+		rc = tfs_partition_append(h->p, &rel->a);
+		if (rc) {
+			free(rel);
+			tfs_warn("%s: partial line lost at close: %s",
+				 tfs_partition_name(h->p), tfs_strerror(rc));
+		}
+	}
+	/* A failed flush keeps the line for a later attempt (at release);
+	 * release itself has no later. */
+	tfs_framer_close_done(&h->framer, rc == 0 || !req);
+	return wr;
+}
+
+void fsops_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+
+	if (h->kind != K_PART || !h->writable) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	struct write_req *wr;
+	int answer;
+
+	pthread_mutex_lock(&h->mu);
+	wr = commit_partial(req, h, &answer);
+	pthread_mutex_unlock(&h->mu);
+	if (wr)
+		submit_finish(wr);
+	else
+		reply_code(req, answer);
+}
+
+void fsops_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+
+	if (h->kind == K_PART && h->writable) {
+		int unused;
+
+		pthread_mutex_lock(&h->mu);
+		commit_partial(NULL, h, &unused);
+		pthread_mutex_unlock(&h->mu);
+	}
+	fsops_poll_release(h);
+	fsops_handle_unref(h);
+	fuse_reply_err(req, 0);
+}
+
+struct sync_req {
+	struct tfs_syncreq r;
+	fuse_req_t req;
+};
+
+static void sync_done(struct tfs_syncreq *r, int status)
+{
+	struct sync_req *sr = tfs_container_of(r, struct sync_req, r);
+
+	reply_code(sr->req, status);
+	free(sr);
+}
+
+void fsops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+	struct sync_req *sr;
+	int rc;
+
+	if (h->kind != K_PART) {
+		fuse_reply_err(req, 0);
+		return;
+	}
+	sr = tfs_calloc(1, sizeof(*sr));
+	sr->req = req;
+	sr->r.done = sync_done;
+	rc = tfs_partition_sync(h->p, &sr->r);
+	if (rc != 0) {
+		free(sr);
+		reply_code(req, rc == 1 ? 0 : rc);
+	}
+}
+
+/* --- poll and seek ----------------------------------------------------------- */
+
+/*
+ * A registered poll: one per POLL request that asked to be notified, never
+ * reused.  The wake-up of an older one may still be running (its wait
+ * ended, its notification not yet sent) when the next POLL on the same
+ * file arrives, or another thread polls the same file at once: a wait
+ * embedded in the handle would then be parked twice and corrupt the
+ * partition's list (found by follow.bats, 48 threads polling one file).
+ */
+struct poll_wait {
+	struct tfs_wait w;
+	struct handle *h;		/* a reference */
+	struct fuse_pollhandle *ph;
+};
+
+static void poll_wait_free(struct poll_wait *pw)
+{
+	fuse_pollhandle_destroy(pw->ph);
+	fsops_handle_unref(pw->h);
+	free(pw);
+}
+
+/*
+ * The wait ended: data came or the partition went away, and the kernel,
+ * notified, polls again and sees which.  A wait cancelled by a newer
+ * poll of the file before it parked ends here with -ECANCELED and is
+ * dropped silently: notifying would wake every poller of the file, whose
+ * new polls would cancel each other's waits, a storm.
+ */
+static void poll_done(struct tfs_wait *w, int status)
+{
+	struct poll_wait *pw = tfs_container_of(w, struct poll_wait, w);
+	struct handle *h = pw->h;
+
+	if (status != -ECANCELED)
+		fuse_lowlevel_notify_poll(pw->ph);
+	pthread_mutex_lock(&h->mu);
+	if (h->pw == pw)
+		h->pw = NULL;
+	pthread_mutex_unlock(&h->mu);
+	poll_wait_free(pw);
+}
+
+/*
+ * Drops the registered poll unless its wait already ended (then
+ * poll_done frees it).  h->mu held; the caller holds a reference to h
+ * besides the poll's.
+ */
+static void poll_cancel(struct handle *h)
+{
+	struct poll_wait *pw = h->pw;
+
+	h->pw = NULL;
+	if (pw && tfs_wait_cancel(h->p, &pw->w, -ECANCELED))
+		poll_wait_free(pw);
+}
+
+void fsops_poll_release(struct handle *h)
+{
+	if (!h->p)
+		return;
+	pthread_mutex_lock(&h->mu);
+	poll_cancel(h);
+	pthread_mutex_unlock(&h->mu);
+}
+
+void fsops_note_size(struct handle *h, uint64_t size)
+{
+	uint64_t pos = atomic_load(&h->pos);
+
+	while (pos < size &&
+	       !atomic_compare_exchange_weak(&h->pos, &pos, size))
+		;
+}
+
+/*
+ * Readable means a read at the reader's position would not block.  The
+ * kernel never tells the daemon that position: it is taken as the end of
+ * the last read, or the size last reported to this open file (fstat, or
+ * lseek(SEEK_END), which asks for the size), whichever is later.  So
+ * after a seek to the end, poll waits for new data, as socat and event
+ * loops expect; a reader that fstats and polls before its first read
+ * waits for the next append, then reads from where it really is.  A
+ * position below the retained start is readable: the read fails at once.
+ */
+void fsops_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		struct fuse_pollhandle *ph)
+{
+	struct handle *h = handle_of(fi);
+	struct poll_wait *pw = NULL;
+	struct tfs_bounds in;
+	unsigned revents = 0;
+
+	if (h->kind != K_FOLLOW) {
+		/* Regular files are always ready, as on any file system. */
+		if (ph)
+			fuse_pollhandle_destroy(ph);
+		fuse_reply_poll(req, POLLIN | POLLRDNORM |
+					     (h->writable ? POLLOUT : 0));
+		return;
+	}
+	pthread_mutex_lock(&h->mu);
+	poll_cancel(h);
+	tfs_partition_bounds(h->p, &in);
+	uint64_t pos = atomic_load(&h->pos);
+
+	if (in.hw > pos) {
+		revents = POLLIN | POLLRDNORM;
+	} else if (atomic_load(&h->fs->detached)) {
+		revents = POLLIN | POLLHUP;	/* a read gives end of file */
+	} else if (ph) {
+		pw = tfs_calloc(1, sizeof(*pw));
+		pw->h = fsops_handle_ref(h);
+		pw->ph = ph;
+		pw->w.offset = pos;
+		pw->w.done = poll_done;
+		ph = NULL;
+		h->pw = pw;
+	}
+	pthread_mutex_unlock(&h->mu);
+	if (ph)
+		fuse_pollhandle_destroy(ph);
+	fuse_reply_poll(req, revents);
+	/* After answering: data that came meanwhile notifies at once. */
+	if (pw)
+		tfs_wait_start(h->p, &pw->w);
+}
+
+void fsops_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		 struct fuse_file_info *fi)
+{
+	struct handle *h = handle_of(fi);
+	struct tfs_bounds in;
+	uint64_t o = (uint64_t)off;
+
+	if (!h->p || (whence != SEEK_DATA && whence != SEEK_HOLE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	tfs_partition_bounds(h->p, &in);
+	if (off < 0 || o >= in.hw) {
+		fuse_reply_err(req, ENXIO);
+		return;
+	}
+	/* Bytes deleted by retention read as a hole before the start. */
+	if (whence == SEEK_DATA)
+		fuse_reply_lseek(req, (off_t)TFS_MAX(o, in.start));
+	else
+		fuse_reply_lseek(req, (off_t)(o < in.start ? o : in.hw));
+}

@@ -1,0 +1,102 @@
+/*
+ * partition_int.h - the partition's private structure and the helpers its
+ * three files share:
+ *
+ *   partition.c          the sequencer: appends, roles, the committed end,
+ *                        waiting, the sync job, truncation, retention
+ *   partition_open.c     opening: the checkpoint and epoch-history files,
+ *                        crash recovery
+ *   partition_read.c     reads, whole-batch reads, lookups, snapshots
+ *
+ * Nothing outside these files includes this header.
+ */
+#ifndef TFS_PARTITION_INT_H
+#define TFS_PARTITION_INT_H
+
+#include "partition.h"
+
+struct tfs_partition {
+	atomic_int refs;
+	uint32_t id;
+	char *name;			/* "topic/3" */
+	int dirfd;
+	struct tfs_settings *settings;
+	struct tfs_workers *syncer;
+	struct tfs_workers *fsyncer;
+	struct tfs_timers *timers;
+
+	pthread_mutex_t lock;
+	pthread_mutex_t maint;
+	struct tfs_segment **segs;	/* (lock) oldest first */
+	size_t nsegs, segs_cap;		/* (lock) */
+	uint64_t end, end_record;	/* (lock) */
+	uint64_t hw, hw_record;		/* (lock) */
+	uint64_t durable, durable_record; /* (lock) */
+	int64_t last_ts;		/* (lock) newest batch timestamp */
+	enum tfs_role role;		/* (lock) */
+	uint32_t epoch;			/* (lock) current leader epoch */
+	struct tfs_epoch *epochs;	/* (lock) history, oldest first */
+	size_t nepochs;
+	struct tfs_list waiters;	/* (lock) sorted by offset */
+	uint64_t nwaiters;		/* (lock) */
+	int waits_ended;		/* (lock) tfs_partition_end_waits */
+	struct tfs_list syncs;		/* (lock) sorted by target */
+	struct tfs_list commits;	/* (lock) a leader's appends waiting for
+					 * hw, sorted by target */
+	bool dir_dirty;			/* (lock) a segment file was created */
+	bool ckpt_wanted;		/* (lock) next sync writes a checkpoint */
+	int failed;			/* (lock) */
+	int gone;			/* (lock) TFS_ESHUTDOWN / TFS_EDELETED */
+	uint64_t ckpt_end;		/* (maint) end in the last checkpoint */
+	struct tfs_job sync_job;
+
+	/* counters: atomics, read without the lock */
+	atomic_ullong appends, append_bytes, append_records;
+	atomic_ullong fsyncs, reads, read_bytes;
+	_Atomic int64_t last_retention;
+	_Atomic int64_t last_disk_warning;	/* mono ms, for rate limiting */
+	atomic_ullong deleted_bytes, deleted_segments, compressions;
+};
+
+/* What the checkpoint file holds. */
+struct partition_checkpoint {
+	uint64_t rp, rp_record;		/* recovery point: all durable below */
+	uint64_t hw, hw_record;
+	bool found;
+};
+
+/*
+ * Position of the segment holding byte offset v (by_record false) or
+ * record v (true): the last one whose base is <= v, or 0.  Lock held.
+ */
+static inline size_t partition_find_segment(const struct tfs_partition *p,
+					    uint64_t v, bool by_record)
+{
+	size_t lo = 0, hi = p->nsegs;
+
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		const struct tfs_segment *s = p->segs[mid];
+
+		if ((by_record ? s->base_record : s->base) <= v)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* partition_open.c */
+int partition_write_checkpoint(struct tfs_partition *p,
+			       const struct partition_checkpoint *ck);
+/* Writes the epoch history; maint held, lock not held. */
+int partition_write_epochs(struct tfs_partition *p);
+/* Logs a disk problem at most once every 10 s. */
+void partition_disk_warning(struct tfs_partition *p, const char *what,
+			    int rc);
+void partition_push_segment(struct tfs_partition *p, struct tfs_segment *s);
+
+/* partition.c */
+void partition_sync_job(struct tfs_job *job);
+
+#endif
