@@ -114,6 +114,7 @@ test: deps
 # this fails when docs/CONFIGURATION.md or etc/topicfs.conf drifted.
 docs-check: $(B)/topicfs
 	@contrib/docs-check.sh $(B)/topicfs
+	@contrib/include-check.sh
 
 docs: $(B)/topicfs
 	$(B)/topicfs --config-doc > docs/CONFIGURATION.md
