@@ -254,6 +254,7 @@ int tfs_fs_mount(struct tfs_store *store, const struct tfs_fs_config *cfg,
 {
 	struct tfs_fs *fs = tfs_calloc(1, sizeof(*fs));
 	struct tfs_buf before = TFS_BUF_INIT;
+	struct tfs_topic_perms def;
 
 	fs->store = store;
 	fs->conf = tfs_store_conf(store);
@@ -261,8 +262,10 @@ int tfs_fs_mount(struct tfs_store *store, const struct tfs_fs_config *cfg,
 	fs->mountpoint = cfg->mountpoint;
 	fs->version = cfg->version;
 	fs->started_wall = tfs_now_ms();
-	fs->uid = geteuid();
-	fs->gid = getegid();
+	/* .topicfs belongs to the owner of what root makes. */
+	tfs_store_new_topic_perms(store, 0, 0, 0, &def);
+	fs->uid = def.dir.uid;
+	fs->gid = def.dir.gid;
 	pthread_mutex_init(&fs->lock, NULL);
 	tfs_list_init(&fs->handles);
 	fs->se = new_session(fs, cfg);
