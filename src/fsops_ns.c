@@ -338,8 +338,10 @@ static void change_perm(struct tfs_perm *perm, const struct stat *attr,
  * chown and chmod of the root, a topic or a partition.  The kernel has
  * already checked that the caller may (default_permissions: the owner
  * chmods and chgrps to its own groups, root chowns) and serialises them
- * per inode.  Returns 0, -EPERM (the views, .topicfs, bits a partition or
- * a directory cannot have), or what the store returned.
+ * per inode.  On the views (.follow, .topicfs), which show their source's
+ * owner, they are accepted and change nothing, like times: `chown -R` of
+ * a topic reaches .follow/<p> before <p>.  Returns 0, -EPERM (bits a
+ * partition or a directory cannot have), or what the store returned.
  */
 static int set_perm(struct tfs_fs *fs, struct node *n, const struct stat *attr,
 		    int to_set)
@@ -362,7 +364,7 @@ static int set_perm(struct tfs_fs *fs, struct node *n, const struct stat *attr,
 			return rc;
 		break;
 	default:
-		return -EPERM;	/* .follow and .topicfs are views */
+		return 0;
 	}
 	change_perm(&perm, attr, to_set);
 	if (perm.mode & ~bits) {

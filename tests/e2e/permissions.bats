@@ -154,13 +154,22 @@ owner() {
 	[ "$status" -ne 0 ]
 	chmod 3775 "$MNT/app"
 	[ "$(owner "$MNT/app")" = "4242:4343 3775" ]
-	# .follow and .topicfs are views.
-	run chmod 777 "$MNT/app/.follow/0"
-	[ "$status" -ne 0 ]
-	run chown 4242 "$MNT/.topicfs/status"
-	[ "$status" -ne 0 ]
+	# .follow and .topicfs are views: chown and chmod change nothing.
+	chmod 777 "$MNT/app/.follow/0"
+	chown 4242 "$MNT/.topicfs/status" "$MNT/app/.follow"
+	chmod 700 "$MNT/.topicfs"
+	[ "$(owner "$MNT/app/.follow/0")" = "0:0 444" ]
+	[ "$(owner "$MNT/app/.follow")" = "4242:4343 555" ]
 	[ "$(owner "$MNT/.topicfs")" = "0:0 555" ]
+	[ "$(owner "$MNT/.topicfs/status")" = "0:0 444" ]
 	as_user 5555 5555 "cat $MNT/.topicfs/status" >/dev/null
+	# So chown -R of a topic works, though it reaches .follow/<p> first.
+	chown -R 6000:6001 "$MNT/app"
+	[ "$(owner "$MNT/app")" = "6000:6001 3775" ]
+	for p in 0 1 2; do
+		[ "$(owner "$MNT/app/$p")" = "6000:6001 644" ]
+		[ "$(owner "$MNT/app/.follow/$p")" = "6000:6001 444" ]
+	done
 }
 
 @test "mkdir as nobody on a 1777 root makes nobody's topic; only its owner or root deletes it" {
