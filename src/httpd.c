@@ -297,6 +297,13 @@ static void format_peer(const struct sockaddr *sa, char *buf, size_t len)
 	} else if (sa && sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *a = (const void *)sa;
 
+		/* IPv4 peers of a dual-stack socket print as IPv4. */
+		if (IN6_IS_ADDR_V4MAPPED(&a->sin6_addr)) {
+			inet_ntop(AF_INET, &a->sin6_addr.s6_addr[12], host,
+				  sizeof(host));
+			snprintf(buf, len, "%s:%u", host, ntohs(a->sin6_port));
+			return;
+		}
 		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
 		snprintf(buf, len, "[%s]:%u", host, ntohs(a->sin6_port));
 	} else {
@@ -1029,10 +1036,13 @@ void tfs_httpd_reply_text(struct tfs_httpd_req *r, int status,
 	req_answer(r, check_status(status), resp);
 }
 
+/* A streamed answer holds a reference on its request until its free
+ * callback ran, as the header promises. */
 struct stream {
 	ssize_t (*read)(void *arg, uint64_t pos, char *buf, size_t max);
 	void (*free)(void *arg);
 	void *arg;
+	struct tfs_httpd_req *req;
 };
 
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -1053,6 +1063,7 @@ static void stream_free(void *cls)
 
 	if (s->free)
 		s->free(s->arg);
+	req_unref(s->req);
 	free(s);
 }
 
@@ -1068,6 +1079,8 @@ void tfs_httpd_reply_stream(struct tfs_httpd_req *r, int status,
 	s->read = read_fn;
 	s->free = free_fn;
 	s->arg = arg;
+	s->req = r;
+	atomic_fetch_add(&r->refs, 1);
 	resp = MHD_create_response_from_callback(len, STREAM_BLOCK,
 						 stream_read, s, stream_free);
 	if (resp) {

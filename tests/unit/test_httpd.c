@@ -305,11 +305,12 @@ static void h_race(struct tfs_httpd_req *r, void *arg)
 struct file_stream {
 	int fd;
 	atomic_int *freed;
+	struct tfs_httpd_req *req;	/* still valid in fs_free */
 	int fail_at;			/* read returns -1 from this call on */
 	int calls;
 };
 
-static atomic_int stream_freed;
+static atomic_int stream_freed, stream_bad_path;
 
 static ssize_t fs_read(void *arg, uint64_t pos, char *buf, size_t max)
 {
@@ -327,6 +328,9 @@ static void fs_free(void *arg)
 	struct file_stream *s = arg;
 
 	close(s->fd);
+	/* Under ASan this read would catch a request freed too early. */
+	if (s->req && tfs_httpd_path(s->req)[0] != '/')
+		atomic_fetch_add(&stream_bad_path, 1);
 	atomic_fetch_add(s->freed, 1);
 	free(s);
 }
@@ -340,6 +344,7 @@ static void h_stream(struct tfs_httpd_req *r, void *arg)
 
 	s->fd = open(stream_path, O_RDONLY | O_CLOEXEC);
 	s->freed = &stream_freed;
+	s->req = r;
 	s->fail_at = arg ? 3 : 0;
 	if (s->fd < 0) {
 		free(s);
@@ -760,6 +765,7 @@ static void test_client_gone(unsigned port)
 
 		s->fd = open(stream_path, O_RDONLY | O_CLOEXEC);
 		s->freed = &stream_freed;
+		s->req = reqs[0];
 		tfs_httpd_reply_stream(reqs[0], 200, NULL, stream_len, fs_read,
 				       fs_free, s);
 	}
@@ -953,6 +959,7 @@ static void test_stop(void)
 
 		s->fd = open(stream_path, O_RDONLY | O_CLOEXEC);
 		s->freed = &stream_freed;
+		s->req = reqs[0];
 		tfs_httpd_reply_stream(reqs[0], 200, NULL, stream_len, fs_read,
 				       fs_free, s);
 		tfs_httpd_reply_text(reqs[1], 200, "dropped");
@@ -1175,6 +1182,8 @@ int main(void)
 	test_check_hook();
 	test_quiesce();
 	test_stop();
+	TEST("reply_stream: the request was valid in every free callback");
+	CHECK_EQ(atomic_load(&stream_bad_path), 0);
 	unlink(stream_path);
 	return check_done();
 }
