@@ -772,7 +772,9 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	n = strlen(line);
 	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';
-	tfs_warn("httpd: %s", line);
+	/* Mostly what clients did (left mid-request, sent too much);
+	 * failures that matter are logged by us as errors as well. */
+	tfs_info("httpd: %s", line);
 }
 
 /* --- the server ---------------------------------------------------------- */
@@ -840,6 +842,14 @@ int tfs_httpd_listen(struct tfs_httpd *d)
 {
 	unsigned int flags = poll_flag() | MHD_USE_TURBO |
 			     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	/* A pool of 0 or 1 is no pool, and MHD warns about either: leave
+	 * the option out then. */
+	struct MHD_OptionItem pool[] = {
+		{ d->cfg.threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE
+				     : MHD_OPTION_END,
+		  (intptr_t)d->cfg.threads, NULL },
+		{ MHD_OPTION_END, 0, NULL },
+	};
 	int fd, rc;
 
 	assert(!d->mhd);
@@ -847,14 +857,12 @@ int tfs_httpd_listen(struct tfs_httpd *d)
 	if (rc)
 		return rc;
 	/* MHD owns fd from here, also when it fails to start.  The logger
-	 * comes first: options are applied in order.  A pool of 1 is no
-	 * pool (MHD warns about it). */
+	 * comes first: options are applied in order. */
 	d->mhd = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_access, d,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, d,
 		MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-		MHD_OPTION_THREAD_POOL_SIZE,
-		(unsigned int)(d->cfg.threads > 1 ? d->cfg.threads : 0),
+		MHD_OPTION_ARRAY, pool,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONN_MEMORY_LIMIT,
 		MHD_OPTION_CONNECTION_MEMORY_INCREMENT,
 		(size_t)CONN_MEMORY_INCREMENT,
@@ -866,7 +874,7 @@ int tfs_httpd_listen(struct tfs_httpd *d)
 		tfs_err("httpd: cannot start the server on %s", d->listen);
 		return -EIO;
 	}
-	tfs_info("httpd: listening on %s (port %u, %u threads)", d->listen,
+	tfs_info("httpd: listening on %s (port %u, threads %u)", d->listen,
 		 tfs_httpd_port(d), d->cfg.threads);
 	return 0;
 }

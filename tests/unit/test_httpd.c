@@ -817,6 +817,10 @@ static void test_stream(unsigned port)
 	resp_release(&r);
 	close(fd2);
 	CHECK(wait_count(&stream_freed, 2));
+	TEST("reply_stream: each free ran once");
+	CHECK_EQ(http(port, "GET", "/echo", NULL, NULL, 0, &r), 200);
+	resp_release(&r);
+	CHECK_EQ(atomic_load(&stream_freed), 2);
 	free(want);
 }
 
