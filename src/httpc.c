@@ -64,10 +64,10 @@ struct conn {
 struct tfs_httpc {
 	pthread_mutex_t lock;
 	pthread_cond_t finished;	/* a tfs_httpc_do request completed */
-	struct tfs_list queue;		/* (lock) submitted, not yet taken */
-	bool cancels;			/* (lock) some request was cancelled */
-	bool stopping;			/* (lock) tfs_httpc_stop was called */
-	bool stopped;			/* (lock) the client thread is gone */
+	struct tfs_list queue;		/* (lock) submitted, not taken */
+	bool cancels;			/* (lock) one was cancelled */
+	bool stopping;			/* (lock) tfs_httpc_stop called */
+	bool stopped;			/* (lock) the thread is gone */
 	int waiters;			/* (lock) threads in tfs_httpc_do */
 	CURLM *multi;
 	pthread_t thread;
@@ -87,7 +87,7 @@ static void global_init(void)
 	global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-/* --- easy handles -------------------------------------------------------- */
+/* --- easy handles --------------------------------------------------------- */
 
 static struct conn *conn_get(struct tfs_httpc *c)
 {
@@ -119,7 +119,7 @@ static void conn_put(struct tfs_httpc *c, struct conn *cn)
 		conn_free(cn);
 }
 
-/* --- curl callbacks (client thread) -------------------------------------- */
+/* --- curl callbacks (client thread) --------------------------------------- */
 
 static size_t write_cb(char *p, size_t size, size_t nmemb, void *arg)
 {
@@ -158,7 +158,7 @@ static size_t header_cb(char *p, size_t size, size_t nitems, void *arg)
 	return n;
 }
 
-/* --- starting and completing --------------------------------------------- */
+/* --- starting and completing ---------------------------------------------- */
 
 static struct curl_slist *build_headers(const struct tfs_http_req *r)
 {
@@ -426,7 +426,7 @@ static void *client_main(void *arg)
 	return NULL;
 }
 
-/* --- the API --------------------------------------------------------------- */
+/* --- the API -------------------------------------------------------------- */
 
 int tfs_httpc_start(const char *name, struct tfs_httpc **out)
 {

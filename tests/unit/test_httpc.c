@@ -17,7 +17,7 @@
 
 #define DEADLINE_MS 20000
 
-/* --- the server's side --------------------------------------------------- */
+/* --- the server's side ---------------------------------------------------- */
 
 static enum th_action handle(struct th_server *s, int fd,
 			     const struct th_req *rq)
@@ -75,7 +75,7 @@ static enum th_action handle(struct th_server *s, int fd,
 	return TH_CLOSE;	/* "/close" and anything else: no answer */
 }
 
-/* --- the client's side --------------------------------------------------- */
+/* --- the client's side ---------------------------------------------------- */
 
 static struct th_server *srv;
 static char base[64];
@@ -87,7 +87,7 @@ struct rec {
 	char body[32];
 	int calls, rc;
 	bool body_ok;
-	int resubmits;			/* done submits r again this often */
+	int resubmits;			/* done submits r again */
 	struct tfs_buf streamed;
 	int pieces;
 };
@@ -476,7 +476,8 @@ static void test_streaming(struct tfs_httpc *c)
 	while (x.streamed.len < 6 &&
 	       pthread_cond_timedwait(&rec_cond, &rec_lock, &ts) == 0)
 		;
-	CHECK(x.streamed.len == 6 && memcmp(x.streamed.data, "first\n", 6) == 0);
+	CHECK(x.streamed.len == 6 &&
+	      memcmp(x.streamed.data, "first\n", 6) == 0);
 	CHECK_EQ(x.calls, 0);
 	pthread_mutex_unlock(&rec_lock);
 	CHECK(th_requests(srv) == seen + 1);

@@ -138,7 +138,8 @@ static inline long th_parse(const char *buf, size_t len, struct th_req *rq)
 	hlen = (size_t)(eoh - buf) + 4;
 	if (sscanf(buf, "%15s %255s", rq->method, rq->path) != 2)
 		return -1;
-	for (const char *p = buf; p && p < eoh; p = memchr(p, '\n', (size_t)(eoh - p))) {
+	for (const char *p = buf; p && p < eoh;
+	     p = memchr(p, '\n', (size_t)(eoh - p))) {
 		if (*p == '\n')
 			p++;
 		if (strncasecmp(p, "Content-Length:", 15) == 0)
@@ -232,7 +233,8 @@ static inline void *th_main(void *arg)
 				cn->cap = cn->cap ? 2 * cn->cap : 4096;
 				cn->in = realloc(cn->in, cn->cap);
 			}
-			r = recv(cn->fd, cn->in + cn->len, cn->cap - cn->len, 0);
+			r = recv(cn->fd, cn->in + cn->len, cn->cap - cn->len,
+				 0);
 			if (r <= 0) {
 				th_conn_close(s, i);
 				continue;
