@@ -43,42 +43,56 @@ struct tfs_httpd_config {
 	void *check_arg;
 };
 
-/* Makes a server (not listening yet).  Returns 0, or -EINVAL for a bad
- * listen address. */
+/* Makes a server (not listening yet).  Returns 0, or -EINVAL (logged) for
+ * a bad listen address (numeric addresses only: no host names) or
+ * threads 0. */
 int tfs_httpd_new(const struct tfs_httpd_config *cfg, struct tfs_httpd **out);
 
 /*
  * Routes method + path to fn: path is exact ("/v1/fetch"), or a prefix
- * when it ends in '/' ("/v1/p/" matches "/v1/p/tweets/0/append").  The
- * longest match wins; no match is 404, a path that matches with another
- * method is 405.  Before tfs_httpd_listen only.
+ * when it ends in '/' ("/v1/p/" matches "/v1/p/tweets/0/append").  Of the
+ * routes whose path matches and whose method is the request's, the
+ * longest wins; when the path matches only routes of other methods the
+ * answer is 405 (with Allow), when it matches none 404.  Paths are
+ * compared as sent (not percent-decoded).  Before tfs_httpd_listen only;
+ * registering the same method and path twice is a programmer error.
  */
 void tfs_httpd_route(struct tfs_httpd *d, const char *method, const char *path,
 		     tfs_httpd_fn fn, void *arg);
 
 /*
  * Starts listening and serving.  Returns 0, or -errno (-EADDRINUSE...)
- * with the reason logged.
+ * with the reason logged (-EIO if libmicrohttpd refuses to start).
  */
 int tfs_httpd_listen(struct tfs_httpd *d);
 
-/* The port actually bound (useful with port 0 in tests). */
+/* The port actually bound (useful with port 0 in tests); 0 before
+ * tfs_httpd_listen. */
 unsigned tfs_httpd_port(struct tfs_httpd *d);
 
 /*
- * Stops accepting: new requests get 503 from now on.  Requests already
- * handed to handlers must still be answered by their owners.
+ * Stops accepting: new requests get 503 from now on (the socket stays
+ * open, so peers get an answer rather than a refused connection).
+ * Requests already handed to handlers must still be answered by their
+ * owners, and are delivered.  Any thread.
  */
 void tfs_httpd_quiesce(struct tfs_httpd *d);
 
 /*
- * Stops the server and frees it.  Waits up to wait_ms for requests still
- * suspended to be answered, then closes their connections (their answers,
- * if they come later, are dropped safely).  NULL is fine.
+ * Stops the server and frees it.  Quiesces, waits up to wait_ms for the
+ * requests handed to handlers to be answered and sent, then closes the
+ * connections of those still unanswered.  Their owners must still answer
+ * them (once, as always): such a late answer is dropped safely (a stream's
+ * free callback runs) and frees the request.  Not from a handler.  NULL is
+ * fine.
  */
 void tfs_httpd_stop(struct tfs_httpd *d, int64_t wait_ms);
 
-/* --- the request (valid until answered) ------------------------------- */
+/* --- the request (valid until answered) -------------------------------
+ *
+ * The accessors read copies taken before the check hook ran: they may be
+ * called from any thread until the request is answered.
+ */
 
 const char *tfs_httpd_method(struct tfs_httpd_req *r);
 /* The path without the query string, as sent (not decoded). */
@@ -94,9 +108,17 @@ const void *tfs_httpd_body(struct tfs_httpd_req *r, size_t *len);
 /* "127.0.0.1:40122", for the log. */
 const char *tfs_httpd_peer(struct tfs_httpd_req *r);
 
-/* --- answering (exactly one of these, once, any thread) -------------- */
+/* --- answering (exactly one of these, once, any thread) --------------
+ *
+ * A status outside 200..599 is logged and sent as 500.  The answer is
+ * queued on the connection's thread (at once when given during the
+ * handler's call); if the client left, or tfs_httpd_stop gave up on the
+ * request, it is dropped.  After any of these calls r is gone.
+ */
 
-/* Adds a header to the answer; before the answer. */
+/* Adds a header to the answer; before the answer, by the owner.  A name or
+ * value libmicrohttpd refuses (empty, or with CR/LF) is logged and left
+ * out. */
 void tfs_httpd_add_header(struct tfs_httpd_req *r, const char *name,
 			  const char *value);
 
@@ -113,8 +135,10 @@ void tfs_httpd_reply_text(struct tfs_httpd_req *r, int status,
  * Answers with a body of `len` bytes produced by read(arg, pos, buf, max)
  * as the connection can take them (segment bytes, read with pread from
  * file ranges, without a copy of the whole body in memory).  read returns
- * the bytes it put in buf (> 0), or -1 to abort the connection.  free(arg)
- * runs once, when the answer is done or abandoned.
+ * the bytes it put in buf (> 0), or -1 to abort the connection (0 counts
+ * as -1); it runs on a server thread and must not block for long.
+ * free(arg) (may be NULL) runs once, when the answer is done or
+ * abandoned, on whichever thread let go of it last.
  */
 void tfs_httpd_reply_stream(struct tfs_httpd_req *r, int status,
 			    const char *content_type, uint64_t len,

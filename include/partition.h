@@ -100,11 +100,16 @@ struct tfs_append {
 	const struct iovec *iov;	/* whole records, up to 4 vectors */
 	int iovcnt;
 	unsigned flags;			/* TFS_APPEND_SYNC */
+	/* The writer stream and its sequence number (producers.h), or 0, 0
+	 * for a local write that is never retried. */
+	uint64_t producer;
+	uint32_t sequence;
 	void (*done)(struct tfs_append *a, int status);
 	/* out: where the batch landed */
 	uint64_t offset;
 	uint64_t record;
 	uint32_t records;
+	bool duplicate;			/* a retry: the batch was there */
 	/* out, with TFS_APPEND_DEFER_WAKE: readers the append woke */
 	struct tfs_list woken;
 	/* private */
@@ -274,9 +279,14 @@ void tfs_partition_close(struct tfs_partition *p, int why);
  * Appends a batch of whole records: the produce rules every caller gets
  * are checked here.  Returns < 0 when refused, and then done is not
  * called: -EINVAL for an empty batch or one whose last byte is not '\n',
- * -EFBIG when a record is longer than max.record.bytes, -EIO when the partition failed, -ENOSPC with nothing
- * stored, TFS_ENOTLEADER when the role is neither standalone nor leader,
- * TFS_ESHUTDOWN or TFS_EDELETED.  Returns 0 when accepted: done(a, status)
+ * -EFBIG when a record is longer than max.record.bytes, -EIO when the
+ * partition failed, -ENOSPC with nothing stored, TFS_ENOTLEADER when the
+ * role is neither standalone nor leader,
+ * TFS_ESEQUENCE for a producer sequence out of order (producers.h),
+ * TFS_ESHUTDOWN or TFS_EDELETED.  A retry of a producer's last batch is
+ * accepted without appending anything: a->duplicate is set and the
+ * offsets are the original's, and it completes as the original would
+ * (once committed, or durable).  Returns 0 when accepted: done(a, status)
  * runs exactly once, on this thread before the call returns or later on
  * the thread that completes it: the sync worker for TFS_APPEND_SYNC, the
  * caller of tfs_partition_set_hw for a leader's batch (status 0), or of

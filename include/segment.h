@@ -20,8 +20,10 @@
 
 #include "compress.h"
 
+#define TFS_INDEX_VERSION 2		/* of the indexes written */
 #define TFS_INDEX_HEADER_SIZE 48
-#define TFS_INDEX_ENTRY_SIZE 48
+#define TFS_INDEX_ENTRY_SIZE 64		/* version 2, written today */
+#define TFS_INDEX_ENTRY_SIZE_V1 48	/* version 1, still read */
 #define TFS_SEGMENT_NAME_LEN 20		/* digits of the base offset */
 
 /* One batch: records written together, appended all-or-nothing. */
@@ -33,19 +35,29 @@ struct tfs_index_entry {
 	uint32_t epoch;		/* leader epoch of the node that sequenced it */
 	uint32_t flags;		/* reserved, 0 */
 	int64_t timestamp;	/* commit time, ms since the Unix epoch */
+	/* The producer that sent the batch and its sequence number there
+	 * (Kafka's idempotent producer): 0, 0 when none did (a local
+	 * write on a single node); version 1 entries read as 0, 0. */
+	uint64_t producer;
+	uint32_t sequence;
 	uint32_t crc;		/* CRC-32C of the batch's bytes */
 };
 
-/* Encodes e (the entry's own CRC is computed here). */
+/* Encodes e as a version 2 entry (its own CRC is computed here). */
 void tfs_index_encode(const struct tfs_index_entry *e,
 		      unsigned char out[TFS_INDEX_ENTRY_SIZE]);
-/* Decodes and checks an entry; 0 or TFS_ECORRUPT. */
+/* Decodes and checks a version 2 entry; 0 or TFS_ECORRUPT. */
 int tfs_index_decode(const unsigned char in[TFS_INDEX_ENTRY_SIZE],
 		     struct tfs_index_entry *e);
+/* Decodes an entry of either version (by its size); 0 or TFS_ECORRUPT. */
+int tfs_index_decode_any(const unsigned char *in, unsigned entry_size,
+			 struct tfs_index_entry *e);
 struct tfs_index_header {
 	uint64_t base;		/* byte offset of the segment's first byte */
 	uint64_t base_record;	/* record offset of its first record */
 	int64_t created;	/* creation time, ms since the Unix epoch */
+	unsigned version;	/* decoded: 1 or 2 (encode writes 2) */
+	unsigned entry_size;	/* decoded: 48 or 64 */
 };
 void tfs_index_header_encode(const struct tfs_index_header *h,
 			     unsigned char out[TFS_INDEX_HEADER_SIZE]);
@@ -71,6 +83,8 @@ struct tfs_segment {
 	int dirfd;		/* the partition's directory (borrowed) */
 	int log_fd, idx_fd;	/* log_fd: the .log, or the .zst */
 	enum tfs_segment_kind kind;
+	unsigned version;	/* index format: 1 (read only) or 2 */
+	unsigned esize;		/* bytes per index entry: 48 or 64 */
 	struct tfs_zindex zi;	/* frames of a TFS_SEG_ZSTD segment */
 	uint64_t data_size;	/* (P) bytes of the .log or .zst on disk */
 
@@ -132,10 +146,16 @@ void tfs_segment_unref(struct tfs_segment *s);
 /*
  * Appends one batch: data (iov) at e->offset, then its index entry.  On
  * any failure both files are cut back and the segment is unchanged.
- * Returns 0 or -errno (-ENOSPC, -EIO...).  Partition lock held.
+ * Returns 0 or -errno (-ENOSPC, -EIO...; -EROFS for a segment whose index
+ * is of an older version: roll to a new one).  Partition lock held.
  */
 int tfs_segment_append(struct tfs_segment *s, const struct tfs_index_entry *e,
 		       const struct iovec *iov, int iovcnt);
+
+/* Reads entries [i, i + n) (within s->entries) into v with one pread.
+ * 0, -errno or TFS_ECORRUPT. */
+int tfs_segment_entries(struct tfs_segment *s, uint64_t i, size_t n,
+			struct tfs_index_entry *v);
 
 /* Reads entry i (< s->entries).  0, -errno or TFS_ECORRUPT. */
 int tfs_segment_entry(struct tfs_segment *s, uint64_t i,

@@ -82,6 +82,7 @@ void tfs_partition_unref(struct tfs_partition *p)
 		tfs_segment_unref(p->segs[i]);
 	free(p->segs);
 	free(p->epochs);
+	tfs_producers_release(&p->producers);
 	tfs_sys_close(p->dirfd);
 	tfs_settings_unref(p->settings);
 	pthread_mutex_destroy(&p->lock);
@@ -552,17 +553,84 @@ static struct tfs_list *completion_list(struct tfs_partition *p, bool sync,
 	return NULL;
 }
 
+/* Inserts r in a list kept sorted by target (from the tail: most are
+ * the newest).  Lock held. */
+static void add_by_target(struct tfs_list *list, struct tfs_syncreq *r)
+{
+	struct tfs_list *pos = list->prev;
+
+	while (pos != list &&
+	       tfs_container_of(pos, struct tfs_syncreq, link)->target >
+		       r->target)
+		pos = pos->prev;
+	tfs_list_insert_after(pos, &r->link);
+}
+
+/*
+ * Parks a's completion until the end of its batch, `target`, is durable
+ * or committed, as its flags and the role ask.  Returns false when it need
+ * not wait (the caller completes it).  Lock held.
+ */
+static bool park_append(struct tfs_partition *p, struct tfs_append *a,
+			bool sync, uint64_t target)
+{
+	struct tfs_list *wait = completion_list(p, sync,
+						a->flags & TFS_APPEND_ACK_LEADER);
+
+	if (!wait || (wait == &p->commits && p->hw >= target))
+		return false;
+	a->sync.target = target;
+	a->sync.done = append_synced;
+	add_by_target(wait, &a->sync);
+	return true;
+}
+
+/*
+ * Checks a's producer sequence.  Returns 0 to append it, 1 for a retry of
+ * the producer's last batch (a's offsets set to the original's, *dup_end
+ * to the original's end), or TFS_ESEQUENCE.  Lock held.
+ */
+static int check_sequence(struct tfs_partition *p, struct tfs_append *a,
+			  uint64_t *dup_end)
+{
+	struct tfs_producer_state last;
+
+	if (!a->producer)
+		return 0;
+	switch (tfs_producers_check(&p->producers, a->producer, a->sequence,
+				    &last)) {
+	case TFS_PRODUCE_NEW:
+		return 0;
+	case TFS_PRODUCE_DUPLICATE:
+		a->offset = last.offset;
+		a->record = last.record;
+		a->records = last.count;
+		a->duplicate = true;
+		*dup_end = last.offset + last.length;
+		return 1;
+	case TFS_PRODUCE_OUT_OF_ORDER:
+		break;
+	}
+	tfs_warn("%s: producer %016" PRIx64 " sent sequence %" PRIu32
+		 " after %" PRIu32 ": refused",
+		 p->name, a->producer, a->sequence, last.sequence);
+	return TFS_ESEQUENCE;
+}
+
 int tfs_partition_append(struct tfs_partition *p, struct tfs_append *a)
 {
 	struct tfs_index_entry e = { 0 };
-	struct tfs_list woken, *wait;
+	struct tfs_list woken;
 	size_t len = 0;
 	uint32_t crc = 0, records = 0;
 	bool sync = (a->flags & TFS_APPEND_SYNC) ||
 		    tfs_settings_get(p->settings, TFS_CONF_DURABILITY) ==
 			    TFS_DURABILITY_SYNC;
+	uint64_t dup_end = 0;
+	bool parked;
 	int rc;
 
+	a->duplicate = false;
 	rc = check_records(p, a->iov, a->iovcnt, &len, &records, &crc);
 	if (rc)
 		return rc;
@@ -575,6 +643,14 @@ int tfs_partition_append(struct tfs_partition *p, struct tfs_append *a)
 	    p->role != TFS_ROLE_LEADER)
 		rc = TFS_ENOTLEADER;
 	if (rc == 0)
+		rc = check_sequence(p, a, &dup_end);
+	if (rc == 1) {
+		/* Nothing to append: answer as the original would be. */
+		parked = park_append(p, a, sync, dup_end);
+		pthread_mutex_unlock(&p->lock);
+		goto out_done;
+	}
+	if (rc == 0)
 		rc = maybe_roll(p, len, now);
 	if (rc)
 		goto out_unlock;
@@ -584,6 +660,8 @@ int tfs_partition_append(struct tfs_partition *p, struct tfs_append *a)
 	e.length = (uint32_t)len;
 	e.epoch = p->epoch;
 	e.timestamp = TFS_MAX(now, p->last_ts);
+	e.producer = a->producer;
+	e.sequence = a->sequence;
 	e.crc = crc;
 	struct tfs_segment *active = p->segs[p->nsegs - 1];
 	rc = tfs_segment_append(active, &e, a->iov, a->iovcnt);
@@ -591,13 +669,14 @@ int tfs_partition_append(struct tfs_partition *p, struct tfs_append *a)
 		if (active->broken)
 			p->failed = -EIO;
 		else
-			partition_disk_warning(p, "write refused, nothing of it stored",
-				     rc);
+			partition_disk_warning(
+				p, "write refused, nothing of it stored", rc);
 		goto out_unlock;
 	}
 	p->end += len;
 	p->end_record += records;
 	p->last_ts = e.timestamp;
+	tfs_producers_record(&p->producers, &e);
 	a->offset = e.offset;
 	a->record = e.record;
 	a->records = records;
@@ -607,17 +686,13 @@ int tfs_partition_append(struct tfs_partition *p, struct tfs_append *a)
 				  memory_order_relaxed);
 	if (p->role == TFS_ROLE_STANDALONE)
 		advance_hw(p, p->end, p->end_record, &woken, NULL);
-	wait = completion_list(p, sync, a->flags & TFS_APPEND_ACK_LEADER);
-	if (wait) {
-		a->sync.target = p->end;
-		a->sync.done = append_synced;
-		tfs_list_add_tail(wait, &a->sync.link);
-	}
+	parked = park_append(p, a, sync, p->end);
 	pthread_mutex_unlock(&p->lock);
 
+out_done:
 	if (sync)
 		tfs_workers_submit(p->syncer, &p->sync_job);
-	else if (!wait)
+	else if (!parked)
 		a->done(a, 0);
 	if (a->flags & TFS_APPEND_DEFER_WAKE) {
 		tfs_list_init(&a->woken);
@@ -699,6 +774,7 @@ int tfs_partition_append_batches(struct tfs_partition *p,
 		p->end += e->length;
 		p->end_record += e->count;
 		p->last_ts = TFS_MAX(p->last_ts, e->timestamp);
+		tfs_producers_record(&p->producers, e);
 		d += e->length;
 		atomic_fetch_add(&p->appends, 1);
 		atomic_fetch_add(&p->append_bytes, e->length);
@@ -713,6 +789,54 @@ int tfs_partition_append_batches(struct tfs_partition *p,
 			rc = erc;
 	}
 	return rc;
+}
+
+/* --- producers ------------------------------------------------------------ */
+
+/*
+ * How far back a rebuild looks: a retry only ever repeats a producer's
+ * last batch, sent within request.timeout.ms, so the newest batches are
+ * what matters; a producer whose last batch is older reads as new.
+ */
+#define PRODUCER_SCAN_ENTRIES 16384
+
+void partition_rebuild_producers(struct tfs_partition *p)
+{
+	struct tfs_index_entry *v = NULL;
+	size_t left = PRODUCER_SCAN_ENTRIES, i = p->nsegs;
+
+	tfs_producers_reset(&p->producers);
+	/* Find where the scan starts, then record oldest first. */
+	while (i > 0 && left > 0) {
+		struct tfs_segment *s = p->segs[i - 1];
+
+		if (s->entries >= left)
+			break;
+		left -= s->entries;
+		i--;
+	}
+	if (i == 0)
+		i = 1;
+	for (size_t k = i - 1; k < p->nsegs; k++) {
+		struct tfs_segment *s = p->segs[k];
+		uint64_t from = k == i - 1 && s->entries > left
+					? s->entries - left
+					: 0;
+		size_t n = (size_t)(s->entries - from);
+
+		if (n == 0)
+			continue;
+		v = tfs_realloc(v, n * sizeof(*v));
+		if (tfs_segment_entries(s, from, n, v)) {
+			tfs_warn("%s: cannot read the index of segment "
+				 "%020" PRIu64 " to find producers",
+				 p->name, s->base);
+			continue;
+		}
+		for (size_t j = 0; j < n; j++)
+			tfs_producers_record(&p->producers, &v[j]);
+	}
+	free(v);
 }
 
 /* --- waiting -------------------------------------------------------------- */
@@ -931,6 +1055,7 @@ static int cut_to(struct tfs_partition *p, uint64_t off, struct tfs_list *lost)
 		p->nepochs--;
 	p->epoch = p->epochs[p->nepochs - 1].epoch;
 	p->dir_dirty = true;
+	partition_rebuild_producers(p);
 	/* Appends waiting for a sync of bytes that are gone will not get it. */
 	while (!tfs_list_empty(&p->syncs)) {
 		struct tfs_list *l = p->syncs.prev;

@@ -14,6 +14,7 @@
 #define TFS_PARTITION_INT_H
 
 #include "partition.h"
+#include "producers.h"
 
 struct tfs_partition {
 	atomic_int refs;
@@ -43,6 +44,7 @@ struct tfs_partition {
 	struct tfs_list syncs;		/* (lock) sorted by target */
 	struct tfs_list commits;	/* (lock) a leader's appends waiting for
 					 * hw, sorted by target */
+	struct tfs_producers producers;	/* (lock) last batch per producer */
 	bool dir_dirty;			/* (lock) a segment file was created */
 	bool ckpt_wanted;		/* (lock) next sync writes a checkpoint */
 	int failed;			/* (lock) */
@@ -98,5 +100,8 @@ void partition_push_segment(struct tfs_partition *p, struct tfs_segment *s);
 
 /* partition.c */
 void partition_sync_job(struct tfs_job *job);
+/* Rebuilds the producer table from the newest index entries (open,
+ * truncate).  Lock held. */
+void partition_rebuild_producers(struct tfs_partition *p);
 
 #endif

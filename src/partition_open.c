@@ -278,6 +278,40 @@ static void init_offsets(struct tfs_partition *p, const struct partition_checkpo
 }
 
 /*
+ * Appends go to an index of the current version only: an active segment
+ * of an older version (a store written by an earlier topicfs) is sealed
+ * and a new segment starts at the log end, or, when it holds nothing, is
+ * made again in the current version.  settle() then syncs the new files
+ * and the directory (*from moves back to cover them).
+ */
+static int upgrade_active(struct tfs_partition *p, size_t *from,
+			  bool *created)
+{
+	struct tfs_segment *a = p->segs[p->nsegs - 1], *s;
+	int rc;
+
+	if (a->version == TFS_INDEX_VERSION)
+		return 0;
+	rc = tfs_segment_create(p->dirfd, a->size ? p->end : a->base,
+				a->size ? p->end_record : a->base_record, &s);
+	if (rc)
+		return rc;
+	tfs_info("%s: segment %020" PRIu64 " has a version %u index; appends "
+		 "go to a new version %u segment",
+		 p->name, a->base, a->version, TFS_INDEX_VERSION);
+	if (a->size) {
+		a->sealed = true;
+		partition_push_segment(p, s);
+	} else {
+		p->segs[p->nsegs - 1] = s;
+		tfs_segment_unref(a);
+	}
+	*from = TFS_MIN(*from, p->nsegs - 1);
+	*created = true;
+	return 0;
+}
+
+/*
  * Makes what recovery kept durable before anything new is appended, and
  * records it in a fresh checkpoint, so the next recovery starts here.
  */
@@ -339,6 +373,7 @@ static struct tfs_partition *partition_alloc(uint32_t id,
 	tfs_list_init(&p->waiters);
 	tfs_list_init(&p->syncs);
 	tfs_list_init(&p->commits);
+	tfs_producers_init(&p->producers);
 	tfs_job_init(&p->sync_job, partition_sync_job);
 	return p;
 }
@@ -414,6 +449,10 @@ int tfs_partition_open(int parent_dirfd, uint32_t id,
 		created = true;
 	}
 	init_offsets(p, &ck);
+	rc = upgrade_active(p, &from, &created);
+	if (rc)
+		goto out_free;
+	partition_rebuild_producers(p);
 	rc = settle(p, from, created, &ck);
 	if (rc == 0 && created)
 		rc = partition_write_epochs(p);

@@ -392,7 +392,7 @@ void tfs_partition_info(struct tfs_partition *p,
 
 		info->data_bytes += s->data_size;
 		info->disk_bytes += s->data_size + TFS_INDEX_HEADER_SIZE +
-				    s->entries * TFS_INDEX_ENTRY_SIZE;
+				    s->entries * s->esize;
 		info->compressed_segments += s->kind == TFS_SEG_ZSTD;
 		if (!info->first_ts && s->entries)
 			info->first_ts = s->first_ts;

@@ -15,8 +15,8 @@
  *
  * Header, 48 bytes:
  *    0  8  magic "TFSINDEX"
- *    8  2  version, 1
- *   10  2  entry size, 48
+ *    8  2  version, 2 (1 is still read)
+ *   10  2  entry size, 64 (48 in version 1)
  *   12  4  flags, 0
  *   16  8  base: byte offset of the segment's first byte
  *   24  8  base record: record offset of the segment's first record
@@ -24,7 +24,7 @@
  *   40  4  reserved, 0
  *   44  4  CRC-32C of bytes 0..43
  *
- * Entry i at 48 + 48 * i, one per batch, in offset order:
+ * Entry i at 48 + 64 * i, one per batch, in offset order (version 2):
  *    0  8  offset: byte offset of the batch's first byte (absolute)
  *    8  8  record: record offset of the batch's first record
  *   16  4  count: records in the batch (>= 1)
@@ -32,8 +32,19 @@
  *   24  4  epoch: leader epoch that sequenced the batch
  *   28  4  flags, 0
  *   32  8  timestamp: commit time, ms since the Unix epoch, non-decreasing
- *   40  4  CRC-32C of the batch's bytes in the .log
- *   44  4  CRC-32C of entry bytes 0..43
+ *   40  8  producer id (0: none)
+ *   48  4  producer sequence number
+ *   52  4  reserved, 0
+ *   56  4  CRC-32C of the batch's bytes in the .log
+ *   60  4  CRC-32C of entry bytes 0..59
+ *
+ * Version 1 entries (48 + 48 * i) have no producer fields: bytes 0..39 as
+ * above, then the batch CRC at 40 and the entry CRC (of 0..39... 0..43
+ * minus itself: bytes 0..43) at 44.  A version 1 segment is read as it
+ * is; appends never go to one (the partition rolls to a version 2
+ * segment), so one index never mixes versions.  The producer fields
+ * replicate with the batch, so a new leader can rebuild which producer
+ * sequences its log holds (duplicate detection survives a failover).
  *
  * A batch's bytes are whole records: they end with '\n' and hold exactly
  * `count` newlines.  Batches are contiguous: entry i+1 starts where entry i
@@ -92,7 +103,6 @@
 #include "util.h"
 
 #define INDEX_MAGIC "TFSINDEX"
-#define INDEX_VERSION 1
 
 void tfs_index_encode(const struct tfs_index_entry *e,
 		      unsigned char out[TFS_INDEX_ENTRY_SIZE])
@@ -104,14 +114,21 @@ void tfs_index_encode(const struct tfs_index_entry *e,
 	tfs_put_le32(out + 24, e->epoch);
 	tfs_put_le32(out + 28, e->flags);
 	tfs_put_le64(out + 32, (uint64_t)e->timestamp);
-	tfs_put_le32(out + 40, e->crc);
-	tfs_put_le32(out + 44, tfs_crc32c(0, out, 44));
+	tfs_put_le64(out + 40, e->producer);
+	tfs_put_le32(out + 48, e->sequence);
+	tfs_put_le32(out + 52, 0);
+	tfs_put_le32(out + 56, e->crc);
+	tfs_put_le32(out + 60, tfs_crc32c(0, out, 60));
 }
 
-int tfs_index_decode(const unsigned char in[TFS_INDEX_ENTRY_SIZE],
-		     struct tfs_index_entry *e)
+int tfs_index_decode_any(const unsigned char *in, unsigned entry_size,
+			 struct tfs_index_entry *e)
 {
-	if (tfs_get_le32(in + 44) != tfs_crc32c(0, in, 44))
+	unsigned crc_at = entry_size - 4;
+
+	if ((entry_size != TFS_INDEX_ENTRY_SIZE &&
+	     entry_size != TFS_INDEX_ENTRY_SIZE_V1) ||
+	    tfs_get_le32(in + crc_at) != tfs_crc32c(0, in, crc_at))
 		return TFS_ECORRUPT;
 	e->offset = tfs_get_le64(in);
 	e->record = tfs_get_le64(in + 8);
@@ -120,11 +137,24 @@ int tfs_index_decode(const unsigned char in[TFS_INDEX_ENTRY_SIZE],
 	e->epoch = tfs_get_le32(in + 24);
 	e->flags = tfs_get_le32(in + 28);
 	e->timestamp = (int64_t)tfs_get_le64(in + 32);
-	e->crc = tfs_get_le32(in + 40);
+	if (entry_size == TFS_INDEX_ENTRY_SIZE_V1) {
+		e->producer = 0;
+		e->sequence = 0;
+	} else {
+		e->producer = tfs_get_le64(in + 40);
+		e->sequence = tfs_get_le32(in + 48);
+	}
+	e->crc = tfs_get_le32(in + crc_at - 4);
 	if (e->count == 0 || e->length == 0 || e->count > e->length ||
 	    e->offset + e->length < e->offset)
 		return TFS_ECORRUPT;
 	return 0;
+}
+
+int tfs_index_decode(const unsigned char in[TFS_INDEX_ENTRY_SIZE],
+		     struct tfs_index_entry *e)
+{
+	return tfs_index_decode_any(in, TFS_INDEX_ENTRY_SIZE, e);
 }
 
 void tfs_index_header_encode(const struct tfs_index_header *h,
@@ -132,7 +162,7 @@ void tfs_index_header_encode(const struct tfs_index_header *h,
 {
 	memset(out, 0, TFS_INDEX_HEADER_SIZE);
 	memcpy(out, INDEX_MAGIC, 8);
-	tfs_put_le16(out + 8, INDEX_VERSION);
+	tfs_put_le16(out + 8, TFS_INDEX_VERSION);
 	tfs_put_le16(out + 10, TFS_INDEX_ENTRY_SIZE);
 	tfs_put_le64(out + 16, h->base);
 	tfs_put_le64(out + 24, h->base_record);
@@ -143,10 +173,15 @@ void tfs_index_header_encode(const struct tfs_index_header *h,
 int tfs_index_header_decode(const unsigned char in[TFS_INDEX_HEADER_SIZE],
 			    struct tfs_index_header *h)
 {
-	if (memcmp(in, INDEX_MAGIC, 8) || tfs_get_le16(in + 8) != INDEX_VERSION ||
-	    tfs_get_le16(in + 10) != TFS_INDEX_ENTRY_SIZE ||
+	unsigned version = tfs_get_le16(in + 8), esize = tfs_get_le16(in + 10);
+
+	if (memcmp(in, INDEX_MAGIC, 8) ||
+	    !((version == 2 && esize == TFS_INDEX_ENTRY_SIZE) ||
+	      (version == 1 && esize == TFS_INDEX_ENTRY_SIZE_V1)) ||
 	    tfs_get_le32(in + 44) != tfs_crc32c(0, in, 44))
 		return TFS_ECORRUPT;
+	h->version = version;
+	h->entry_size = esize;
 	h->base = tfs_get_le64(in + 16);
 	h->base_record = tfs_get_le64(in + 24);
 	h->created = (int64_t)tfs_get_le64(in + 32);
@@ -171,9 +206,9 @@ void tfs_segment_name(uint64_t base, const char *ext, char *buf, size_t len)
 	snprintf(buf, len, "%020llu.%s", (unsigned long long)base, ext);
 }
 
-static off_t entry_pos(uint64_t i)
+static off_t entry_pos(const struct tfs_segment *s, uint64_t i)
 {
-	return (off_t)(TFS_INDEX_HEADER_SIZE + i * TFS_INDEX_ENTRY_SIZE);
+	return (off_t)(TFS_INDEX_HEADER_SIZE + i * s->esize);
 }
 
 static struct tfs_segment *segment_alloc(int dirfd, uint64_t base)
@@ -186,6 +221,8 @@ static struct tfs_segment *segment_alloc(int dirfd, uint64_t base)
 	s->dirfd = dirfd;
 	s->log_fd = s->idx_fd = -1;
 	s->idx_size = TFS_INDEX_HEADER_SIZE;
+	s->version = TFS_INDEX_VERSION;
+	s->esize = TFS_INDEX_ENTRY_SIZE;
 	return s;
 }
 
@@ -262,13 +299,13 @@ int tfs_segment_entry(struct tfs_segment *s, uint64_t i,
 		      struct tfs_index_entry *e)
 {
 	unsigned char buf[TFS_INDEX_ENTRY_SIZE];
-	ssize_t r = tfs_sys_pread(s->idx_fd, buf, sizeof(buf), entry_pos(i));
+	ssize_t r = tfs_sys_pread(s->idx_fd, buf, s->esize, entry_pos(s, i));
 
 	if (r < 0)
 		return (int)r;
-	if (r != (ssize_t)sizeof(buf))
+	if (r != (ssize_t)s->esize)
 		return TFS_ECORRUPT;
-	return tfs_index_decode(buf, e);
+	return tfs_index_decode_any(buf, s->esize, e);
 }
 
 static void idx_unmap(struct tfs_segment *s)
@@ -285,10 +322,10 @@ static int cut(struct tfs_segment *s, uint64_t n, uint64_t size)
 	int rc;
 
 	idx_unmap(s);
-	rc = tfs_sys_ftruncate(s->idx_fd, entry_pos(n));
+	rc = tfs_sys_ftruncate(s->idx_fd, entry_pos(s, n));
 	if (rc < 0)
 		return rc;
-	s->idx_size = (uint64_t)entry_pos(n);
+	s->idx_size = (uint64_t)entry_pos(s, n);
 	return tfs_sys_ftruncate(s->log_fd, (off_t)size);
 }
 
@@ -319,18 +356,17 @@ static int zero_fill(int fd, uint64_t from, uint64_t to)
  */
 static int idx_reserve(struct tfs_segment *s, uint64_t entries)
 {
-	uint64_t need = (uint64_t)entry_pos(entries), cap = s->idx_size;
+	uint64_t need = (uint64_t)entry_pos(s, entries), cap = s->idx_size;
 	int rc;
 
 	if (need <= s->idx_mapped)
 		return 0;
 	if (need > cap) {
-		uint64_t have = (cap - TFS_INDEX_HEADER_SIZE) /
-				TFS_INDEX_ENTRY_SIZE;
+		uint64_t have = (cap - TFS_INDEX_HEADER_SIZE) / s->esize;
 		uint64_t step = TFS_MIN(TFS_MAX(have, IDX_GROW_MIN),
 					IDX_GROW_MAX);
 
-		cap = (uint64_t)entry_pos(TFS_MAX(have + step, entries));
+		cap = (uint64_t)entry_pos(s, TFS_MAX(have + step, entries));
 		rc = zero_fill(s->idx_fd, s->idx_size, cap);
 		if (rc) {
 			tfs_sys_ftruncate(s->idx_fd, (off_t)s->idx_size);
@@ -351,7 +387,7 @@ static int idx_reserve(struct tfs_segment *s, uint64_t entries)
 
 int tfs_segment_trim(struct tfs_segment *s)
 {
-	uint64_t exact = (uint64_t)entry_pos(s->entries);
+	uint64_t exact = (uint64_t)entry_pos(s, s->entries);
 	int rc = 0;
 
 	idx_unmap(s);
@@ -367,10 +403,10 @@ static bool entry_is_zero(struct tfs_segment *s, uint64_t i)
 {
 	unsigned char buf[TFS_INDEX_ENTRY_SIZE];
 
-	if (tfs_sys_pread(s->idx_fd, buf, sizeof(buf), entry_pos(i)) !=
-	    (ssize_t)sizeof(buf))
+	if (tfs_sys_pread(s->idx_fd, buf, s->esize, entry_pos(s, i)) !=
+	    (ssize_t)s->esize)
 		return false;
-	for (size_t j = 0; j < sizeof(buf); j++)
+	for (size_t j = 0; j < s->esize; j++)
 		if (buf[j])
 			return false;
 	return true;
@@ -540,6 +576,8 @@ static int read_header(struct tfs_segment *s, uint64_t idx_size)
 		return TFS_ECORRUPT;
 	if (tfs_index_header_decode(buf, &h) || h.base != s->base)
 		return TFS_ECORRUPT;
+	s->version = h.version;
+	s->esize = h.entry_size;
 	s->base_record = h.base_record;
 	s->created = h.created;
 	return 0;
@@ -595,7 +633,7 @@ static int open_compressed(struct tfs_segment *s, bool finish)
 	if (rc == 0) {
 		/* Only checkpointed segments are compressed: all trusted. */
 		n = ((uint64_t)ist.st_size - TFS_INDEX_HEADER_SIZE) /
-		    TFS_INDEX_ENTRY_SIZE;
+		    s->esize;
 		sc.log_size = s->zi.raw_size;
 		rc = load_trusted(s, n, &sc);
 		s->entries = n;
@@ -611,7 +649,7 @@ static int open_compressed(struct tfs_segment *s, bool finish)
 		tfs_sys_close(s->idx_fd);
 		s->log_fd = s->idx_fd = -1;
 		tfs_zindex_release(&s->zi);
-		unlinkat(s->dirfd, name, 0);
+		tfs_sys_unlinkat(s->dirfd, name, 0);
 		return 1;
 	}
 	if (rc)
@@ -660,8 +698,8 @@ static int segment_open(int dirfd, uint64_t base, uint64_t base_record,
 
 	s->idx_size = (uint64_t)ist.st_size;
 	n = used_entries(s, ((uint64_t)ist.st_size - TFS_INDEX_HEADER_SIZE) /
-				   TFS_INDEX_ENTRY_SIZE);
-	bool zero_tail = (uint64_t)ist.st_size > (uint64_t)entry_pos(n);
+				   s->esize);
+	bool zero_tail = (uint64_t)ist.st_size > (uint64_t)entry_pos(s, n);
 	rc = first_to_verify(s, n, verify_from, &k);
 	if (rc == 0)
 		rc = load_trusted(s, k, &sc);
@@ -679,7 +717,7 @@ static int segment_open(int dirfd, uint64_t base, uint64_t base_record,
 
 	/* Whatever lies past the last good entry in either file goes; a
 	 * zero tail is only unused preallocated space. */
-	if ((uint64_t)ist.st_size != (uint64_t)entry_pos(s->entries) ||
+	if ((uint64_t)ist.st_size != (uint64_t)entry_pos(s, s->entries) ||
 	    sc.log_size != s->size) {
 		if (sc.log_size > s->size && !rec->reason)
 			rec->reason = "bytes without an index entry";
@@ -743,13 +781,15 @@ int tfs_segment_append(struct tfs_segment *s, const struct tfs_index_entry *e,
 
 	if (s->broken || s->kind != TFS_SEG_RAW)
 		return -EIO;
+	if (s->version != TFS_INDEX_VERSION)
+		return -EROFS;
 	rc = idx_reserve(s, s->entries + 1);
 	if (rc)
 		return rc;
 	w = tfs_sys_pwritev(s->log_fd, iov, iovcnt, (off_t)pos);
 	if (w < 0)
 		goto out_undo;
-	tfs_index_encode(e, s->idx_map + entry_pos(s->entries));
+	tfs_index_encode(e, s->idx_map + entry_pos(s, s->entries));
 
 	if (s->entries == 0)
 		s->first_ts = e->timestamp;
@@ -1042,17 +1082,16 @@ int tfs_segment_pread(struct tfs_segment *s, void *buf, size_t len,
 	return 0;
 }
 
-/* Reads entries [i, i + n) into v.  0 or an error. */
-static int read_entries(struct tfs_segment *s, uint64_t i, size_t n,
+int tfs_segment_entries(struct tfs_segment *s, uint64_t i, size_t n,
 			struct tfs_index_entry *v)
 {
-	size_t bytes = n * TFS_INDEX_ENTRY_SIZE;
+	size_t bytes = n * s->esize;
 	unsigned char *buf = tfs_malloc(bytes);
-	ssize_t r = tfs_sys_pread(s->idx_fd, buf, bytes, entry_pos(i));
+	ssize_t r = tfs_sys_pread(s->idx_fd, buf, bytes, entry_pos(s, i));
 	int rc = r == (ssize_t)bytes ? 0 : r < 0 ? (int)r : TFS_ECORRUPT;
 
 	for (size_t j = 0; j < n && rc == 0; j++)
-		rc = tfs_index_decode(buf + j * TFS_INDEX_ENTRY_SIZE, &v[j]);
+		rc = tfs_index_decode_any(buf + j * s->esize, s->esize, &v[j]);
 	free(buf);
 	return rc;
 }
@@ -1092,7 +1131,7 @@ static int write_frames(struct tfs_segment *s, struct tfs_zwriter *w,
 	for (uint64_t i = 0; i < s->entries && rc == 0;) {
 		size_t n = (size_t)TFS_MIN(COMPRESS_CHUNK, s->entries - i);
 
-		rc = read_entries(s, i, n, e);
+		rc = tfs_segment_entries(s, i, n, e);
 		for (size_t j = 0; j < n && rc == 0; j++) {
 			uint64_t end = e[j].offset + e[j].length - s->base;
 
@@ -1147,8 +1186,8 @@ int tfs_segment_compress(struct tfs_segment *s, int level, size_t frame_bytes,
 		rc = segment_open(s->dirfd, s->base, s->base_record,
 				  UINT64_MAX, false, out, &rec);
 	if (rc) {
-		unlinkat(s->dirfd, tmp, 0);
-		unlinkat(s->dirfd, name, 0);
+		tfs_sys_unlinkat(s->dirfd, tmp, 0);
+		tfs_sys_unlinkat(s->dirfd, name, 0);
 		return rc;
 	}
 	return 0;

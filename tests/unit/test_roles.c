@@ -19,6 +19,7 @@
 #include "conf.h"
 #include "err.h"
 #include "partition.h"
+#include "producers.h"
 #include "timer.h"
 #include "util.h"
 
@@ -214,6 +215,145 @@ static void test_roles(void)
 	tfs_partition_unref(p);
 	tfs_settings_unref(st);
 	close(dfd);
+}
+
+static int append_seq(struct tfs_partition *p, const char *text,
+		      uint64_t producer, uint32_t seq, struct done_rec *d)
+{
+	struct iovec iov = { (void *)text, strlen(text) };
+
+	memset(d, 0, sizeof(*d));
+	d->a.iov = &iov;
+	d->a.iovcnt = 1;
+	d->a.producer = producer;
+	d->a.sequence = seq;
+	d->a.done = on_done;
+	return tfs_partition_append(p, &d->a);
+}
+
+static void test_producer_table(void)
+{
+	struct tfs_producers t;
+	struct tfs_producer_state last;
+	struct tfs_index_entry e = { .count = 1, .length = 2 };
+
+	TEST("the producer table: new, next, repeat, old, gap, eviction");
+	tfs_producers_init(&t);
+	CHECK_EQ(tfs_producers_check(&t, 5, 9, &last), TFS_PRODUCE_NEW);
+	e.producer = 5;
+	e.sequence = 9;
+	e.offset = 100;
+	tfs_producers_record(&t, &e);
+	CHECK_EQ(tfs_producers_check(&t, 5, 10, &last), TFS_PRODUCE_NEW);
+	CHECK_EQ(tfs_producers_check(&t, 5, 9, &last),
+		 TFS_PRODUCE_DUPLICATE);
+	CHECK_EQ(last.offset, 100);
+	CHECK_EQ(tfs_producers_check(&t, 5, 8, &last),
+		 TFS_PRODUCE_OUT_OF_ORDER);
+	CHECK_EQ(tfs_producers_check(&t, 5, 11, &last),
+		 TFS_PRODUCE_OUT_OF_ORDER);
+	/* Sequence numbers wrap like Kafka's: after 2^32-1 comes 0. */
+	e.sequence = UINT32_MAX;
+	tfs_producers_record(&t, &e);
+	CHECK_EQ(tfs_producers_check(&t, 5, 0, &last), TFS_PRODUCE_NEW);
+	e.sequence = 0;
+	/* A full table forgets the producer whose last batch is oldest. */
+	for (uint64_t i = 0; i < TFS_PRODUCERS_MAX; i++) {
+		e.producer = 1000 + i;
+		e.offset = 200 + i;
+		tfs_producers_record(&t, &e);
+	}
+	CHECK_EQ(t.n, TFS_PRODUCERS_MAX);
+	CHECK_EQ(tfs_producers_check(&t, 5, 7, &last), TFS_PRODUCE_NEW);
+	CHECK_EQ(tfs_producers_check(&t, 1001, 0, &last),
+		 TFS_PRODUCE_DUPLICATE);
+	tfs_producers_reset(&t);
+	CHECK_EQ(tfs_producers_check(&t, 1001, 0, &last), TFS_PRODUCE_NEW);
+	tfs_producers_release(&t);
+}
+
+static void test_producers(void)
+{
+	struct tfs_settings *st = tfs_settings_new(&conf);
+	int dfd = new_dir(), fdir = new_dir();
+	struct tfs_partition *p = open_role(dfd, st, TFS_ROLE_NONE);
+	/* Appends parked until commit stay linked: one record each. */
+	struct done_rec r[16], d;
+	int k = 0;
+	struct tfs_bounds b;
+	enum { A = 0xa1, B = 0xb2 };
+
+	CHECK_EQ(tfs_partition_set_role(p, TFS_ROLE_LEADER, 1), 0);
+	TEST("a retry of a producer's last batch is answered, not appended");
+	CHECK_EQ(append_seq(p, "a0\n", A, 0, &r[k++]), 0);
+	CHECK_EQ(append_seq(p, "b0\n", B, 7, &r[k++]), 0);
+	CHECK_EQ(append_seq(p, "a1\n", A, 1, &r[k++]), 0);
+	tfs_partition_set_hw(p, 9);
+	CHECK_EQ(append_seq(p, "a1\n", A, 1, &d), 0);
+	CHECK(d.a.duplicate);
+	CHECK_EQ(d.a.offset, 6);
+	CHECK_EQ(d.a.record, 2);
+	CHECK_EQ(d.calls, 1);	/* committed already: answered at once */
+	tfs_partition_bounds(p, &b);
+	CHECK_EQ(b.hw, 9);
+
+	TEST("a retry of a batch not yet committed waits for its commit");
+	CHECK_EQ(append_seq(p, "b1\n", B, 8, &r[k++]), 0);
+	CHECK_EQ(append_seq(p, "b1\n", B, 8, &d), 0);
+	CHECK(d.a.duplicate);
+	CHECK_EQ(d.calls, 0);
+	tfs_partition_set_hw(p, 12);
+	CHECK_EQ(d.calls, 1);
+	CHECK_EQ(d.status, 0);
+
+	TEST("an old sequence or a gap is refused, never appended");
+	CHECK_EQ(append_seq(p, "a0\n", A, 0, &d), TFS_ESEQUENCE);
+	CHECK_EQ(append_seq(p, "a3\n", A, 3, &d), TFS_ESEQUENCE);
+	CHECK_EQ(append_seq(p, "new producer\n", 0xc3, 42, &r[k++]), 0);
+	CHECK_EQ(append_seq(p, "local\n", 0, 0, &r[k++]), 0);
+	CHECK_EQ(append_seq(p, "local\n", 0, 0, &r[k]), 0);
+	CHECK(!r[k++].a.duplicate);
+
+	TEST("a follower learns the producers from the batches it copies");
+	struct tfs_partition *f = open_role(fdir, st, TFS_ROLE_FOLLOWER);
+	struct tfs_index_entry *e = NULL;
+	size_t n = 0;
+	struct tfs_readv rv;
+	CHECK_EQ(tfs_partition_read_batches(p, 0, 1 << 20, false, &e, &n, &rv),
+		 0);
+	char *bytes = malloc(rv.len);
+	CHECK_EQ(tfs_readv_copy(&rv, 0, bytes, rv.len), (ssize_t)rv.len);
+	CHECK_EQ(tfs_partition_append_batches(f, e, n, bytes), 0);
+	free(bytes);
+	free(e);
+	tfs_readv_release(&rv);
+	CHECK_EQ(tfs_partition_set_role(f, TFS_ROLE_LEADER, 2), 0);
+	CHECK_EQ(append_seq(f, "b1\n", B, 8, &r[k]), 0);
+	CHECK(r[k].a.duplicate);
+	CHECK_EQ(r[k++].a.offset, 9);
+	CHECK_EQ(append_seq(f, "a2\n", A, 2, &r[k]), 0);
+	CHECK(!r[k++].a.duplicate);
+
+	TEST("the table is rebuilt from the log at open and after truncation");
+	tfs_partition_close(f, TFS_ESHUTDOWN);
+	tfs_partition_unref(f);
+	f = open_role(fdir, st, TFS_ROLE_FOLLOWER);
+	CHECK_EQ(tfs_partition_truncate(f, 12), 0);	/* drops "new producer",
+							 * local x2, a2 */
+	CHECK_EQ(tfs_partition_set_role(f, TFS_ROLE_LEADER, 3), 0);
+	CHECK_EQ(append_seq(f, "a1\n", A, 1, &r[k]), 0);
+	CHECK(r[k].a.duplicate);
+	CHECK_EQ(r[k++].a.offset, 6);
+	CHECK_EQ(append_seq(f, "a2\n", A, 2, &r[k]), 0);
+	CHECK(!r[k].a.duplicate);
+	CHECK_EQ(r[k++].a.offset, 12);
+	tfs_partition_close(f, TFS_ESHUTDOWN);
+	tfs_partition_unref(f);
+	tfs_partition_close(p, TFS_ESHUTDOWN);
+	tfs_partition_unref(p);
+	tfs_settings_unref(st);
+	close(dfd);
+	close(fdir);
 }
 
 /* A wait whose completions are counted. */
@@ -486,6 +626,8 @@ int main(void)
 		return 1;
 	test_produce_rules();
 	test_roles();
+	test_producer_table();
+	test_producers();
 	test_waits();
 	test_wait_races();
 	test_timers();

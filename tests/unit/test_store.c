@@ -17,6 +17,7 @@
 #include "check.h"
 #include "testlib.h"
 #include "conf.h"
+#include "crc32c.h"
 #include "err.h"
 #include "log.h"
 #include "partition.h"
@@ -104,8 +105,12 @@ static bool content_is(struct tfs_partition *p, uint64_t off, const char *want)
 static void test_index_format(void)
 {
 	TEST("index entry and header encode/decode, corruption detected");
-	struct tfs_index_entry e = { 4096, 17, 3, 120, 2, 0, 1700000000123,
-				     0xdeadbeef },
+	struct tfs_index_entry e = { .offset = 4096, .record = 17, .count = 3,
+				     .length = 120, .epoch = 2,
+				     .timestamp = 1700000000123,
+				     .producer = 0x1122334455667788ULL,
+				     .sequence = 4000000001u,
+				     .crc = 0xdeadbeef },
 			       d;
 	unsigned char buf[TFS_INDEX_ENTRY_SIZE];
 
@@ -114,7 +119,8 @@ static void test_index_format(void)
 	CHECK(d.offset == e.offset && d.record == e.record &&
 	      d.count == e.count && d.length == e.length &&
 	      d.epoch == e.epoch && d.flags == e.flags &&
-	      d.timestamp == e.timestamp && d.crc == e.crc);
+	      d.timestamp == e.timestamp && d.crc == e.crc &&
+	      d.producer == e.producer && d.sequence == e.sequence);
 	for (int bit = 0; bit < TFS_INDEX_ENTRY_SIZE * 8; bit += 7) {
 		buf[bit / 8] ^= (unsigned char)(1 << (bit % 8));
 		CHECKF(tfs_index_decode(buf, &d) == TFS_ECORRUPT, "bit %d",
@@ -124,21 +130,122 @@ static void test_index_format(void)
 	unsigned char zero[TFS_INDEX_ENTRY_SIZE] = { 0 };
 	CHECK_EQ(tfs_index_decode(zero, &d), TFS_ECORRUPT);
 
-	struct tfs_index_header h = { 1 << 20, 99, 1234 }, hd;
+	struct tfs_index_header h = { .base = 1 << 20, .base_record = 99,
+				      .created = 1234 },
+				hd;
 	unsigned char hb[TFS_INDEX_HEADER_SIZE];
 	tfs_index_header_encode(&h, hb);
 	CHECK_EQ(tfs_index_header_decode(hb, &hd), 0);
 	CHECK(hd.base == h.base && hd.base_record == 99 && hd.created == 1234);
+	CHECK_EQ(hd.version, TFS_INDEX_VERSION);
+	CHECK_EQ(hd.entry_size, TFS_INDEX_ENTRY_SIZE);
 	hb[3] ^= 1;
 	CHECK_EQ(tfs_index_header_decode(hb, &hd), TFS_ECORRUPT);
 
 	const char *batch = "a\nbb\n";
 	struct tfs_index_entry be = { .length = 5, .count = 2 };
-	extern uint32_t tfs_crc32c(uint32_t, const void *, size_t);
 	be.crc = tfs_crc32c(0, batch, 5);
 	CHECK_EQ(tfs_batch_verify(&be, batch), 0);
 	be.count = 3;
 	CHECK_EQ(tfs_batch_verify(&be, batch), TFS_ECORRUPT);
+}
+
+static off_t fsize(int dfd, const char *name);
+
+/* Writes a version 1 segment by hand: what topicfs 0.1 left on disk. */
+static void write_v1_segment(int dfd, const char *const *batches, size_t n)
+{
+	unsigned char h[TFS_INDEX_HEADER_SIZE] = { 0 };
+	uint64_t off = 0;
+
+	mkdirat(dfd, "0", 0755);
+	int pfd = openat(dfd, "0", O_RDONLY | O_DIRECTORY);
+	int lfd = openat(pfd, "00000000000000000000.log", O_CREAT | O_WRONLY,
+			 0644);
+	int ifd = openat(pfd, "00000000000000000000.index",
+			 O_CREAT | O_WRONLY, 0644);
+	memcpy(h, "TFSINDEX", 8);
+	tfs_put_le16(h + 8, 1);
+	tfs_put_le16(h + 10, TFS_INDEX_ENTRY_SIZE_V1);
+	tfs_put_le64(h + 32, 1700000000000ULL);
+	tfs_put_le32(h + 44, tfs_crc32c(0, h, 44));
+	CHECK(write(ifd, h, sizeof(h)) == (ssize_t)sizeof(h));
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(batches[i]);
+		unsigned char e[TFS_INDEX_ENTRY_SIZE_V1] = { 0 };
+
+		tfs_put_le64(e, off);
+		tfs_put_le64(e + 8, i);
+		tfs_put_le32(e + 16, 1);
+		tfs_put_le32(e + 20, (uint32_t)len);
+		tfs_put_le64(e + 32, 1700000000000ULL + i);
+		tfs_put_le32(e + 40, tfs_crc32c(0, batches[i], len));
+		tfs_put_le32(e + 44, tfs_crc32c(0, e, 44));
+		CHECK(write(ifd, e, sizeof(e)) == (ssize_t)sizeof(e));
+		CHECK(write(lfd, batches[i], len) == (ssize_t)len);
+		off += len;
+	}
+	close(lfd);
+	close(ifd);
+	close(pfd);
+}
+
+static void test_index_v1(void)
+{
+	static const char *const v1[] = { "old one\n", "old two\n" };
+	struct tfs_settings *st = settings_with(1 << 20);
+	struct tfs_partition *p;
+	struct tfs_partition_info in;
+	struct done_rec d;
+	char buf[64];
+	int dfd = new_dir();
+
+	TEST("a version 1 index is read; appends go to a new segment");
+	write_v1_segment(dfd, v1, 2);
+	CHECK_EQ(open_part(dfd, st, &p), 0);
+	tfs_partition_info(p, &in);
+	CHECK_EQ(in.hw, 16);
+	CHECK_EQ(in.hw_record, 2);
+	CHECK_EQ(in.segments, 2);
+	CHECK_EQ(tl_read_at(p, 0, buf, 16), 16);
+	CHECK(!memcmp(buf, "old one\nold two\n", 16));
+	uint64_t off;
+	CHECK_EQ(tfs_partition_offset_of_record(p, 1, &off), 0);
+	CHECK_EQ(off, 8);
+	CHECK_EQ(append(p, "new\n", 0, &d), 0);
+	tfs_partition_close(p, TFS_ESHUTDOWN);
+	tfs_partition_unref(p);
+
+	TEST("both versions read back after a restart");
+	CHECK_EQ(open_part(dfd, st, &p), 0);
+	CHECK_EQ(tl_read_at(p, 0, buf, sizeof(buf)), 20);
+	CHECK(!memcmp(buf, "old one\nold two\nnew\n", 20));
+	struct tfs_index_entry *e;
+	size_t n;
+	struct tfs_readv rv;
+	CHECK_EQ(tfs_partition_read_batches(p, 0, 1 << 20, true, &e, &n, &rv),
+		 0);
+	CHECK_EQ(n, 3);
+	CHECK(n == 3 && e[0].producer == 0 && e[2].offset == 16);
+	free(e);
+	tfs_readv_release(&rv);
+	tfs_partition_close(p, TFS_ESHUTDOWN);
+	tfs_partition_unref(p);
+	close(dfd);
+
+	TEST("an empty version 1 segment is made again in version 2");
+	dfd = new_dir();
+	write_v1_segment(dfd, v1, 0);
+	CHECK_EQ(open_part(dfd, st, &p), 0);
+	tfs_partition_info(p, &in);
+	CHECK_EQ(in.segments, 1);
+	CHECK_EQ(append(p, "first\n", 0, &d), 0);
+	tfs_partition_close(p, TFS_ESHUTDOWN);
+	tfs_partition_unref(p);
+	CHECK_EQ(fsize(dfd, "0/00000000000000000000.index"),
+		 TFS_INDEX_HEADER_SIZE + TFS_INDEX_ENTRY_SIZE);
+	tfs_settings_unref(st);
+	close(dfd);
 }
 
 static void test_append_read_roll(void)
@@ -1090,6 +1197,7 @@ int main(void)
 		return 1;
 
 	test_index_format();
+	test_index_v1();
 	test_append_read_roll();
 	test_lookups();
 	test_truncate_epochs();
