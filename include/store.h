@@ -71,7 +71,7 @@ struct tfs_perm_override {
 /* Everything about a topic's permissions, as the cluster carries it. */
 struct tfs_topic_perms {
 	struct tfs_perm dir;		/* the topic's directory */
-	struct tfs_perm parts;		/* each partition without an override */
+	struct tfs_perm parts;		/* the partitions' default */
 	/* Partitions that differ from parts, each at most once, below the
 	 * partition count; an override equal to parts is no override. */
 	struct tfs_perm_override *overrides;

@@ -78,7 +78,7 @@ struct tfs_topic {
 	uint32_t nparts;		/* (lock); only grows */
 	struct tfs_perm dir_perm;	/* (lock) the topic directory's */
 	struct tfs_perm part_perm;	/* (lock) the partitions' default */
-	struct tfs_perm *pperm;		/* (lock) each partition's (nparts) */
+	struct tfs_perm *pperm;		/* (lock) each partition's */
 	bool explicit[TFS_CONF__COUNT];	/* (lock) set on this topic */
 	bool deleted;			/* (lock) */
 };
@@ -94,13 +94,13 @@ struct tfs_store {
 	struct tfs_topic **by_id;	/* (lock) sorted by id */
 	size_t ntopics;			/* (lock) */
 
-	pthread_mutex_t create_lock;	/* serialises create, delete, meta */
+	pthread_mutex_t create_lock;	/* create, delete, meta writes */
 	uint32_t next_id;		/* (create_lock) */
 
 	uint32_t def_uid, def_gid;	/* the uid and gid keys, resolved */
 	uint32_t umask;
 	pthread_mutex_t perm_lock;	/* after create_lock */
-	struct tfs_perm root;		/* (perm_lock; writers: create_lock too) */
+	struct tfs_perm root;		/* (perm_lock; set under create_lock) */
 
 	struct tfs_workers *syncer;
 	struct tfs_workers *fsyncer;
@@ -1611,7 +1611,7 @@ int tfs_topic_get_config(struct tfs_topic *t, enum tfs_conf_key key,
 			       len);
 }
 
-/* --- permissions ----------------------------------------------------------- */
+/* --- permissions ------------------------------------------------------- */
 
 void tfs_topic_get_perm(struct tfs_topic *t, struct tfs_perm *out)
 {

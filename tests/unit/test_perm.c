@@ -123,7 +123,7 @@ static void test_defaults(void)
 	char *dir = new_store_dir();
 	uint32_t uid = (uint32_t)geteuid(), gid = (uint32_t)getegid();
 
-	TEST("defaults: the daemon's ids, root 0755, topics 0755, partitions 0644");
+	TEST("defaults: the daemon's ids, dirs 0755, partitions 0644");
 	make_conf(&c, NULL);
 	CHECK_EQ(tfs_store_open(dir, &c, &s), 0);
 	tfs_store_root_perm(s, &p);
@@ -209,7 +209,7 @@ static void test_set_reopen(void)
 	tfs_topic_unref(t);
 	tfs_store_close(s);
 
-	TEST("persisted: topic.json holds the override only, meta the mode only");
+	TEST("persisted: topic.json has the override, meta the mode only");
 	text = slurp(dir, "topics/web/topic.json");
 	CHECK(text && strstr(text, "\"65534\"") == NULL);
 	CHECK(text && strstr(text, "\"1\": {") != NULL);
@@ -235,8 +235,8 @@ static void test_set_reopen(void)
 	CHECK(part_is(t, 2, 0, 0, 0644));
 
 	TEST("an override set back to the default is no override");
-	CHECK_EQ(tfs_topic_set_part_perm(t, 1, &(struct tfs_perm){ 0, 0, 0644 }),
-		 0);
+	p = (struct tfs_perm){ 0, 0, 0644 };
+	CHECK_EQ(tfs_topic_set_part_perm(t, 1, &p), 0);
 	tfs_topic_get_perms(t, &tp);
 	CHECK_EQ(tp.noverrides, 0);
 	tfs_topic_perms_release(&tp);
@@ -289,7 +289,7 @@ static void test_old_topic_json(void)
 	struct tfs_topic *t;
 	char *dir = new_store_dir(), *text;
 
-	TEST("a topic.json without perm: the defaults, recorded at the next write");
+	TEST("a topic.json without perm: defaults, recorded at the next write");
 	make_conf(&c, NULL);
 	CHECK_EQ(tfs_store_open(dir, &c, &s), 0);
 	CHECK_EQ(create(s, "old", 2, NULL, NULL), 0);
@@ -369,12 +369,12 @@ static void test_invalid(void)
 	CHECK_EQ(tfs_topic_set_perm(t, &(struct tfs_perm){ 0, 0, 010755 }),
 		 -EINVAL);
 	CHECK(dir_is(t, p.uid, p.gid, 0755));
-	CHECK_EQ(tfs_topic_set_part_perm(t, 0, &(struct tfs_perm){ 0, 0, 01644 }),
-		 -EINVAL);
-	CHECK_EQ(tfs_topic_set_part_perm(t, 0, &(struct tfs_perm){ 0, 0, 02644 }),
-		 -EINVAL);
-	CHECK_EQ(tfs_topic_set_part_perm(t, 2, &(struct tfs_perm){ 0, 0, 0644 }),
-		 -ENOENT);
+	struct tfs_perm q = { 0, 0, 01644 };
+	CHECK_EQ(tfs_topic_set_part_perm(t, 0, &q), -EINVAL);
+	q.mode = 02644;
+	CHECK_EQ(tfs_topic_set_part_perm(t, 0, &q), -EINVAL);
+	q.mode = 0644;
+	CHECK_EQ(tfs_topic_set_part_perm(t, 2, &q), -ENOENT);
 	CHECK(part_is(t, 0, p.uid, p.gid, 0644));
 	CHECK_EQ(tfs_store_set_root_perm(s, &(struct tfs_perm){ 0, 0, 04777 }),
 		 -EINVAL);
@@ -398,7 +398,8 @@ static void test_invalid(void)
 	tp.noverrides = 2;
 	CHECK_EQ(create(s, "a", 2, &tp, NULL), -EINVAL);	/* twice */
 	two[1].partition = 2;
-	CHECK_EQ(create(s, "a", 2, &tp, NULL), -EINVAL);	/* past the end */
+	/* Past the end. */
+	CHECK_EQ(create(s, "a", 2, &tp, NULL), -EINVAL);
 	two[1].partition = 0;
 	two[1].perm.mode = 04600;
 	CHECK_EQ(create(s, "a", 2, &tp, NULL), -EINVAL);
@@ -461,7 +462,7 @@ static void test_invalid_on_disk(void)
 	struct tfs_perm p;
 	char *dir;
 
-	TEST("bad perm in topic.json: that topic is not loaded, the others are");
+	TEST("bad perm in topic.json: that topic is not loaded, others are");
 	CHECK(bad_perm_refused("[]"));
 	CHECK(bad_perm_refused("{\"dir\": " OK_PERM "}"));
 	CHECK(bad_perm_refused("{\"partitions\": " OK_PERM "}"));
@@ -477,7 +478,8 @@ static void test_invalid_on_disk(void)
 			       "\"mode\": \"0755\"}, \"partitions\": " OK_PERM
 			       "}"));
 	CHECK(bad_perm_refused("{\"dir\": " OK_PERM ", \"partitions\": "
-			       "{\"uid\": 1, \"gid\": 2, \"mode\": \"01644\"}}"));
+			       "{\"uid\": 1, \"gid\": 2, "
+			       "\"mode\": \"01644\"}}"));
 	CHECK(bad_perm_refused("{\"dir\": " OK_PERM ", \"partitions\": " OK_PERM
 			       ", \"overrides\": {\"2\": " OK_PERM "}}"));
 	CHECK(bad_perm_refused("{\"dir\": " OK_PERM ", \"partitions\": " OK_PERM
@@ -487,7 +489,7 @@ static void test_invalid_on_disk(void)
 	CHECK(bad_perm_refused("{\"dir\": " OK_PERM ", \"partitions\": " OK_PERM
 			       ", \"overrides\": []}"));
 
-	TEST("meta: bad root fields refuse the store, unknown keys are ignored");
+	TEST("meta: bad root fields refuse the store, unknown keys do not");
 	make_conf(&c, NULL);
 	dir = new_store_dir();
 	CHECK_EQ(tfs_store_open(dir, &c, &s), 0);
@@ -602,7 +604,7 @@ static void test_failed_save(void)
 	struct tfs_conf c;
 	struct tfs_store *s;
 	struct tfs_topic *t;
-	struct tfs_perm p;
+	struct tfs_perm p, r;
 	char *dir = new_store_dir();
 
 	TEST("a failed save changes nothing, in memory or on disk");
@@ -613,14 +615,14 @@ static void test_failed_save(void)
 	tfs_sys_fault(TFS_SYS_RENAMEAT, 1, EIO, 0);
 	CHECK_EQ(tfs_topic_set_perm(t, &(struct tfs_perm){ 1, 1, 0700 }), -EIO);
 	tfs_sys_fault(TFS_SYS_FSYNC, 1, EIO, 0);
-	CHECK_EQ(tfs_topic_set_part_perm(t, 0, &(struct tfs_perm){ 1, 1, 0600 }),
-		 -EIO);
+	r = (struct tfs_perm){ 1, 1, 0600 };
+	CHECK_EQ(tfs_topic_set_part_perm(t, 0, &r), -EIO);
 	tfs_sys_fault(TFS_SYS_PWRITE, 1, ENOSPC, 0);
 	CHECK_EQ(tfs_store_set_root_perm(s, &(struct tfs_perm){ 0, 0, 01777 }),
 		 -ENOSPC);
 	tfs_sys_fault_clear();
-	CHECK(dir_is(t, p.uid, p.gid, 0755) && part_is(t, 0, p.uid, p.gid, 0644));
-	struct tfs_perm r;
+	CHECK(dir_is(t, p.uid, p.gid, 0755) &&
+	      part_is(t, 0, p.uid, p.gid, 0644));
 	tfs_store_root_perm(s, &r);
 	CHECK(perm_is(&r, p.uid, p.gid, 0755));
 	tfs_topic_unref(t);
