@@ -100,7 +100,7 @@ struct tfs_store {
 	uint32_t def_uid, def_gid;	/* the uid and gid keys, resolved */
 	uint32_t umask;
 	pthread_mutex_t perm_lock;	/* after create_lock */
-	struct tfs_perm root;		/* (perm_lock; set under create_lock) */
+	struct tfs_perm root;		/* (perm_lock; set: create_lock) */
 
 	struct tfs_workers *syncer;
 	struct tfs_workers *fsyncer;
