@@ -19,6 +19,8 @@
 
 #include <stdbool.h>
 
+#include "cluster.h"
+#include "produce.h"
 #include "store.h"
 
 struct tfs_fs;
@@ -33,6 +35,9 @@ struct tfs_fs_config {
 	unsigned max_threads;		/* fuse.threads */
 	bool clone_fd;			/* fuse.clone_fd */
 	const char *version;
+	/* In a cluster, both set; standalone, both NULL. */
+	struct tfs_cluster *cluster;
+	struct tfs_produce *produce;
 };
 
 /*
