@@ -21,6 +21,7 @@
 
 #include "cluster.h"
 #include "produce.h"
+#include "repl.h"
 #include "store.h"
 
 struct tfs_fs;
@@ -35,9 +36,11 @@ struct tfs_fs_config {
 	unsigned max_threads;		/* fuse.threads */
 	bool clone_fd;			/* fuse.clone_fd */
 	const char *version;
-	/* In a cluster, both set; standalone, both NULL. */
+	/* In a cluster, all set; standalone, all NULL. */
 	struct tfs_cluster *cluster;
 	struct tfs_produce *produce;
+	struct tfs_repl *repl;
+	const _Atomic unsigned long long *peer_refused;
 };
 
 /*

@@ -472,6 +472,8 @@ struct tfs_bounds {
 	uint64_t end;		/* log end */
 	uint64_t durable;	/* fsynced end */
 	uint32_t epoch;		/* epoch of the newest batch or leadership */
+	uint32_t last_batch_epoch;	/* epoch of the newest batch, 0 if none:
+					 * what a follower fetches with */
 	enum tfs_role role;
 };
 void tfs_partition_bounds(struct tfs_partition *p, struct tfs_bounds *b);

@@ -85,6 +85,12 @@ static void make_text(struct tfs_fs *fs, struct handle *h)
 		.started_mono_ms = tfs_store_started(fs->store),
 		.open_handles = atomic_load(&fs->nhandles),
 		.parked_reads = atomic_load(&fs->parked_reads),
+		.cluster = fs->cluster,
+		.repl = fs->cfg->repl,
+		.produce = fs->produce,
+		.peer_refused = fs->cfg->peer_refused
+					? atomic_load(fs->cfg->peer_refused)
+					: 0,
 	};
 	char host[256] = "localhost";
 

@@ -745,6 +745,8 @@ static int run(const char *data_dir, const char *mnt, struct args *a,
 		.version = VERSION,
 		.cluster = nn.cluster,
 		.produce = nn.produce,
+		.repl = nn.repl,
+		.peer_refused = &nn.refused,
 	};
 	rc = tfs_fs_mount(store, &fc, &fs);
 	if (rc)

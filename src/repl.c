@@ -859,7 +859,9 @@ static struct rpart **fetch_list(struct fetcher *f, struct tfs_fetch_req *req)
 			.topic = rp->topic,
 			.partition = rp->part,
 			.leader_epoch = epoch,
-			.last_epoch = b.epoch,
+			/* The epoch of its last batch, not of a leadership
+			 * that wrote nothing (KIP-101). */
+			.last_epoch = b.last_batch_epoch,
 			.end = b.end,
 			.durable = b.durable,
 			.hw = b.hw,
@@ -869,8 +871,9 @@ static struct rpart **fetch_list(struct fetcher *f, struct tfs_fetch_req *req)
 	return mine;
 }
 
-/* Resolves a divergence (KIP-279). */
-static void truncate_diverged(struct tfs_repl *r, struct rpart *rp,
+/* Resolves a divergence (KIP-279).  False when it cannot (the two logs
+ * disagree on what diverged: the fetcher backs off). */
+static bool truncate_diverged(struct tfs_repl *r, struct rpart *rp,
 			      const struct tfs_fetch_result *res)
 {
 	struct tfs_bounds b;
@@ -882,13 +885,21 @@ static void truncate_diverged(struct tfs_repl *r, struct rpart *rp,
 		own = b.start;
 	to = TFS_MIN(TFS_MIN(res->diverged_end, own), b.end);
 	to = TFS_MAX(to, b.start);
-	if (to >= b.end)
-		return;
+	if (to >= b.end) {
+		tfs_warn("%s: the leader says this log diverged at epoch "
+			 "%" PRIu32 " (its end %" PRIu64 "), but nothing here "
+			 "is past it (end %" PRIu64 ")",
+			 tfs_partition_name(rp->p), res->diverged_epoch,
+			 res->diverged_end, b.end);
+		return false;
+	}
 	tfs_warn("%s: diverged from the leader at epoch %" PRIu32
 		 ": truncating %" PRIu64 " -> %" PRIu64,
 		 tfs_partition_name(rp->p), res->diverged_epoch, b.end, to);
-	if (tfs_partition_truncate(rp->p, to) == 0)
-		atomic_fetch_add(&r->truncations, 1);
+	if (tfs_partition_truncate(rp->p, to))
+		return false;
+	atomic_fetch_add(&r->truncations, 1);
+	return true;
 }
 
 /* An fsync waited for by a fetcher (the leader asked for one). */
@@ -925,9 +936,11 @@ static void fsync_now(struct tfs_partition *p)
 	pthread_mutex_destroy(&fw.mu);
 }
 
-/* Takes one partition's answer.  Returns true when it needs an fsync. */
+/* Takes one partition's answer.  Returns true when it needs an fsync;
+ * *stall when it could not move on (the fetcher backs off). */
 static bool take_result(struct fetcher *f, struct rpart *rp,
-			const struct tfs_fetch_result *res, bool *kick)
+			const struct tfs_fetch_result *res, bool *kick,
+			bool *stall)
 {
 	struct tfs_repl *r = f->r;
 	struct tfs_bounds b;
@@ -937,7 +950,8 @@ static bool take_result(struct fetcher *f, struct rpart *rp,
 	case TFS_FETCH_OK:
 		break;
 	case TFS_FETCH_DIVERGED:
-		truncate_diverged(r, rp, res);
+		if (!truncate_diverged(r, rp, res))
+			*stall = true;
 		return false;
 	case TFS_FETCH_BELOW_START:
 		if (tfs_partition_reset(rp->p, res->start, res->start_record,
@@ -948,6 +962,7 @@ static bool take_result(struct fetcher *f, struct rpart *rp,
 		tfs_warn("%s: the leader holds a damaged batch where this "
 			 "replica must continue; waiting",
 			 tfs_partition_name(rp->p));
+		*stall = true;
 		return false;
 	default:
 		*kick = true;	/* a leadership changed: read it */
@@ -980,7 +995,7 @@ static int fetch_once(struct fetcher *f, struct rpart **mine,
 	struct tfs_http_req hr = { 0 };
 	const char *headers[7];
 	char url[400], enc[32];
-	bool kick = false;
+	bool kick = false, stall = false;
 	int rc;
 
 	snprintf(url, sizeof(url), "%s/v1/fetch", base);
@@ -1033,7 +1048,7 @@ static int fetch_once(struct fetcher *f, struct rpart **mine,
 			rc = TFS_EPROTO;
 			break;
 		}
-		need_sync[i] = take_result(f, mine[i], res, &kick);
+		need_sync[i] = take_result(f, mine[i], res, &kick, &stall);
 	}
 	for (uint32_t i = 0; rc == 0 && i < resp.n; i++)
 		if (need_sync[i])
@@ -1042,7 +1057,7 @@ static int fetch_once(struct fetcher *f, struct rpart **mine,
 	tfs_http_req_release(&hr);
 	if (kick)
 		tfs_cluster_kick(r->cluster);
-	return rc;
+	return rc ? rc : (stall || kick) ? -EAGAIN : 0;
 }
 
 static void *fetcher_main(void *arg)
