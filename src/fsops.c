@@ -265,6 +265,7 @@ int tfs_fs_mount(struct tfs_store *store, const struct tfs_fs_config *cfg,
 	fs->gid = getegid();
 	fs->cluster = cfg->cluster;
 	fs->produce = cfg->produce;
+	fs->remote = cfg->remote;
 	pthread_mutex_init(&fs->lock, NULL);
 	tfs_list_init(&fs->handles);
 	fs->se = new_session(fs, cfg);

@@ -297,6 +297,13 @@ void fsops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fill_attr(fs, &n, &st);
+	if ((n.kind == K_PART || n.kind == K_FOLLOW) &&
+	    fsops_remote(fs, n.p)) {
+		fsops_remote_getattr(req, fs, tfs_topic_id(n.t), n.part, &st,
+				     attr_timeout(n.kind));
+		fsops_node_release(&n);
+		return;
+	}
 	/* With fi, the kernel asks for an open file: fstat(), or
 	 * lseek(SEEK_END), which moves the reader to this size. */
 	if (fi && n.kind == K_FOLLOW)
@@ -665,6 +672,14 @@ void fsops_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	if (!strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX))) {
 		const char *key = name + strlen(XATTR_PREFIX);
 
+		if ((n.kind == K_PART || n.kind == K_FOLLOW) &&
+		    cluster_xattr(fs, &n, key, buf, sizeof(buf)) == -ENODATA &&
+		    fsops_remote(fs, n.p)) {
+			fsops_remote_xattr(req, fs, tfs_topic_id(n.t), n.part,
+					   key, size);
+			fsops_node_release(&n);
+			return;
+		}
 		if (n.kind == K_PART || n.kind == K_FOLLOW)
 			rc = partition_xattr(fs, &n, key, buf, sizeof(buf));
 		else if (n.kind == K_TOPIC)
