@@ -21,6 +21,7 @@
 
 #include "conf.h"
 #include "partition.h"
+#include "timer.h"
 
 #define TFS_TOPIC_NAME_MAX 249
 
@@ -129,6 +130,8 @@ void tfs_store_end_waits(struct tfs_store *s, int status);
 const struct tfs_conf *tfs_store_conf(struct tfs_store *s);
 const char *tfs_store_dir(struct tfs_store *s);
 int64_t tfs_store_started(struct tfs_store *s);	/* ms, monotonic */
+/* The timer thread the store's partitions use for deadlines. */
+struct tfs_timers *tfs_store_timers(struct tfs_store *s);
 
 /*
  * Creates the topic spec describes.  Returns 0 (with a reference in *out
@@ -165,6 +168,12 @@ int tfs_store_apply_topic(struct tfs_store *s,
  * background.  Returns 0, -ENOENT, or -EPERM if delete.topic.enable is off.
  */
 int tfs_store_delete_topic(struct tfs_store *s, const char *name);
+
+/*
+ * Deletes a topic whatever delete.topic.enable says: the cluster applying
+ * a deletion made on another node.  0 or -ENOENT.
+ */
+int tfs_store_drop_topic(struct tfs_store *s, const char *name);
 
 /* A referenced topic, or NULL. */
 struct tfs_topic *tfs_store_find_topic(struct tfs_store *s, const char *name);
@@ -252,6 +261,14 @@ int tfs_topic_get_part_perm(struct tfs_topic *t, uint32_t i,
  */
 int tfs_topic_set_part_perm(struct tfs_topic *t, uint32_t i,
 			    const struct tfs_perm *perm);
+
+/*
+ * Sets all of t's permissions (directory, partitions' default, overrides
+ * below its partition count) in one write of topic.json, as apply does.
+ * Returns 0, -EINVAL (as tfs_store_create_topic), -ENOENT, -errno.
+ */
+int tfs_topic_set_perms(struct tfs_topic *t,
+			const struct tfs_topic_perms *perms);
 
 /*
  * A snapshot of all of t's permissions, overrides sorted by partition (an

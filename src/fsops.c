@@ -266,6 +266,9 @@ int tfs_fs_mount(struct tfs_store *store, const struct tfs_fs_config *cfg,
 	tfs_store_new_topic_perms(store, 0, 0, 0, &def);
 	fs->uid = def.dir.uid;
 	fs->gid = def.dir.gid;
+	fs->cluster = cfg->cluster;
+	fs->produce = cfg->produce;
+	fs->remote = cfg->remote;
 	pthread_mutex_init(&fs->lock, NULL);
 	tfs_list_init(&fs->handles);
 	fs->se = new_session(fs, cfg);

@@ -624,7 +624,11 @@ static int open_partition(struct tfs_topic *t, uint32_t i, bool create,
 		.timers = t->store->timers,
 		.settings = t->settings,
 		.name = name,
-		.role = TFS_ROLE_STANDALONE,
+		/* In a cluster a partition waits for the cluster to say
+		 * whether it leads, follows or has no replica here. */
+		.role = *tfs_conf_str(&t->store->conf, TFS_CONF_CLUSTER_ETCD)
+				? TFS_ROLE_NONE
+				: TFS_ROLE_STANDALONE,
 	};
 
 	snprintf(name, sizeof(name), "%s/%" PRIu32, t->name, i);
@@ -1168,6 +1172,11 @@ int64_t tfs_store_started(struct tfs_store *s)
 	return s->started;
 }
 
+struct tfs_timers *tfs_store_timers(struct tfs_store *s)
+{
+	return s->timers;
+}
+
 /* --- create, delete, grow, configure ------------------------------------- */
 
 /*
@@ -1396,8 +1405,8 @@ static int apply_config(struct tfs_topic *t, const struct tfs_topic_spec *spec)
 	return rc;
 }
 
-/* Sets all of t's permissions to perms in one write of topic.json. */
-static int apply_perms(struct tfs_topic *t, const struct tfs_topic_perms *perms)
+int tfs_topic_set_perms(struct tfs_topic *t,
+			const struct tfs_topic_perms *perms)
 {
 	struct tfs_perm *a = NULL, old_dir, old_parts, *old_a;
 	int rc;
@@ -1409,8 +1418,7 @@ static int apply_perms(struct tfs_topic *t, const struct tfs_topic_perms *perms)
 	}
 	rc = perms_array(perms, t->nparts, &a);
 	if (rc) {
-		tfs_err("topic %s: invalid permissions from the cluster",
-			t->name);
+		tfs_err("topic %s: invalid permissions", t->name);
 		goto out_unlock;
 	}
 	if (perm_eq(&perms->dir, &t->dir_perm) &&
@@ -1433,8 +1441,11 @@ static int apply_perms(struct tfs_topic *t, const struct tfs_topic_perms *perms)
 		free(a);
 	} else {
 		free(old_a);
-		tfs_info("topic %s: permissions applied from the cluster",
-			 t->name);
+		tfs_info("topic %s: permissions set (directory %u:%u %04o, "
+			 "partitions %u:%u %04o)",
+			 t->name, perms->dir.uid, perms->dir.gid,
+			 perms->dir.mode, perms->parts.uid, perms->parts.gid,
+			 perms->parts.mode);
 	}
 out_unlock:
 	pthread_mutex_unlock(&t->lock);
@@ -1467,7 +1478,7 @@ int tfs_store_apply_topic(struct tfs_store *s,
 	if (rc == 0)
 		rc = apply_config(t, spec);
 	if (rc == 0 && spec->perms)
-		rc = apply_perms(t, spec->perms);
+		rc = tfs_topic_set_perms(t, spec->perms);
 	if (rc == 0 && out)
 		*out = tfs_topic_ref(t);
 	tfs_topic_unref(t);
@@ -1513,6 +1524,18 @@ static int delete_locked(struct tfs_store *s, struct tfs_topic *t)
 	tfs_topic_unref(t);	/* the table's */
 	tfs_ticker_kick(s->flusher);	/* empty the trash now */
 	return 0;
+}
+
+int tfs_store_drop_topic(struct tfs_store *s, const char *name)
+{
+	struct tfs_topic *t;
+	int rc;
+
+	pthread_mutex_lock(&s->create_lock);
+	t = tfs_store_find_topic(s, name);
+	rc = t ? delete_locked(s, t) : -ENOENT;
+	pthread_mutex_unlock(&s->create_lock);
+	return rc;
 }
 
 int tfs_store_delete_topic(struct tfs_store *s, const char *name)

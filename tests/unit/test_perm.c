@@ -580,6 +580,30 @@ static void test_apply(void)
 	      part_is(t, 3, 10, 11, 0640) && part_is(t, 5, 90, 91, 0604));
 	tfs_topic_unref(t);
 
+	TEST("tfs_topic_set_perms: all of a topic's at once, or nothing");
+	t = tfs_store_find_topic(s, "c");
+	CHECK(t != NULL);
+	struct tfs_perm_override one = { 2, { 7, 7, 0600 } };
+	struct tfs_topic_perms all = {
+		.dir = { 5, 6, 0700 },
+		.parts = { 5, 6, 0660 },
+		.overrides = &one,
+		.noverrides = 1,
+	};
+	CHECK_EQ(tfs_topic_set_perms(t, &all), 0);
+	CHECK(dir_is(t, 5, 6, 0700) && part_is(t, 0, 5, 6, 0660) &&
+	      part_is(t, 2, 7, 7, 0600) && part_is(t, 5, 5, 6, 0660));
+	one.partition = 6;
+	CHECK_EQ(tfs_topic_set_perms(t, &all), -EINVAL);
+	one.partition = 2;
+	all.parts.mode = 04660;
+	CHECK_EQ(tfs_topic_set_perms(t, &all), -EINVAL);
+	CHECK(dir_is(t, 5, 6, 0700) && part_is(t, 0, 5, 6, 0660));
+	/* Back to what apply set, for the checks below. */
+	ov[0] = (struct tfs_perm_override){ 5, { 90, 91, 0604 } };
+	CHECK_EQ(tfs_topic_set_perms(t, &want), 0);
+	tfs_topic_unref(t);
+
 	TEST("apply: invalid perms change nothing");
 	ov[0].partition = 6;
 	CHECK_EQ(tfs_store_apply_topic(
