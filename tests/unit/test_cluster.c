@@ -128,6 +128,18 @@ static bool has_topic(struct node *n, const char *name)
 	return t != NULL;
 }
 
+/* Whether n's store has logs with 3 partitions and retention 1 h. */
+static bool grown(struct node *n)
+{
+	struct tfs_topic *t = tfs_store_find_topic(n->store, "logs");
+	bool ok = t && tfs_topic_partitions(t) == 3 &&
+		  tfs_settings_get(tfs_topic_settings(t),
+				   TFS_CONF_RETENTION_MS) == 3600000;
+
+	tfs_topic_unref(t);
+	return ok;
+}
+
 static uint32_t leader_of(struct node *n, uint32_t topic, uint32_t part)
 {
 	struct tfs_part_view v;
@@ -178,14 +190,7 @@ static void test_two_nodes(void)
 	CHECK_EQ(tfs_cluster_set_topic(b.c, "logs", "partitions", "2", err,
 				       sizeof(err)),
 		 -EINVAL);
-	struct tfs_topic *ta = NULL;
-	CHECK(WAIT_FOR(3000, (ta = tfs_store_find_topic(a.store, "logs")) &&
-				     tfs_topic_partitions(ta) == 3 &&
-				     tfs_settings_get(tfs_topic_settings(ta),
-						      TFS_CONF_RETENTION_MS) ==
-					     3600000) ||
-	      (tfs_topic_unref(ta), false));
-	tfs_topic_unref(ta);
+	CHECK(WAIT_FOR(3000, grown(&a) && grown(&b)));
 	CHECK(WAIT_FOR(5000, leader_of(&a, id, 2) != 0));
 
 	TEST("an ISR change holds only for the leadership that made it");
