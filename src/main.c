@@ -614,7 +614,7 @@ static void advertise_url(const struct tfs_conf *conf, char *buf, size_t len)
 	const char *adv = tfs_conf_str(conf, TFS_CONF_ADVERTISE);
 	const char *listen = tfs_conf_str(conf, TFS_CONF_LISTEN);
 	const char *port = strrchr(listen, ':');
-	char host[256] = "localhost";
+	char host[200] = "localhost";
 
 	if (*adv) {
 		snprintf(buf, len, "%s", adv);
