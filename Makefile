@@ -9,6 +9,7 @@
 #                   and the configuration-reference drift check
 #   make bench      side-by-side benchmarks (see docs/PERFORMANCE.md)
 #   make install    PREFIX=/usr/local DESTDIR=  (make uninstall undoes it)
+#   make lint       every src/*.c includes banned.h last (contrib/lint.sh)
 #   make man        lint the man page docs/topicfs.8 (groff warnings fail)
 #   make clean
 
@@ -134,8 +135,13 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory unit-oldcpu
+	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory docs-check
 	@$(MAKE) --no-print-directory e2e
+
+# Every src/*.c includes banned.h last, and banned.h bans what it lists.
+lint:
+	@CC="$(CC)" contrib/lint.sh
 
 # The configuration reference is generated from the table in src/conf.c;
 # this fails when docs/CONFIGURATION.md or etc/topicfs.conf drifted.
@@ -148,7 +154,7 @@ docs: $(B)/topicfs
 ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 check: deps
 	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g" SAN="$(ASAN)" all
-	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g" SAN="$(ASAN)" unit docs-check
+	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g" SAN="$(ASAN)" unit lint docs-check
 	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g" SAN="$(ASAN)" e2e
 	@$(MAKE) --no-print-directory fuzz
 
@@ -246,7 +252,7 @@ man:
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: FORCE all deps deps-build run stop unit unit-oldcpu e2e test docs-check docs check fuzz \
+.PHONY: FORCE all deps deps-build run stop unit unit-oldcpu e2e test lint docs-check docs check fuzz \
 	bench install uninstall man clean
 
 -include $(shell find $(B) -name '*.d' -type f 2>/dev/null)

@@ -49,6 +49,7 @@
 #include "log.h"
 #include "sysio.h"
 #include "util.h"
+#include "banned.h"
 
 #define ZMAGIC "TFSZSTD\1"
 #define ZVERSION 1

@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "crc32c.h"
+#include "banned.h"
 
 #define POLY 0x82f63b78u	/* reflected Castagnoli polynomial */
 

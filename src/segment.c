@@ -89,6 +89,7 @@
 #include "segment.h"
 #include "sysio.h"
 #include "util.h"
+#include "banned.h"
 
 #define INDEX_MAGIC "TFSINDEX"
 #define INDEX_VERSION 1

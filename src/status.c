@@ -63,6 +63,7 @@
 #include "compress.h"
 #include "err.h"
 #include "status.h"
+#include "banned.h"
 
 /* One partition in the snapshot. */
 struct part_snap {

@@ -14,6 +14,7 @@
 
 #include "err.h"
 #include "util.h"
+#include "banned.h"
 
 static void __attribute__((noreturn)) oom(size_t n)
 {

@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "workers.h"
+#include "banned.h"
 
 enum { IDLE, QUEUED, RUNNING, AGAIN };
 
