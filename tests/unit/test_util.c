@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "testlib.h"
 #include "crc32c.h"
 #include "err.h"
 #include "sysio.h"
@@ -310,8 +311,11 @@ static void test_errors(void)
 static void test_sysio(void)
 {
 	TEST("syscall table: nth fault, sticky, atomic write");
-	char dir[] = "/tmp/tfs-util-XXXXXX";
-	CHECK(mkdtemp(dir) != NULL);
+	char dir[64];
+	int rc = tl_setup("util", dir, sizeof(dir));
+	CHECK_EQ(rc, 0);
+	if (rc)
+		return;
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
 	CHECK(dfd >= 0);
 
@@ -338,7 +342,7 @@ static void test_sysio(void)
 	unlinkat(dfd, "f", 0);
 	unlinkat(dfd, "meta", 0);
 	close(dfd);
-	rmdir(dir);
+	tl_cleanup(dir);
 }
 
 int main(int argc, char **argv)
