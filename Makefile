@@ -173,7 +173,7 @@ NOASLR = setarch $$(uname -m) -R
 tsan: deps
 	@$(MAKE) --no-print-directory B=build-tsan OPT="-O1 -g" SAN="$(TSAN)" all
 	@$(NOASLR) tests/unit/run build-tsan/tests
-	@$(MAKE) --no-print-directory B=build-tsan OPT="-O1 -g" SAN="$(TSAN)" lint docs-check
+	@$(NOASLR) $(MAKE) --no-print-directory B=build-tsan OPT="-O1 -g" SAN="$(TSAN)" docs-check
 	@TOPICFS_BUILD=$(abspath build-tsan) $(NOASLR) tests/e2e/run
 
 # libFuzzer targets (clang), run for a short time each.
