@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
+
 struct tfs_zframe {
 	uint64_t raw_off;	/* offset of the frame's bytes in the segment */
 	uint32_t raw_len;	/* bytes it decompresses to */
@@ -70,7 +72,8 @@ struct tfs_zbuf {
 	uint64_t uid;		/* the segment's unique id */
 	uint32_t frame;
 	size_t len;
-	struct tfs_zbuf *lru_prev, *lru_next, *hnext;	/* cache lock */
+	struct tfs_list lru;	/* cache lock: the cache's LRU, newest first */
+	struct tfs_zbuf *hnext;	/* cache lock: next in the hash bucket */
 	char data[];
 };
 
