@@ -50,6 +50,7 @@
 #include "err.h"
 #include "log.h"
 #include "util.h"
+#include "banned.h"
 
 /* The largest value a key may have: a guard against overflow, not a limit. */
 #define UNBOUNDED (INT64_C(1) << 62)
@@ -1109,7 +1110,7 @@ static char *read_line(char *str, int num, void *stream)
 			  TFS_MIN(num, MAX_LINE) - 2);
 	if (ld->rc)
 		return NULL;
-	strcpy(str, p);
+	memcpy(str, p, strlen(p) + 1);
 	return str;
 }
 

@@ -21,6 +21,7 @@
 #include "fsops_int.h"
 #include "log.h"
 #include "util.h"
+#include "banned.h"
 
 /*
  * A lazy unmount (umount -l, fusermount3 -u -z) detaches the mount at

@@ -35,6 +35,7 @@
 #include "fsops_int.h"
 #include "log.h"
 #include "util.h"
+#include "banned.h"
 
 struct dirent_list {
 	size_t n;

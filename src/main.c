@@ -60,6 +60,7 @@
 #include "log.h"
 #include "store.h"
 #include "util.h"
+#include "banned.h"
 
 #define VERSION "0.1.0"
 #define MAX_FUSE_OPTS 64

@@ -58,6 +58,7 @@
 #include "log.h"
 #include "store.h"
 #include "sysio.h"
+#include "banned.h"
 
 #define TOPIC_META "topic.json"
 /* Room for the permissions of many partitions that differ. */
