@@ -87,10 +87,15 @@ int tfs_cluster_start(const struct tfs_cluster_config *cfg,
 /*
  * Leaves: gives up this node's leaderships (their leader keys go, so the
  * others elect at once instead of after the session timeout), stops the
- * threads and revokes the lease.  The role hook is not called.  NULL is
- * fine.
+ * threads and revokes the lease.  The role hook is not called from then
+ * on.  The other calls stay valid until tfs_cluster_free (the lease is no
+ * longer ok; transactions that need it fail), so replication can stop
+ * after the cluster.  NULL is fine.
  */
 void tfs_cluster_stop(struct tfs_cluster *c);
+
+/* Frees a stopped cluster.  NULL is fine. */
+void tfs_cluster_free(struct tfs_cluster *c);
 
 uint32_t tfs_cluster_node_id(struct tfs_cluster *c);
 

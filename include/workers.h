@@ -35,6 +35,13 @@ static inline void tfs_job_init(struct tfs_job *job,
 void tfs_workers_submit(struct tfs_workers *w, struct tfs_job *job);
 
 /*
+ * Queues job to run exactly once; the pool does not touch it after its
+ * function starts, so the function may free the job's owner.  Submit it
+ * once only, and never pass it to forget or wait.  Any thread.
+ */
+void tfs_workers_submit_oneshot(struct tfs_workers *w, struct tfs_job *job);
+
+/*
  * Makes sure job is neither queued nor running when this returns (waits
  * for a running one).  Must not be called from the job itself.
  */

@@ -1124,7 +1124,12 @@ void tfs_cluster_stop(struct tfs_cluster *c)
 	resign(c);
 	tfs_etcd_lease_revoke(c->etcd, c->lease);
 	tfs_info("cluster: node %" PRIu32 " left", c->me);
-	cluster_free(c);
+}
+
+void tfs_cluster_free(struct tfs_cluster *c)
+{
+	if (c)
+		cluster_free(c);
 }
 
 /* --- the namespace ---------------------------------------------------------------- */

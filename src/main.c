@@ -703,11 +703,14 @@ static void net_stop(struct node_net *nn)
 	if (nn->httpd)
 		tfs_httpd_quiesce(nn->httpd);
 	tfs_produce_stop(nn->produce);
+	/* The cluster stops calling the role hook before replication goes;
+	 * replication's threads may still ask the cluster until it is freed. */
+	tfs_cluster_stop(nn->cluster);
 	tfs_repl_stop(nn->repl);
 	tfs_httpc_stop(nn->httpc);
 	tfs_produce_free(nn->produce);
 	tfs_remote_free(nn->remote);
-	tfs_cluster_stop(nn->cluster);
+	tfs_cluster_free(nn->cluster);
 	tfs_httpd_stop(nn->httpd, 1000);
 	tfs_auth_free(nn->auth);
 	memset(nn, 0, sizeof(*nn));

@@ -656,6 +656,9 @@ int tfs_partition_append(struct tfs_partition *p, struct tfs_append *a)
 	bool sync = (a->flags & TFS_APPEND_SYNC) ||
 		    tfs_settings_get(p->settings, TFS_CONF_DURABILITY) ==
 			    TFS_DURABILITY_SYNC;
+	/* Once parked, a may complete on another thread and be freed: what
+	 * is needed of it afterwards is read now. */
+	bool defer = a->flags & TFS_APPEND_DEFER_WAKE;
 	uint64_t dup_end = 0;
 	struct tfs_list fetchers;
 	bool parked;
@@ -730,7 +733,7 @@ out_done:
 		tfs_workers_submit(p->syncer, &p->sync_job);
 	else if (!parked)
 		a->done(a, 0);
-	if (a->flags & TFS_APPEND_DEFER_WAKE) {
+	if (defer) {	/* the caller keeps a until it has woken these */
 		tfs_list_init(&a->woken);
 		tfs_list_splice_tail(&a->woken, &woken);
 	} else {

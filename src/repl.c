@@ -211,7 +211,8 @@ static struct rpart **table_snapshot(struct tfs_repl *r, size_t *n)
 
 	pthread_rwlock_rdlock(&r->lock);
 	v = tfs_malloc((r->nparts ? r->nparts : 1) * sizeof(*v));
-	memcpy(v, r->parts, r->nparts * sizeof(*v));
+	if (r->nparts)
+		memcpy(v, r->parts, r->nparts * sizeof(*v));
 	*n = r->nparts;
 	pthread_rwlock_unlock(&r->lock);
 	return v;
@@ -556,7 +557,7 @@ static void claim(struct session *s)
 
 	if (atomic_compare_exchange_strong(&s->claimed, &expect, 1)) {
 		tfs_ref_get(&s->refs);
-		tfs_workers_submit(s->r->answerers, &s->job);
+		tfs_workers_submit_oneshot(s->r->answerers, &s->job);
 	}
 }
 

@@ -6,6 +6,8 @@
  *   QUEUED   on the queue
  *   RUNNING  a thread runs it
  *   AGAIN    running, and submitted meanwhile: requeued when it returns
+ *   ONESHOT  queued once by tfs_workers_submit_oneshot(): the pool lets
+ *            go of it when it starts running (its function may free it)
  * A condition variable wakes idle threads; another lets
  * tfs_workers_forget() wait for a running job to finish.
  */
@@ -21,7 +23,7 @@
 #include "workers.h"
 #include "banned.h"
 
-enum { IDLE, QUEUED, RUNNING, AGAIN };
+enum { IDLE, QUEUED, RUNNING, AGAIN, ONESHOT };
 
 struct tfs_workers {
 	pthread_mutex_t lock;
@@ -48,6 +50,12 @@ static void *worker_main(void *arg)
 		struct tfs_job *job =
 			tfs_container_of(w->queue.next, struct tfs_job, link);
 		tfs_list_del(&job->link);
+		if (job->state == ONESHOT) {
+			pthread_mutex_unlock(&w->lock);
+			job->fn(job);	/* job may be gone after this */
+			pthread_mutex_lock(&w->lock);
+			continue;
+		}
 		job->state = RUNNING;
 		pthread_mutex_unlock(&w->lock);
 
@@ -103,6 +111,15 @@ void tfs_workers_submit(struct tfs_workers *w, struct tfs_job *job)
 	default:
 		break;
 	}
+	pthread_mutex_unlock(&w->lock);
+}
+
+void tfs_workers_submit_oneshot(struct tfs_workers *w, struct tfs_job *job)
+{
+	pthread_mutex_lock(&w->lock);
+	job->state = ONESHOT;
+	tfs_list_add_tail(&w->queue, &job->link);
+	pthread_cond_signal(&w->work);
 	pthread_mutex_unlock(&w->lock);
 }
 

@@ -94,6 +94,7 @@ static int node_start(struct node *n, uint32_t id, const char *extra)
 static void node_stop(struct node *n)
 {
 	tfs_cluster_stop(n->c);
+	tfs_cluster_free(n->c);
 	tfs_store_close(n->store);
 	tfs_conf_release(&n->conf);
 	pthread_mutex_destroy(&n->mu);

@@ -484,6 +484,41 @@ static void test_ticker(void)
 	tfs_ticker_stop(NULL);
 }
 
+/* A job owned by heap memory its own run frees (a parked fetch). */
+struct selffree {
+	struct tfs_job job;
+	atomic_int *ran;
+	char pad[64];
+};
+
+static void selffree_fn(struct tfs_job *job)
+{
+	struct selffree *f = tfs_container_of(job, struct selffree, job);
+
+	atomic_fetch_add(f->ran, 1);
+	memset(f, 0xa5, sizeof(*f));	/* the pool must not read it now */
+	free(f);
+}
+
+static void test_oneshot(void)
+{
+	TEST("workers: a one-shot job runs once and may free itself");
+	struct tfs_workers *w;
+	atomic_int ran = 0;
+	enum { N = 500 };
+
+	CHECK_EQ(tfs_workers_start(2, "t-oneshot", &w), 0);
+	for (int i = 0; i < N; i++) {
+		struct selffree *f = tfs_calloc(1, sizeof(*f));
+
+		f->ran = &ran;
+		tfs_job_init(&f->job, selffree_fn);
+		tfs_workers_submit_oneshot(w, &f->job);
+	}
+	tfs_workers_stop(w);	/* runs what is still queued */
+	CHECK_EQ(atomic_load(&ran), N);
+}
+
 int main(void)
 {
 	tl_quiet_log();
@@ -491,6 +526,7 @@ int main(void)
 	test_resubmit_running();
 	test_forget();
 	test_stop_runs_queued();
+	test_oneshot();
 	test_ticker();
 	return check_done();
 }
