@@ -129,12 +129,14 @@ int tfs_cluster_set_isr(struct tfs_cluster *c, const struct tfs_part_view *v,
 
 /*
  * Creates topic name in the cluster with num.partitions partitions and
- * default.replication.factor replicas each, then here.  Returns 0 (a
- * reference in *out if not NULL), -EINVAL (bad name, or a replication
- * factor above the live nodes, logged), -EEXIST, TFS_EUNAVAIL or
- * TFS_EUNKNOWN (etcd did not answer: it may exist).
+ * default.replication.factor replicas each, owned as perms says (its
+ * overrides are ignored; NULL: each node's defaults), then here.  Returns
+ * 0 (a reference in *out if not NULL), -EINVAL (bad name, or a
+ * replication factor above the live nodes, logged), -EEXIST, TFS_EUNAVAIL
+ * or TFS_EUNKNOWN (etcd did not answer: it may exist).
  */
 int tfs_cluster_create_topic(struct tfs_cluster *c, const char *name,
+			     const struct tfs_topic_perms *perms,
 			     struct tfs_topic **out);
 
 /* Deletes topic name everywhere.  0, -ENOENT, -EPERM
@@ -150,6 +152,14 @@ int tfs_cluster_delete_topic(struct tfs_cluster *c, const char *name);
 int tfs_cluster_set_topic(struct tfs_cluster *c, const char *name,
 			  const char *key, const char *value, char *err,
 			  size_t errlen);
+
+/*
+ * Sets the owner, group and mode of topic name's directory (part -1) or
+ * of one partition cluster-wide, as tfs_cluster_set_topic sets a setting.
+ * 0, -EINVAL (ids or bits out of range), -ENOENT, TFS_EUNAVAIL...
+ */
+int tfs_cluster_set_perm(struct tfs_cluster *c, const char *name,
+			 int64_t part, const struct tfs_perm *perm);
 
 /* A topic's replication factor (from its assignment), 0 if unknown. */
 uint32_t tfs_cluster_replication_factor(struct tfs_cluster *c,

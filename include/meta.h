@@ -10,7 +10,9 @@
  *                            under the node's lease: gone means dead
  *   P topic-seq              the last topic id given out (decimal)
  *   P topics/<name>          {"id","name","created","replicas":[[...]],
- *                            "config":{key:value},"perm":{...}}
+ *                            "config":{key:value},"perm":{"dir":O,
+ *                            "parts":O,"overrides":[{"partition",O}]}}
+ *                            with O = {"uid","gid","mode":"0755"}
  *   P state/<id>/<p>         {"leader","epoch","isr":[...]}, persistent
  *   P leader/<id>/<p>        the leader's node id, under its lease
  *
@@ -30,6 +32,7 @@
 #include <stdint.h>
 
 #include "etcd.h"
+#include "perm.h"
 #include "util.h"
 
 #define TFS_MAX_RF 255
@@ -65,6 +68,10 @@ struct tfs_topic_rec {
 	 * usable as tfs_topic_spec.config). */
 	char **config;
 	size_t nconfig;			/* pairs */
+	/* Owners and modes; a record written before they were carried has
+	 * none (each node keeps its own then). */
+	bool has_perms;
+	struct tfs_topic_perms perms;	/* overrides malloc'd */
 };
 
 void tfs_topic_rec_release(struct tfs_topic_rec *t);

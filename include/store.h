@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "perm.h"
 #include "partition.h"
 #include "timer.h"
 
@@ -48,36 +49,6 @@ struct tfs_topic;
  * owner, group and mode is recorded when it differs from its default
  * (uid, gid, 0755), and follows the configuration otherwise.
  */
-
-/* Owner, group and permission bits (no file type bits). */
-struct tfs_perm {
-	uint32_t uid, gid, mode;
-};
-
-/* Mode bits a directory (the root, a topic) may have: rwx, sticky and
- * set-group-ID. */
-#define TFS_PERM_DIR_BITS 03777u
-/* Mode bits a partition may have: rwx only (it is no program). */
-#define TFS_PERM_FILE_BITS 0777u
-/* The largest user or group id ((uint32_t)-1 means "unchanged" to
- * chown(2)). */
-#define TFS_PERM_ID_MAX 4294967294u
-
-/* A partition whose permissions differ from its topic's default. */
-struct tfs_perm_override {
-	uint32_t partition;
-	struct tfs_perm perm;
-};
-
-/* Everything about a topic's permissions, as the cluster carries it. */
-struct tfs_topic_perms {
-	struct tfs_perm dir;		/* the topic's directory */
-	struct tfs_perm parts;		/* the partitions' default */
-	/* Partitions that differ from parts, each at most once, below the
-	 * partition count; an override equal to parts is no override. */
-	struct tfs_perm_override *overrides;
-	size_t noverrides;
-};
 
 /* What a topic is made of: for a local mkdir, or applied from the
  * cluster's metadata. */
@@ -276,7 +247,6 @@ int tfs_topic_set_perms(struct tfs_topic *t,
  * publishes and later hands to tfs_store_apply_topic on every node.
  */
 void tfs_topic_get_perms(struct tfs_topic *t, struct tfs_topic_perms *out);
-void tfs_topic_perms_release(struct tfs_topic_perms *p);
 
 /* Calls fn for every partition of every topic (store and topic locks not
  * held during the call; each partition referenced for its duration). */

@@ -426,6 +426,7 @@ static int apply_topic(struct tfs_cluster *c, const struct tfs_topic_rec *rec,
 		.partitions = rec->npart,
 		.config = (const char *const *)rec->config,
 		.created = rec->created,
+		.perms = rec->has_perms ? &rec->perms : NULL,
 	};
 
 	return tfs_store_apply_topic(c->store, &spec, out);
@@ -1224,6 +1225,7 @@ static int alive_nodes(struct tfs_cluster *c, uint32_t *ids, uint32_t *n)
 }
 
 int tfs_cluster_create_topic(struct tfs_cluster *c, const char *name,
+			     const struct tfs_topic_perms *perms,
 			     struct tfs_topic **out)
 {
 	uint32_t ids[MAX_NODES], n, rf, np;
@@ -1253,6 +1255,12 @@ int tfs_cluster_create_topic(struct tfs_cluster *c, const char *name,
 	rec.replicas = tfs_calloc(np, sizeof(*rec.replicas));
 	tfs_meta_assign(rec.id, ids, n, rf, 0, np, rec.replicas);
 	rec.config = tfs_calloc(1, sizeof(*rec.config));
+	if (perms) {
+		rec.has_perms = true;
+		rec.perms = *perms;
+		rec.perms.overrides = NULL;	/* a new topic has none */
+		rec.perms.noverrides = 0;
+	}
 	struct tfs_txn *t = tfs_meta_txn_create_topic(c->prefix, &rec);
 	rc = etcd_seen(c, tfs_etcd_txn(c->etcd, t, &res));
 	tfs_txn_free(t);
@@ -1340,23 +1348,19 @@ static int rec_grow(struct tfs_cluster *c, struct tfs_topic_rec *rec,
 	return 0;
 }
 
-int tfs_cluster_set_topic(struct tfs_cluster *c, const char *name,
-			  const char *key, const char *value, char *err,
-			  size_t errlen)
+/*
+ * Changes topic name's record with edit (which returns 0 or an error that
+ * ends the update) by compare-and-swap, reading it again when another node
+ * changed it meanwhile, then applies it here.  0, what edit returned,
+ * -ENOENT, TFS_EUNAVAIL...
+ */
+static int update_topic(struct tfs_cluster *c, const char *name,
+			int (*edit)(struct tfs_cluster *c,
+				    struct tfs_topic_rec *rec, void *arg),
+			void *arg)
 {
-	bool parts = !strcmp(key, "partitions");
-	int rc = 0;
+	int rc;
 
-	if (!parts) {
-		int k = tfs_conf_find(key);
-		int64_t v;
-
-		if (k < 0 || tfs_conf_desc(k)->scope != TFS_SCOPE_TOPIC)
-			return -ENOENT;
-		rc = tfs_conf_parse(k, value, &v, err, errlen);
-		if (rc)
-			return rc;
-	}
 	for (int tries = 0; tries < 10; tries++) {
 		struct tfs_topic_rec rec;
 		struct tfs_txn_result res;
@@ -1367,15 +1371,7 @@ int tfs_cluster_set_topic(struct tfs_cluster *c, const char *name,
 		if (rc)
 			return rc;
 		old = rec.npart;
-		if (parts) {
-			char *end;
-			unsigned long n = strtoul(value, &end, 10);
-
-			rc = *value && !*end ? rec_grow(c, &rec, (uint32_t)n)
-					     : -EINVAL;
-		} else {
-			rec_set(&rec, key, value);
-		}
+		rc = edit(c, &rec, arg);
 		if (rc == 0) {
 			struct tfs_txn *t = tfs_meta_txn_update_topic(
 				c->prefix, &rec, old, rev);
@@ -1398,6 +1394,118 @@ int tfs_cluster_set_topic(struct tfs_cluster *c, const char *name,
 		tfs_topic_rec_release(&rec);	/* raced: read again */
 	}
 	return TFS_EUNAVAIL;
+}
+
+struct setting {
+	const char *key, *value;
+};
+
+static int edit_setting(struct tfs_cluster *c, struct tfs_topic_rec *rec,
+			void *arg)
+{
+	const struct setting *set = arg;
+	char *end;
+	unsigned long n;
+
+	if (strcmp(set->key, "partitions")) {
+		rec_set(rec, set->key, set->value);
+		return 0;
+	}
+	n = strtoul(set->value, &end, 10);
+	return *set->value && !*end && n <= UINT32_MAX
+		       ? rec_grow(c, rec, (uint32_t)n)
+		       : -EINVAL;
+}
+
+int tfs_cluster_set_topic(struct tfs_cluster *c, const char *name,
+			  const char *key, const char *value, char *err,
+			  size_t errlen)
+{
+	struct setting set = { key, value };
+
+	if (strcmp(key, "partitions")) {
+		int k = tfs_conf_find(key);
+		int64_t v;
+		int rc;
+
+		if (k < 0 || tfs_conf_desc(k)->scope != TFS_SCOPE_TOPIC)
+			return -ENOENT;
+		rc = tfs_conf_parse(k, value, &v, err, errlen);
+		if (rc)
+			return rc;
+	}
+	return update_topic(c, name, edit_setting, &set);
+}
+
+struct perm_change {
+	int64_t part;			/* -1: the directory */
+	const struct tfs_perm *perm;
+};
+
+/* Sets one partition's permissions in p: an override unless equal to the
+ * partitions' default; overrides stay sorted. */
+static void perms_set_part(struct tfs_topic_perms *p, uint32_t part,
+			   const struct tfs_perm *perm)
+{
+	size_t i = 0;
+	bool is_default = !memcmp(perm, &p->parts, sizeof(*perm));
+
+	while (i < p->noverrides && p->overrides[i].partition < part)
+		i++;
+	if (i < p->noverrides && p->overrides[i].partition == part) {
+		if (!is_default) {
+			p->overrides[i].perm = *perm;
+			return;
+		}
+		memmove(&p->overrides[i], &p->overrides[i + 1],
+			(p->noverrides - i - 1) * sizeof(*p->overrides));
+		p->noverrides--;
+		return;
+	}
+	if (is_default)
+		return;
+	p->overrides = tfs_realloc(p->overrides, (p->noverrides + 1) *
+						      sizeof(*p->overrides));
+	memmove(&p->overrides[i + 1], &p->overrides[i],
+		(p->noverrides - i) * sizeof(*p->overrides));
+	p->overrides[i] = (struct tfs_perm_override){ part, *perm };
+	p->noverrides++;
+}
+
+static int edit_perm(struct tfs_cluster *c, struct tfs_topic_rec *rec,
+		     void *arg)
+{
+	const struct perm_change *ch = arg;
+
+	if (ch->part >= (int64_t)rec->npart)
+		return -ENOENT;
+	if (!rec->has_perms) {
+		/* A record from before owners were carried: start from what
+		 * this node has. */
+		struct tfs_topic *t = tfs_store_topic_by_id(c->store, rec->id);
+
+		if (!t)
+			return -ENOENT;
+		tfs_topic_get_perms(t, &rec->perms);
+		tfs_topic_unref(t);
+		rec->has_perms = true;
+	}
+	if (ch->part < 0)
+		rec->perms.dir = *ch->perm;
+	else
+		perms_set_part(&rec->perms, (uint32_t)ch->part, ch->perm);
+	return 0;
+}
+
+int tfs_cluster_set_perm(struct tfs_cluster *c, const char *name,
+			 int64_t part, const struct tfs_perm *perm)
+{
+	struct perm_change ch = { part, perm };
+
+	if (!tfs_perm_valid(perm, part < 0 ? TFS_PERM_DIR_BITS
+					   : TFS_PERM_FILE_BITS))
+		return -EINVAL;
+	return update_topic(c, name, edit_perm, &ch);
 }
 
 int tfs_cluster_set_isr(struct tfs_cluster *c, const struct tfs_part_view *v,

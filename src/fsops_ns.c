@@ -382,8 +382,12 @@ static int set_perm(struct tfs_fs *fs, struct node *n, const struct stat *attr,
 					     "and set-group-ID bits only");
 		return -EPERM;
 	}
-	if (n->kind == K_ROOT)
+	if (n->kind == K_ROOT)	/* each node's own, also in a cluster */
 		return tfs_store_set_root_perm(fs->store, &perm);
+	if (fs->cluster)
+		return tfs_cluster_set_perm(fs->cluster, tfs_topic_name(n->t),
+					    n->kind == K_TOPIC ? -1 : (int64_t)n->part,
+					    &perm);
 	if (n->kind == K_TOPIC)
 		return tfs_topic_set_perm(n->t, &perm);
 	return tfs_topic_set_part_perm(n->t, n->part, &perm);
@@ -571,12 +575,7 @@ void fsops_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 	}
 	new_topic_perms(fs, fuse_req_ctx(req), mode, &perms);
 	if (fs->cluster) {
-		rc = tfs_cluster_create_topic(fs->cluster, name, &t);
-		/* The cluster's topic records carry no owners yet: the
-		 * maker's ownership holds on this node only. */
-		if (rc == 0 && tfs_topic_set_perms(t, &perms))
-			tfs_warn("mkdir %s: the topic stays the daemon's",
-				 name);
+		rc = tfs_cluster_create_topic(fs->cluster, name, &perms, &t);
 	} else {
 		rc = tfs_store_create_topic(
 			fs->store,

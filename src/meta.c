@@ -48,6 +48,8 @@ void tfs_topic_rec_release(struct tfs_topic_rec *t)
 	for (size_t i = 0; t->config && t->config[i]; i++)
 		free(t->config[i]);
 	free(t->config);
+	tfs_topic_perms_release(&t->perms);
+	t->has_perms = false;
 	t->replicas = NULL;
 	t->config = NULL;
 	t->npart = 0;
@@ -189,6 +191,81 @@ int tfs_node_rec_parse(const char *json, struct tfs_node_rec *n)
 	return rc;
 }
 
+static json_t *perm_json(const struct tfs_perm *p)
+{
+	char mode[16];
+
+	snprintf(mode, sizeof(mode), "%04" PRIo32, p->mode);
+	return json_pack("{s:I, s:I, s:s}", "uid", (json_int_t)p->uid, "gid",
+			 (json_int_t)p->gid, "mode", mode);
+}
+
+static json_t *perms_json(const struct tfs_topic_perms *p)
+{
+	json_t *over = json_array();
+
+	for (size_t i = 0; i < p->noverrides; i++) {
+		json_t *o = perm_json(&p->overrides[i].perm);
+
+		json_object_set_new(o, "partition",
+				    json_integer(p->overrides[i].partition));
+		json_array_append_new(over, o);
+	}
+	return json_pack("{s:o, s:o, s:o}", "dir", perm_json(&p->dir), "parts",
+			 perm_json(&p->parts), "overrides", over);
+}
+
+/* An owner object; 0 or TFS_EPROTO (missing fields, ids or bits out of
+ * range). */
+static int perm_parse(json_t *o, uint32_t bits, struct tfs_perm *p)
+{
+	json_int_t uid, gid;
+	const char *mode;
+	char *end;
+	unsigned long m;
+
+	if (!o || json_unpack(o, "{s:I, s:I, s:s}", "uid", &uid, "gid", &gid,
+			      "mode", &mode) ||
+	    uid < 0 || gid < 0 || uid > TFS_PERM_ID_MAX ||
+	    gid > TFS_PERM_ID_MAX)
+		return TFS_EPROTO;
+	m = strtoul(mode, &end, 8);
+	if (!*mode || *end || m > 07777)
+		return TFS_EPROTO;
+	*p = (struct tfs_perm){ (uint32_t)uid, (uint32_t)gid, (uint32_t)m };
+	return tfs_perm_valid(p, bits) ? 0 : TFS_EPROTO;
+}
+
+/* The "perm" object, overrides in increasing partition order below
+ * npart. */
+static int perms_parse(json_t *o, uint32_t npart, struct tfs_topic_perms *p)
+{
+	json_t *over = json_object_get(o, "overrides");
+	size_t n;
+
+	if (!json_is_object(o) ||
+	    perm_parse(json_object_get(o, "dir"), TFS_PERM_DIR_BITS, &p->dir) ||
+	    perm_parse(json_object_get(o, "parts"), TFS_PERM_FILE_BITS,
+		       &p->parts) ||
+	    !json_is_array(over) || json_array_size(over) > npart)
+		return TFS_EPROTO;
+	n = json_array_size(over);
+	p->overrides = tfs_calloc(n ? n : 1, sizeof(*p->overrides));
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = json_array_get(over, i);
+		json_int_t part;
+
+		if (json_unpack(e, "{s:I}", "partition", &part) || part < 0 ||
+		    part >= npart ||
+		    (i && part <= p->overrides[i - 1].partition) ||
+		    perm_parse(e, TFS_PERM_FILE_BITS, &p->overrides[i].perm))
+			return TFS_EPROTO;
+		p->overrides[i].partition = (uint32_t)part;
+		p->noverrides++;
+	}
+	return 0;
+}
+
 char *tfs_topic_rec_json(const struct tfs_topic_rec *t)
 {
 	json_t *o = json_object(), *reps = json_array(), *cfg = json_object();
@@ -203,6 +280,8 @@ char *tfs_topic_rec_json(const struct tfs_topic_rec *t)
 	json_object_set_new(o, "created", json_integer(t->created));
 	json_object_set_new(o, "replicas", reps);
 	json_object_set_new(o, "config", cfg);
+	if (t->has_perms)
+		json_object_set_new(o, "perm", perms_json(&t->perms));
 	return dump(o);
 }
 
@@ -251,6 +330,11 @@ int tfs_topic_rec_parse(const char *json, struct tfs_topic_rec *t)
 		    t->replicas[p].n == 0)
 			goto out;
 	rc = config_parse(cfg, t);
+	if (rc == 0 && json_object_get(o, "perm")) {
+		t->has_perms = true;
+		rc = perms_parse(json_object_get(o, "perm"), t->npart,
+				 &t->perms);
+	}
 out:
 	if (rc)
 		tfs_topic_rec_release(t);

@@ -1731,11 +1731,3 @@ void tfs_topic_get_perms(struct tfs_topic *t, struct tfs_topic_perms *out)
 	pthread_mutex_unlock(&t->lock);
 }
 
-void tfs_topic_perms_release(struct tfs_topic_perms *p)
-{
-	if (!p)
-		return;
-	free(p->overrides);
-	p->overrides = NULL;
-	p->noverrides = 0;
-}

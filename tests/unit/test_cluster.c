@@ -141,6 +141,26 @@ static bool grown(struct node *n)
 	return ok;
 }
 
+/* Whether topic name's directory (part -1) or partition has want on n. */
+static bool perm_is(struct node *n, const char *name, int part,
+		    const struct tfs_perm *want)
+{
+	struct tfs_topic *t = tfs_store_find_topic(n->store, name);
+	struct tfs_perm got = { 0 };
+	bool ok = t != NULL;
+
+	if (t && part < 0)
+		tfs_topic_get_perm(t, &got);
+	else if (t)
+		ok = tfs_topic_get_part_perm(t, (uint32_t)part, &got) == 0;
+	tfs_topic_unref(t);
+	ok = ok && !memcmp(&got, want, sizeof(got));
+	if (!ok && getenv("TFS_TEST_VERBOSE"))
+		fprintf(stderr, "  %s/%d: %u %u %04o\n", name, part, got.uid,
+			got.gid, got.mode);
+	return ok;
+}
+
 static uint32_t leader_of(struct node *n, uint32_t topic, uint32_t part)
 {
 	struct tfs_part_view v;
@@ -157,12 +177,18 @@ static void test_two_nodes(void)
 	TEST("two nodes join; a topic made on one appears on the other");
 	CHECK_EQ(node_start(&a, 1, NULL), 0);
 	CHECK_EQ(node_start(&b, 2, NULL), 0);
-	CHECK_EQ(tfs_cluster_create_topic(a.c, "logs", &t), 0);
+	struct tfs_topic_perms made = { .dir = { 1000, 100, 02750 },
+					.parts = { 1000, 100, 0640 } };
+	CHECK_EQ(tfs_cluster_create_topic(a.c, "logs", &made, &t), 0);
 	CHECK(t != NULL);
 	uint32_t id = t ? tfs_topic_id(t) : 0;
 	tfs_topic_unref(t);
 	CHECK(WAIT_FOR(3000, has_topic(&b, "logs")));
-	CHECK_EQ(tfs_cluster_create_topic(b.c, "logs", NULL), -EEXIST);
+	CHECK_EQ(tfs_cluster_create_topic(b.c, "logs", NULL, NULL), -EEXIST);
+
+	TEST("its maker's owner and modes hold on the other node too");
+	CHECK(perm_is(&b, "logs", -1, &made.dir));
+	CHECK(perm_is(&b, "logs", 0, &made.parts));
 	CHECK_EQ(tfs_cluster_replication_factor(b.c, id), 2);
 
 	TEST("its partition gets a leader among its replicas, seen by both");
@@ -193,6 +219,21 @@ static void test_two_nodes(void)
 		 -EINVAL);
 	CHECK(WAIT_FOR(3000, grown(&a) && grown(&b)));
 	CHECK(WAIT_FOR(5000, leader_of(&a, id, 2) != 0));
+
+	TEST("chown and chmod travel too; a new partition takes the default");
+	struct tfs_perm dir2 = { 1001, 101, 0755 }, p1 = { 1001, 101, 0600 },
+			bad = { 1, 1, 04755 };
+	CHECK(perm_is(&a, "logs", 2, &made.parts));
+	CHECK_EQ(tfs_cluster_set_perm(b.c, "logs", -1, &dir2), 0);
+	CHECK_EQ(tfs_cluster_set_perm(b.c, "logs", 1, &p1), 0);
+	CHECK_EQ(tfs_cluster_set_perm(b.c, "logs", 1, &bad), -EINVAL);
+	CHECK_EQ(tfs_cluster_set_perm(b.c, "logs", 3, &p1), -ENOENT);
+	CHECK_EQ(tfs_cluster_set_perm(b.c, "nosuch", 0, &p1), -ENOENT);
+	CHECK(WAIT_FOR(3000, perm_is(&a, "logs", -1, &dir2) &&
+				     perm_is(&a, "logs", 1, &p1)));
+	CHECK(perm_is(&a, "logs", 0, &made.parts));
+	CHECK_EQ(tfs_cluster_set_perm(a.c, "logs", 1, &made.parts), 0);
+	CHECK(WAIT_FOR(3000, perm_is(&b, "logs", 1, &made.parts)));
 
 	TEST("an ISR change holds only for the leadership that made it");
 	struct tfs_part_view v;

@@ -71,7 +71,29 @@ static void test_records(void)
 	CHECK(t2.replicas[1].n == 3 && t2.replicas[1].id[0] == 2);
 	CHECK(!strcmp(t2.config[0], "retention.ms") &&
 	      !strcmp(t2.config[3], "1") && t2.config[4] == NULL);
+	CHECK(!t2.has_perms);	/* none written, none read */
 	tfs_topic_rec_release(&t2);
+	free(j);
+
+	TEST("a topic's owners and modes round-trip, overrides in order");
+	struct tfs_perm_override over[1] = { { 1, { 7, 8, 0600 } } };
+	t.has_perms = true;
+	t.perms = (struct tfs_topic_perms){ .dir = { 1000, 100, 03775 },
+					    .parts = { 1000, 100, 0664 },
+					    .overrides = over,
+					    .noverrides = 1 };
+	j = tfs_topic_rec_json(&t);
+	CHECK(strstr(j, "\"mode\":\"3775\"") != NULL);
+	CHECK_EQ(tfs_topic_rec_parse(j, &t2), 0);
+	CHECK(t2.has_perms && t2.perms.dir.uid == 1000 &&
+	      t2.perms.dir.mode == 03775 && t2.perms.parts.mode == 0664 &&
+	      t2.perms.noverrides == 1);
+	CHECK(t2.perms.noverrides == 1 &&
+	      t2.perms.overrides[0].partition == 1 &&
+	      t2.perms.overrides[0].perm.uid == 7 &&
+	      t2.perms.overrides[0].perm.mode == 0600);
+	tfs_topic_rec_release(&t2);
+	CHECK(t2.perms.overrides == NULL && !t2.has_perms);
 	free(j);
 
 	struct tfs_pstate s = { .leader = 3, .epoch = 17,
@@ -108,6 +130,30 @@ static void test_records(void)
 		"{\"id\":1,\"name\":\"t\",\"created\":1,\"replicas\":[[1]],"
 		"\"config\":{\"a\":1}}",
 		"{\"id\":1,\"name\":\"t\",\"created\":1,\"replicas\":[[1]]}",
+#define PT(perm) "{\"id\":1,\"name\":\"t\",\"created\":1,"      \
+		 "\"replicas\":[[1],[1]],\"config\":{},\"perm\":" perm "}"
+#define O(u, g, m) "{\"uid\":" #u ",\"gid\":" #g ",\"mode\":\"" m "\"}"
+		PT("{}"),
+		PT("{\"dir\":" O(1, 1, "0755") ",\"parts\":" O(1, 1, "0644") "}"),
+		PT("{\"dir\":" O(1, 1, "4755") ",\"parts\":" O(1, 1, "0644")
+		   ",\"overrides\":[]}"),
+		PT("{\"dir\":" O(1, 1, "0755") ",\"parts\":" O(1, 1, "1644")
+		   ",\"overrides\":[]}"),
+		PT("{\"dir\":" O(1, 1, "0755") ",\"parts\":" O(1, 1, "0x1")
+		   ",\"overrides\":[]}"),
+		PT("{\"dir\":" O(-1, 1, "0755") ",\"parts\":" O(1, 1, "0644")
+		   ",\"overrides\":[]}"),
+		PT("{\"dir\":" O(4294967295, 1, "0755") ",\"parts\":"
+		   O(1, 1, "0644") ",\"overrides\":[]}"),
+		PT("{\"dir\":" O(1, 1, "0755") ",\"parts\":" O(1, 1, "0644")
+		   ",\"overrides\":[{\"partition\":2,\"uid\":1,\"gid\":1,"
+		   "\"mode\":\"0600\"}]}"),
+		PT("{\"dir\":" O(1, 1, "0755") ",\"parts\":" O(1, 1, "0644")
+		   ",\"overrides\":[{\"partition\":1,\"uid\":1,\"gid\":1,"
+		   "\"mode\":\"0600\"},{\"partition\":1,\"uid\":1,"
+		   "\"gid\":1,\"mode\":\"0600\"}]}"),
+#undef PT
+#undef O
 	};
 	for (size_t i = 0; i < sizeof(bad_topics) / sizeof(bad_topics[0]); i++)
 		CHECKF(tfs_topic_rec_parse(bad_topics[i], &t2) == TFS_EPROTO,
