@@ -1,0 +1,186 @@
+#!/usr/bin/env bats
+# The cluster test harness itself (cluster.bash, netns.bash, the writer's
+# acknowledged mode, contrib/cluster.sh's arguments), checked without a
+# topicfs cluster: etcd brought up, stopped, killed and restarted on its
+# data; namespaces, the bridge and iptables rules made and removed, with
+# nothing changed in the root namespace; the openssl signing against the
+# unit tests' vectors.  So a cluster test that fails points at the daemon.
+
+load helper
+load netns
+load cluster
+
+REPO=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+
+setup() {
+	cluster_init
+}
+
+teardown() {
+	cluster_teardown
+}
+
+@test "harness: etcd on free loopback ports stops, restarts on its data, survives kill -9" {
+	etcd_start
+	[[ "$ETCD_URL" == http://127.0.0.1:* ]]
+	etcd_ctl put /h/k v1
+	pid=$ETCD_PID
+	etcd_stop
+	fails kill -0 "$pid" 2>/dev/null
+	fails etcd_healthy
+	port=$ETCD_PORT
+	etcd_start
+	[ "$ETCD_PORT" = "$port" ]
+	[ "$(etcd_ctl get --print-value-only /h/k)" = v1 ]
+	etcd_ctl put /h/k v2
+	etcd_kill
+	fails etcd_healthy
+	etcd_start
+	[ "$(etcd_ctl get --print-value-only /h/k)" = v2 ]
+	# A 1 s lease is granted (the short election timeout allows it).
+	run etcd_ctl lease grant 1
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"granted with TTL(1s)"* ]]
+	etcd_pause
+	fails etcd_healthy
+	etcd_resume
+	wait_for 10 etcd_healthy
+}
+
+@test "harness: the secret file is 0600 and holds 64 hex digits and a newline" {
+	[ "$(stat -c %a "$T/secret")" = 600 ]
+	[ "$(wc -c <"$T/secret")" -eq 65 ]
+	grep -qxE '[0-9a-f]{64}' "$T/secret"
+	other=$T/other
+	secret_make "$other"
+	fails cmp -s "$T/secret" "$other"
+}
+
+@test "harness: peer_mac reproduces the known answers of tests/unit/test_auth.c" {
+	kat() {
+		sed -n "s/^#define $1 \"\\([0-9a-f]*\\)\"/\\1/p" \
+			"$REPO/tests/unit/test_auth.c"
+	}
+	kat1=$(kat KAT1_MAC)
+	kat2=$(kat KAT2_MAC)
+	[ ${#kat1} -eq 64 ] && [ ${#kat2} -eq 64 ]
+	printf 'topicfs test secret, 32 bytes!!' >"$T/s"
+	printf 'topicfs test secret, 32 bytes!!\n' >"$T/s-nl"
+	printf 'hello\n' >"$T/b1"
+	: >"$T/b2"
+	[ "$(peer_mac "$T/s" POST '/v1/p/tweets/0/append?x=1' 7 \
+		1700000000000 0123456789abcdef "$T/b1")" = "$kat1" ]
+	# One trailing newline of the file is not part of the key.
+	[ "$(peer_mac "$T/s-nl" POST '/v1/p/tweets/0/append?x=1' 7 \
+		1700000000000 0123456789abcdef "$T/b1")" = "$kat1" ]
+	[ "$(peer_mac "$T/s" GET /v1/fetch 4294967295 0 ffffffffffffffff \
+		"$T/b2")" = "$kat2" ]
+	# Anything else changes it.
+	[ "$(peer_mac "$T/s" POST '/v1/p/tweets/0/append?x=2' 7 \
+		1700000000000 0123456789abcdef "$T/b1")" != "$kat1" ]
+}
+
+@test "harness: merge_opts keeps the last value of each key in first-seen order" {
+	[ "$(merge_opts a=1,b=2 c=3 b=4 '' d=http://x:1)" = "a=1,b=4,c=3,d=http://x:1" ]
+}
+
+@test "harness: namespaces on a bridge, etcd in the hub, a node cut and healed, all removed" {
+	root_rules=$(iptables -S; nft list ruleset 2>/dev/null)
+	root_links=$(ip -o link show | awk -F': ' '{ print $2 }' | sort)
+	netns_setup 3
+	for ns in "$NETNS_HUB" "${NETNS_NODE[@]}"; do
+		[ -e "/run/netns/$ns" ]
+	done
+	[[ "$NETNS_HUB" == tfs-$$-* ]]
+	ETCD_NS=$NETNS_HUB
+	ETCD_HOST=$NETNS_HUB_ADDR
+	etcd_start
+	[ "$ETCD_URL" = "http://$NETNS_HUB_ADDR:2379" ]
+	reach() {
+		netns_run "${NETNS_NODE[$1]}" curl -s -m 1 "$ETCD_URL/health" |
+			grep -q '"health":"true"'
+	}
+	for i in 1 2 3; do
+		reach "$i"
+	done
+	# The test's own namespace cannot reach it: the network is private
+	# (whatever answers there, if anything, is not this etcd).
+	[ -z "$(curl -s -m 1 "$ETCD_URL/health" | grep '"health":"true"')" ]
+	netns_cut 1
+	fails reach 1
+	reach 2
+	netns_rules 1 | grep -q -- '-A INPUT -i eth0 -j DROP'
+	netns_heal 1
+	reach 1
+	netns_block 2 "$NETNS_HUB_ADDR"
+	fails reach 2
+	reach 3
+	netns_heal 2
+	reach 2
+	netns_loss 3 100
+	fails reach 3
+	netns_heal 3
+	reach 3
+	# The root namespace never saw a rule or an interface.
+	[ "$(iptables -S; nft list ruleset 2>/dev/null)" = "$root_rules" ]
+	[ "$(ip -o link show | awk -F': ' '{ print $2 }' | sort)" = "$root_links" ]
+	made=("${NETNS_MADE[@]}")
+	etcd_stop
+	netns_teardown
+	for ns in "${made[@]}"; do
+		[ ! -e "/run/netns/$ns" ]
+	done
+	[ -z "$(ip netns list | grep "^tfs-$$-")" ]
+}
+
+@test "harness: writer -a -e logs failed writes and goes on; checkrecords -g -A finds a lost acknowledged record" {
+	run "$TOOLS/writer" -a "$T/full.ack" -e -u 1000 -C 2K /dev/full 5 20
+	[ "$status" -eq 0 ]
+	fails grep -q '^ok ' "$T/full.ack"
+	grep -q '^err 0 [0-9]* ENOSPC$' "$T/full.ack"
+	: >"$T/f"
+	"$TOOLS/writer" -a "$T/f.ack" -C 2K -L 200 "$T/f" 3 300
+	run "$TOOLS/checkrecords" -g -A "3:$T/f.ack" "$T/f"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"acked 3 ok 300 failed 0"* ]]
+	sed 100d "$T/f" >"$T/lost"
+	run "$TOOLS/checkrecords" -g -A "3:$T/f.ack" "$T/lost"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"acknowledged record 99 is missing"* ]]
+	sed 100p "$T/f" >"$T/dup"
+	run "$TOOLS/checkrecords" -g "$T/dup"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"(duplicate)"* ]]
+	# A stop file ends a writer between records.
+	: >"$T/g"
+	"$TOOLS/writer" -a "$T/g.ack" -t "$T/stop" -u 2000 "$T/g" 4 100000000 &
+	pid=$!
+	BG+=("$pid")
+	wait_for 20 grep -q '^ok ' "$T/g.ack"
+	: >"$T/stop"
+	reap_pid "$pid" 20
+	[ "$REAPED_RC" -eq 0 ]
+	"$TOOLS/checkrecords" -g -A "4:$T/g.ack" "$T/g"
+}
+
+@test "harness: contrib/cluster.sh refuses bad arguments and stops nothing that is not running" {
+	run "$REPO/contrib/cluster.sh"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *usage* ]]
+	run "$REPO/contrib/cluster.sh" frobnicate
+	[ "$status" -eq 2 ]
+	run "$REPO/contrib/cluster.sh" kill
+	[ "$status" -eq 2 ]
+	CLUSTER_DIR=$T/none run "$REPO/contrib/cluster.sh" kill 9
+	[ "$status" -ne 0 ]
+	CLUSTER_DIR=$T/none run "$REPO/contrib/cluster.sh" stop
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"not running"* ]]
+	CLUSTER_DIR=$T/none run "$REPO/contrib/cluster.sh" status
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"not running"* ]]
+	CLUSTER_DIR=$T/none TOPICFS=$T/missing run "$REPO/contrib/cluster.sh" start
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"make"* ]]
+	[ ! -e "$T/none/etcd.pid" ]
+}
