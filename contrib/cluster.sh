@@ -150,7 +150,8 @@ start_etcd() {
 		--data-dir "$D/etcd/data" --listen-client-urls "$url" \
 		--advertise-client-urls "$url" --listen-peer-urls "$peer" \
 		--initial-advertise-peer-urls "$peer" \
-		--initial-cluster "n1=$peer" --log-level warn ||
+		--initial-cluster "n1=$peer" \
+		--logger zap --log-outputs stderr --log-level warn ||
 		die "etcd did not start"
 	until etcd_healthy; do
 		i=$((i + 1))

@@ -66,6 +66,14 @@
 #   writers_stop         ask every writer to stop; wait; W_RC[ID] = status
 #   bg_spawn NAME CMD... a background command, output in $T/NAME.out
 #
+# Topics and lines
+#   make_topic T         mkdir on node 1; waits until every up node has
+#                        T/0 and its partition 0 an agreed leader
+#   others_than I        the nodes started, but I; first_other_than I
+#   expect_lines L...    the lines, as $T/expected (for cmp)
+#   lines_check FILE ONCE MAYBE   words of ONCE present once each, in
+#                        order; of MAYBE at most once; nothing else
+#
 # Signed peer requests (include/auth.h), made with the openssl command line
 #   peer_mac SECRET_FILE METHOD TARGET NODE TIME NONCE BODY_FILE
 #   peer_request OUT_FILE URL METHOD TARGET NODE TIME NONCE BODY_FILE [MAC]
@@ -193,15 +201,16 @@ etcd_launch() {
 		--initial-advertise-peer-urls "$peer" \
 		--initial-cluster "n1=$peer" \
 		--heartbeat-interval 50 --election-timeout 500 \
-		--log-level warn >>"$T/etcd/etcd.log" 2>&1 3>&- &
+		--logger zap --log-outputs stderr --log-level warn \
+		>>"$T/etcd/etcd.log" 2>&1 3>&- &
 	ETCD_PID=$!
 	local deadline=$(($(date +%s) + 20))
 	until etcd_healthy; do
 		if ! pid_alive "$ETCD_PID" || [ "$(date +%s)" -gt "$deadline" ]; then
 			echo "etcd did not become healthy on $ETCD_URL; log:" >&2
 			tail -20 "$T/etcd/etcd.log" >&2
-			kill -9 "$ETCD_PID" 2>/dev/null
-			wait "$ETCD_PID" 2>/dev/null
+			kill -9 "$ETCD_PID" 2>/dev/null || true
+			wait "$ETCD_PID" 2>/dev/null || true
 			ETCD_PID=
 			return 1
 		fi
@@ -239,20 +248,20 @@ etcd_start() {
 # SIGTERM, and SIGKILL if it has not exited after 10 s.
 etcd_stop() {
 	pid_alive "$ETCD_PID" || { ETCD_PID=; return 0; }
-	kill -CONT "$ETCD_PID" 2>/dev/null
-	kill -TERM "$ETCD_PID"
+	kill -CONT "$ETCD_PID" 2>/dev/null || true
+	kill -TERM "$ETCD_PID" 2>/dev/null || true
 	if ! reap_pid "$ETCD_PID" 10; then
 		echo "etcd (pid $ETCD_PID) ignored SIGTERM; killing it" >&2
-		kill -9 "$ETCD_PID"
-		reap_pid "$ETCD_PID" 10
+		kill -9 "$ETCD_PID" 2>/dev/null || true
+		reap_pid "$ETCD_PID" 10 || true
 	fi
 	ETCD_PID=
 }
 
 etcd_kill() {
 	pid_alive "$ETCD_PID" || return 0
-	kill -9 "$ETCD_PID"
-	reap_pid "$ETCD_PID" 10
+	kill -9 "$ETCD_PID" 2>/dev/null || true
+	reap_pid "$ETCD_PID" 10 || true
 	ETCD_PID=
 }
 
@@ -329,7 +338,7 @@ node_launch() {
 		if ! pid_alive "${NODE_PID[i]}"; then
 			echo "node $i exited before mounting; log:" >&2
 			tail -30 "$log" >&2
-			reap_pid "${NODE_PID[i]}" 5
+			reap_pid "${NODE_PID[i]}" 5 || true
 			NODE_STATE[i]=down
 			return 1
 		fi
@@ -377,8 +386,8 @@ node_reap() {
 	local i=$1
 	if ! reap_pid "${NODE_PID[i]}" 30; then
 		echo "node $i (pid ${NODE_PID[i]}) did not exit after unmount" >&2
-		kill -9 "${NODE_PID[i]}" 2>/dev/null
-		reap_pid "${NODE_PID[i]}" 10
+		kill -9 "${NODE_PID[i]}" 2>/dev/null || true
+		reap_pid "${NODE_PID[i]}" 10 || true
 		return 1
 	fi
 	if [ "$REAPED_RC" -ne 0 ]; then
@@ -390,12 +399,14 @@ node_reap() {
 
 node_stop() {
 	local i=$1 n=0
-	[ "${NODE_STATE[i]:-}" = paused ] && node_resume "$i"
+	if [ "${NODE_STATE[i]:-}" = paused ]; then
+		node_resume "$i" || true
+	fi
 	until fusermount3 -u "${NODE_MNT[i]}" 2>/dev/null; do
 		n=$((n + 1))
 		if [ $n -gt 100 ]; then
 			echo "cannot unmount node $i:" >&2
-			fusermount3 -u "${NODE_MNT[i]}"
+			fusermount3 -u "${NODE_MNT[i]}" || true
 			return 1
 		fi
 		sleep 0.05
@@ -406,18 +417,20 @@ node_stop() {
 
 node_kill() {
 	local i=$1
-	kill -9 "${NODE_PID[i]}" 2>/dev/null
-	reap_pid "${NODE_PID[i]}" 10
+	kill -9 "${NODE_PID[i]}" 2>/dev/null || true
+	reap_pid "${NODE_PID[i]}" 10 || true
 	fusermount3 -u -z "${NODE_MNT[i]}" 2>/dev/null || true
 	NODE_STATE[i]=killed
 }
 
 node_pause() {
-	kill -STOP "${NODE_PID[$1]}" && NODE_STATE[$1]=paused
+	kill -STOP "${NODE_PID[$1]}" || return 1
+	NODE_STATE[$1]=paused
 }
 
 node_resume() {
-	kill -CONT "${NODE_PID[$1]}" && NODE_STATE[$1]=up
+	kill -CONT "${NODE_PID[$1]}" || return 1
+	NODE_STATE[$1]=up
 }
 
 up_nodes() {
@@ -472,21 +485,24 @@ cluster_teardown() {
 	: >"$T/writers.stop"
 	bg_stop_all || rc=1
 	for i in "${!NODE_STATE[@]}"; do
-		[ "${NODE_STATE[i]}" = paused ] && node_resume "$i"
+		if [ "${NODE_STATE[i]}" = paused ]; then
+			node_resume "$i" || true
+		fi
 	done
 	for i in "${!NODE_STATE[@]}"; do
 		if [ "${NODE_STATE[i]}" = up ] && is_mounted "${NODE_MNT[i]}"; then
 			node_stop "$i" || rc=1
 		elif pid_alive "${NODE_PID[i]:-}"; then
-			kill -TERM "${NODE_PID[i]}"
+			kill -CONT "${NODE_PID[i]}" 2>/dev/null || true
+			kill -TERM "${NODE_PID[i]}" 2>/dev/null || true
 			node_reap "$i" || rc=1
 		fi
 		if is_mounted "${NODE_MNT[i]}"; then
-			fusermount3 -u -z "${NODE_MNT[i]}" 2>/dev/null
+			fusermount3 -u -z "${NODE_MNT[i]}" 2>/dev/null || true
 		fi
 		NODE_STATE[i]=down
 	done
-	etcd_stop
+	etcd_stop || rc=1
 	if declare -F netns_teardown >/dev/null; then
 		netns_teardown || rc=1
 	fi
@@ -495,10 +511,10 @@ cluster_teardown() {
 	if [ $rc -ne 0 ] || [ -z "${BATS_TEST_COMPLETED:-}" ]; then
 		for i in "${!NODE_LOG[@]}"; do
 			echo "--- node $i log (${NODE_LOG[i]}), last 40 lines ---" >&2
-			tail -40 "${NODE_LOG[i]}" >&2 2>/dev/null
+			tail -40 "${NODE_LOG[i]}" >&2 2>/dev/null || true
 		done
 		echo "--- etcd log, last 10 lines ---" >&2
-		tail -10 "$T/etcd/etcd.log" >&2 2>/dev/null
+		tail -10 "$T/etcd/etcd.log" >&2 2>/dev/null || true
 	fi
 	if [ -n "${TFS_KEEP:-}" ]; then
 		echo "# kept $T" >&3
@@ -697,11 +713,11 @@ bg_spawn() {
 bg_stop_all() {
 	local pid rc=0
 	for pid in "${BG[@]}"; do
-		kill -TERM "$pid" 2>/dev/null
+		kill -TERM "$pid" 2>/dev/null || true
 	done
 	for pid in "${BG[@]}"; do
 		if ! reap_pid "$pid" 10; then
-			kill -9 "$pid" 2>/dev/null
+			kill -9 "$pid" 2>/dev/null || true
 			reap_pid "$pid" 10 || {
 				echo "process $pid does not end" >&2
 				rc=1
@@ -758,6 +774,63 @@ writers_stop() {
 		fi
 	done
 	return $rc
+}
+
+# --- topics and lines -------------------------------------------------------
+
+# A topic on every node, each partition with an agreed leader.
+make_topic() {
+	local t=$1 i
+	mkdir "$(on 1)/$t"
+	for i in $(up_nodes); do
+		wait_for "$CL_WAIT" test -e "$(on "$i")/$t/0"
+	done
+	wait_leader "$t" 0 >/dev/null
+}
+
+# The nodes started but the one given, and the first of them.
+others_than() {
+	local i
+	for i in "${!NODE_STATE[@]}"; do
+		if [ "$i" -ne "$1" ]; then
+			echo "$i"
+		fi
+	done
+}
+
+first_other_than() {
+	others_than "$1" | head -1
+}
+
+# The given lines, as the file $T/expected to compare with.
+expect_lines() {
+	printf '%s\n' "$@" >"$T/expected"
+}
+
+# lines_check FILE ONCE MAYBE: the words of ONCE are lines of FILE exactly
+# once each and in that order, those of MAYBE at most once, and FILE has
+# no other line.
+lines_check() {
+	local file=$1 once=$2 maybe=$3
+	awk -v once="$once" -v maybe="$maybe" '
+		BEGIN {
+			n = split(once, o, " ")
+			for (i = 1; i <= n; i++) want[o[i]] = i
+			m = split(maybe, mb, " ")
+			for (i = 1; i <= m; i++) may[mb[i]] = 1
+		}
+		{ seen[$0]++ }
+		$0 in want {
+			if (want[$0] <= last) { print "out of order: " $0; bad = 1 }
+			last = want[$0]
+			next
+		}
+		!($0 in may) { print "unexpected line: " $0; bad = 1 }
+		END {
+			for (l in seen) if (seen[l] > 1) { print "twice: " l; bad = 1 }
+			for (l in want) if (!(l in seen)) { print "missing: " l; bad = 1 }
+			exit bad
+		}' "$file" >&2
 }
 
 # --- signed peer requests ------------------------------------------------
