@@ -75,8 +75,10 @@ spawn() {
 	local pidfile=$1 log=$2
 	shift 2
 	rm -f "$pidfile"
+	# Descriptor 3 may be a test harness's (bats): the daemons must not
+	# hold it open.
 	setsid sh -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" \
-		</dev/null >>"$log" 2>&1 &
+		</dev/null >>"$log" 2>&1 3>&- &
 	local i=0
 	until [ -s "$pidfile" ]; do
 		i=$((i + 1))

@@ -159,6 +159,7 @@ teardown() {
 	wait_for 20 grep -q '^ok ' "$T/g.ack"
 	: >"$T/stop"
 	reap_pid "$pid" 20
+	bg_forget "$pid"
 	[ "$REAPED_RC" -eq 0 ]
 	"$TOOLS/checkrecords" -g -A "4:$T/g.ack" "$T/g"
 }

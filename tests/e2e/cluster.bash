@@ -65,6 +65,7 @@
 #   wait_acked ID N      until writer ID has N acknowledged records
 #   writers_stop         ask every writer to stop; wait; W_RC[ID] = status
 #   bg_spawn NAME CMD... a background command, output in $T/NAME.out
+#   bg_forget PID        after reaping a background command yourself
 #
 # Topics and lines
 #   make_topic T         mkdir on node 1; waits until every up node has
@@ -121,8 +122,9 @@ secret_make() {
 		echo >>"$1")
 }
 
-# A port on 127.0.0.1 nothing listens on, not handed out before in this
-# test.
+# Sets variable NAME to a port on 127.0.0.1 that nothing listens on and
+# that was not handed out before in this test (so not inside $(...),
+# which would forget the ones handed out).
 free_port() {
 	local p i
 	for i in 1 2 3 4 5 6 7 8; do
@@ -134,7 +136,7 @@ print(s.getsockname()[1])') || return 1
 		*" $p "*) continue ;;
 		esac
 		CL_PORTS+=("$p")
-		echo "$p"
+		printf -v "$1" %s "$p"
 		return 0
 	done
 	return 1
@@ -235,7 +237,7 @@ etcd_start() {
 		if [ -n "$ETCD_NS" ]; then
 			ETCD_PORT=2379 ETCD_PEER=2380
 		else
-			ETCD_PORT=$(free_port) && ETCD_PEER=$(free_port) || return 1
+			free_port ETCD_PORT && free_port ETCD_PEER || return 1
 		fi
 		ETCD_URL=http://$ETCD_HOST:$ETCD_PORT
 		etcd_launch && return 0
@@ -298,7 +300,7 @@ node_setup() {
 	else
 		NODE_NS[i]=
 		NODE_HOST[i]=127.0.0.1
-		NODE_PORT[i]=$(free_port) || return 1
+		free_port "NODE_PORT[$i]" || return 1
 	fi
 }
 
@@ -490,10 +492,17 @@ cluster_teardown() {
 		fi
 	done
 	for i in "${!NODE_STATE[@]}"; do
-		if [ "${NODE_STATE[i]}" = up ] && is_mounted "${NODE_MNT[i]}"; then
+		if [ "${NODE_STATE[i]}" != up ]; then
+			:	# stopped or killed by the test, already reaped
+		elif ! pid_alive "${NODE_PID[i]}" ||
+			grep -qs '^State:[[:space:]]*Z' "/proc/${NODE_PID[i]}/status"; then
+			reap_pid "${NODE_PID[i]}" 5 || true
+			echo "node $i (pid ${NODE_PID[i]}) ended by itself during" \
+				"the test, status ${REAPED_RC:-?}" >&2
+			rc=1
+		elif is_mounted "${NODE_MNT[i]}"; then
 			node_stop "$i" || rc=1
-		elif pid_alive "${NODE_PID[i]:-}"; then
-			kill -CONT "${NODE_PID[i]}" 2>/dev/null || true
+		else
 			kill -TERM "${NODE_PID[i]}" 2>/dev/null || true
 			node_reap "$i" || rc=1
 		fi
@@ -710,6 +719,16 @@ bg_spawn() {
 	BG+=("$!")
 }
 
+# Drops a reaped PID from BG, so that teardown never signals it again (the
+# number may belong to another process by then).
+bg_forget() {
+	local pid keep=()
+	for pid in "${BG[@]}"; do
+		[ "$pid" = "$1" ] || keep+=("$pid")
+	done
+	BG=("${keep[@]}")
+}
+
 bg_stop_all() {
 	local pid rc=0
 	for pid in "${BG[@]}"; do
@@ -768,6 +787,7 @@ writers_stop() {
 	for id in "${!W_PID[@]}"; do
 		if reap_pid "${W_PID[id]}" $((CL_WAIT * 2)); then
 			W_RC[id]=$REAPED_RC
+			bg_forget "${W_PID[id]}"
 		else
 			echo "writer $id (pid ${W_PID[id]}) did not stop" >&2
 			rc=1

@@ -116,7 +116,10 @@ teardown() {
 			false
 		fi
 	done
-	size=$(stat -c %s "$(on 1)/t/0")
+	# Every write returned after its commit: the leader's file has all of
+	# them, and the followers get there.
+	l=$(wait_leader t 0)
+	size=$(stat -c %s "$(on "$l")/t/0")
 	for i in 1 2 3; do
 		wait_size "$i" t/0 "$size"
 	done
@@ -342,7 +345,7 @@ demo_ports_free() {
 		base=$((20000 + RANDOM % 20000))
 		demo_ports_free "$base" && break
 	done
-	export CLUSTER_DIR=$T/demo CLUSTER_PORT=$base
+	export CLUSTER_DIR=$T/demo CLUSTER_PORT=$base TOPICFS
 	run make -C "$REPO" --no-print-directory cluster \
 		B="$TOPICFS_BUILD" CLUSTER_DIR="$CLUSTER_DIR"
 	echo "$output" >&2
