@@ -133,6 +133,72 @@ teardown() {
 	[ -z "$(ip netns list | grep "^tfs-$$-")" ]
 }
 
+@test "harness: standalone daemons started, paused, killed, restarted and stopped by PID; writers and readers on them" {
+	CL_STANDALONE=1
+	etcd_start
+	for i in 1 2 3; do
+		node_start "$i"
+	done
+	[ "$(up_nodes)" = "1 2 3" ]
+	mkdir "$(on 1)/t"
+	writer_start 1 1 t/0 -C 4K -L 300 -u 1000
+	bg_spawn tail tail -n +1 -s 0.1 -f "$(on 1)/t/0"
+	wait_acked 1 20
+	expect_write ENOENT 2 none/0 x
+	node_pause 2
+	[ "$(up_nodes)" = "1 3" ]
+	node_resume 2
+	pid=${NODE_PID[3]}
+	node_kill 3
+	[ "${NODE_STATE[3]}" = killed ]
+	fails kill -0 "$pid" 2>/dev/null
+	fails is_mounted "$(on 3)"
+	node_restart 3
+	mount_live "$(on 3)"
+	node_stop 2
+	fails is_mounted "$(on 2)"
+	node_restart 2
+	writers_stop
+	[ "${W_RC[1]}" -eq 0 ]
+	"$TOOLS/checkrecords" -g -A "1:$T/w1.ack" "$(on 1)/t/0"
+	size=$(stat -c %s "$(on 1)/t/0")
+	wait_size 1 t/0 "$size"
+	[ "$(part_end 1 t 0)" -eq "$size" ]
+	wait_for 10 cmp -s "$T/tail.out" "$(on 1)/t/0"
+	fails same_files t/0 1 2
+	# Teardown resumes a paused node before it unmounts it.
+	node_pause 3
+}
+
+@test "harness: daemons started with nsenter run in their namespaces and their mounts are seen here" {
+	CL_STANDALONE=1
+	netns_setup 2
+	ETCD_NS=$NETNS_HUB
+	ETCD_HOST=$NETNS_HUB_ADDR
+	etcd_start
+	for i in 1 2; do
+		node_start "$i"
+	done
+	[ "$(readlink "/proc/${NODE_PID[2]}/ns/net")" = \
+		"$(netns_run "${NETNS_NODE[2]}" readlink /proc/self/ns/net)" ]
+	[ "$(readlink "/proc/${NODE_PID[2]}/ns/mnt")" = "$(readlink /proc/self/ns/mnt)" ]
+	mkdir "$(on 2)/t"
+	expect_write OK 2 t/0 hello
+	node_kill 1
+	node_restart 1
+	[ "$(cat "$(on 2)/t/0")" = hello ]
+}
+
+@test "harness: a node that ends by itself fails the test at teardown" {
+	CL_STANDALONE=1
+	etcd_start
+	node_start 1
+	kill -9 "${NODE_PID[1]}"
+	run cluster_teardown
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"ended by itself"* ]]
+}
+
 @test "harness: writer -a -e logs failed writes and goes on; checkrecords -g -A finds a lost acknowledged record" {
 	run "$TOOLS/writer" -a "$T/full.ack" -e -u 1000 -C 2K /dev/full 5 20
 	[ "$status" -eq 0 ]

@@ -22,6 +22,8 @@
 #   cluster_netns N [KEY=VALUE...]   the same, each node in a network
 #                        namespace (needs netns.bash)
 #   CL_WAIT              seconds every wait_* allows (default 30)
+#   CL_STANDALONE=1      nodes without the cluster options, checked to be
+#                        standalone: the harness's own tests
 #   etcd_start           start etcd (the first time on new ports, later
 #                        again on the same data and ports); waits healthy
 #   etcd_stop / etcd_kill / etcd_pause / etcd_resume    by PID
@@ -314,6 +316,10 @@ merge_opts() {
 
 node_opts() {
 	local i=$1 addr=${NODE_HOST[$1]}:${NODE_PORT[$1]}
+	if [ -n "${CL_STANDALONE:-}" ]; then
+		merge_opts "${CL_OPTS[@]}" ${NODE_OPTS[i]:+"${NODE_OPTS[i]}"}
+		return
+	fi
 	merge_opts "cluster.etcd=$ETCD_URL" "cluster.name=$CL_NAME" \
 		"node.id=$i" "listen=$addr" "advertise=http://$addr" \
 		"cluster.secret.file=$T/secret" \
@@ -326,7 +332,7 @@ node_opts() {
 # waits until its mount answers, and checks it runs as node I of a
 # cluster: a build without cluster mode fails here, at once.
 node_launch() {
-	local i=$1 mnt=${NODE_MNT[$1]} log=${NODE_LOG[$1]} opts mode
+	local i=$1 mnt=${NODE_MNT[$1]} log=${NODE_LOG[$1]} opts
 	opts=$(node_opts "$i")
 	echo "--- start: topicfs -f -o $opts" >>"$log"
 	# fd 3 is bats' own: a daemon holding it would keep bats waiting.
@@ -351,7 +357,19 @@ node_launch() {
 		fi
 		sleep 0.02
 	done
-	mode=$(jq -r '"\(.node.mode) \(.node.id)"' "$mnt/.topicfs/status") || {
+	node_check_mode "$i"
+}
+
+# The daemon on node I's mount runs in cluster mode as node I.
+node_check_mode() {
+	local i=$1 mode
+	if [ -n "${CL_STANDALONE:-}" ]; then
+		jq -e '.node.mode == "standalone"' \
+			"${NODE_MNT[i]}/.topicfs/status" >/dev/null
+		return
+	fi
+	mode=$(jq -r '"\(.node.mode) \(.node.id)"' \
+		"${NODE_MNT[i]}/.topicfs/status") || {
 		echo "node $i: .topicfs/status is not JSON" >&2
 		return 1
 	}

@@ -133,7 +133,7 @@ teardown() {
 @test "cluster: tail -f and .follow on node 3 see writes made on nodes 1 and 2" {
 	cluster_start 3
 	make_topic t
-	bg_spawn tail tail -s 0.1 -f "$(on 3)/t/0"
+	bg_spawn tail tail -n +1 -s 0.1 -f "$(on 3)/t/0"
 	bg_spawn follow cat "$(on 3)/t/.follow/0"
 	expect_write OK 1 t/0 "from node 1"
 	wait_for "$CL_WAIT" grep -qx "from node 1" "$T/tail.out"
