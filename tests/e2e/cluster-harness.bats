@@ -80,6 +80,64 @@ teardown() {
 		1700000000000 0123456789abcdef "$T/b1")" != "$kat1" ]
 }
 
+# A node's status as the contract describes it (docs/STATUS.md, cluster
+# mode): node I sees LEADER (or null) with ROLE, EPOCH, ISR and the live
+# nodes ALIVE (a jq array of ids).
+fake_status() {
+	local i=$1 leader=$2 role=$3 epoch=$4 isr=$5 alive=$6
+	mkdir -p "$T/f$i/.topicfs"
+	NODE_MNT[i]=$T/f$i
+	NODE_STATE[i]=up
+	jq -n --argjson i "$i" --argjson l "$leader" --arg role "$role" \
+		--argjson e "$epoch" --argjson isr "$isr" --argjson alive "$alive" '{
+		node: { mode: "cluster", id: $i },
+		cluster: { name: "c", etcd: "ok", lease: "ok",
+			nodes: [1, 2, 3 | { id: ., address: "http://127.0.0.1:\(. + 7000)",
+				alive: (. as $n | $alive | index($n) != null) }] },
+		topics: [{ name: "t", id: 7, partition_count: 1, partitions: [{
+			partition: 0, end: 10, role: $role, leader: $l, epoch: $e,
+			replicas: [3, 1, 2], isr: $isr }] }]
+	}' >"$T/f$i/.topicfs/status"
+}
+
+@test "harness: the status helpers read the contract's JSON: leaders agreed, ISR sizes, live nodes" {
+	fake_status 1 1 leader 3 '[2,1]' '[1,2,3]'
+	fake_status 2 1 follower 3 '[2,1]' '[1,2,3]'
+	fake_status 3 null none 0 '[]' '[1,2]'
+	[ "$(part_leader 1 t 0)" = 1 ]
+	[ "$(part_leader 3 t 0)" = null ]
+	[ "$(part_isr 1 t 0)" = 1,2 ]
+	[ "$(part_replicas 2 t 0)" = 1,2,3 ]
+	[ "$(part_epoch 1 t 0)" = 3 ]
+	[ "$(part_role 2 t 0)" = follower ]
+	[ "$(part_end 2 t 0)" = 10 ]
+	[ "$(topic_id 2 t)" = 7 ]
+	fails part_leader 1 t 1
+	fails part_leader 1 u 0
+	node_check_mode 2
+	[ "$(agreed_leader t 0 1 2)" = 1 ]
+	fails agreed_leader t 0
+	fails agreed_leader t 0 2 3
+	[ "$(isr_size_is t 0 2 1 2)" = 1,2 ]
+	fails isr_size_is t 0 3 1 2
+	nodes_alive_are 3 1 2
+	fails nodes_alive_are 3
+	fails leader_other_than t 0 1 1 2
+	# Node 1 gone: 2 leads, epoch 4; node 3 agrees.
+	NODE_STATE[1]=killed
+	fake_status 2 2 leader 4 '[2,3]' '[2,3]'
+	fake_status 3 2 follower 4 '[2,3]' '[2,3]'
+	[ "$(leader_other_than t 0 1 2 3)" = 2 ]
+	[ "$(wait_new_leader t 0 1)" = 2 ]
+	[ "$(wait_isr_size t 0 2)" = 2,3 ]
+	# Named leader that does not say so yet: not agreed.
+	fake_status 2 2 follower 4 '[2,3]' '[2,3]'
+	CL_WAIT=1 run wait_leader t 0
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"does not say so"* ]]
+	NODE_STATE=()	# no daemons behind these for teardown to stop
+}
+
 @test "harness: merge_opts keeps the last value of each key in first-seen order" {
 	[ "$(merge_opts a=1,b=2 c=3 b=4 '' d=http://x:1)" = "a=1,b=4,c=3,d=http://x:1" ]
 }
