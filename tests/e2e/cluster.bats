@@ -18,6 +18,30 @@
 # Node options (cluster.bash): session.timeout.ms=2000,
 # request.timeout.ms=5000, replica.lag.time.max.ms=2000; the topic
 # defaults: replication factor 3, min.insync.replicas 2, acks all.
+#
+# What these tests (and netsplit.bats) assume of the daemon:
+#  * `topicfs -f -o KEY=VALUE,... DATA MNT` with the cluster keys of
+#    CONFIGURATION.md; the mount answers once started, membership may
+#    complete later.  fusermount3 -u makes it exit 0 within 30 s, even
+#    with etcd or peers unreachable.  After kill -9 (its dead mount
+#    cleared with fusermount3 -u -z) it restarts on the same data.
+#  * .topicfs/status: .node.mode "cluster", .node.id N; .cluster.etcd
+#    "ok"|"unreachable", .cluster.lease "ok"|"expired", .cluster.nodes
+#    [{id, address, alive}] (each node lists all three alive before a
+#    test makes a topic); per partition role "leader"|"follower"|"none",
+#    leader (id or null), epoch, replicas, isr (ids), end (the file
+#    size).  A leader is "agreed" when every running node names it and it
+#    says role "leader"; the ISR is read from the leader's status.
+#  * xattrs user.topicfs.leader ("2"), .replicas and .isr ("1,2,3", any
+#    order); topic xattrs read back normalized on every node.
+#  * A write's errors are EIO (no leader, too few in-sync replicas, no
+#    lease), on any node; a killed node's own mount fails with anything.
+#  * After a failover the restarted node reports role "follower" and the
+#    leader's epoch; after a healed partition the new leader stays leader
+#    (no automatic move back) and the old one follows.
+#  * POST /v1/append?topic=ID&partition=P&epoch=E&producer=HEX16&seq=0 on
+#    the leader's listen address, signed as a follower (include/auth.h):
+#    200 and the body committed; 401 and nothing appended otherwise.
 
 load helper
 load cluster
