@@ -588,7 +588,7 @@ topic_id() {
 # Polls CMD... until it succeeds (up to SECS) and prints its output; on a
 # timeout says what it waited for and what CMD last printed.
 wait_value() {
-	local secs=$1 out=
+	local secs=$1 out=''
 	shift
 	local deadline=$(($(date +%s%N) + secs * 1000000000))
 	while :; do
@@ -606,7 +606,7 @@ wait_value() {
 }
 
 agreed_leader() {
-	local t=$1 p=$2 i l first=
+	local t=$1 p=$2 i l first=''
 	shift 2
 	[ $# -gt 0 ] || set -- $(up_nodes)
 	for i in "$@"; do
@@ -678,7 +678,7 @@ size_is() {
 wait_size() { wait_value "$CL_WAIT" size_is "$@"; }
 
 same_files() {
-	local path=$1 i first= out
+	local path=$1 i first='' out
 	shift
 	[ $# -gt 0 ] || set -- $(up_nodes)
 	for i in "$@"; do
