@@ -158,4 +158,11 @@ static inline int64_t tfs_conf_get(const struct tfs_conf *c,
 	return c->v[key];
 }
 
+/* A string key's value (its default when unset; never NULL). */
+static inline const char *tfs_conf_str(const struct tfs_conf *c,
+				       enum tfs_conf_key key)
+{
+	return c->s[key] ? c->s[key] : "";
+}
+
 #endif

@@ -28,6 +28,7 @@ struct tfs_fetch_part {
 	uint32_t last_epoch;		/* E: epoch of its last batch */
 	uint64_t end;			/* O: its log end */
 	uint64_t durable;		/* D: its fsynced end */
+	uint64_t hw;			/* the high watermark it knows */
 };
 
 struct tfs_fetch_req {
@@ -63,6 +64,8 @@ struct tfs_fetch_result {
 	uint64_t log_end;		/* its log end (for lag) */
 	uint32_t diverged_epoch;	/* TFS_FETCH_DIVERGED: the largest */
 	uint64_t diverged_end;		/* epoch <= E it has, and its end */
+	uint64_t sync_to;		/* fsync up to here before the next
+					 * fetch (an fsync waits), or 0 */
 	uint32_t nbatches;
 	struct tfs_index_entry *entries;	/* nbatches */
 	const unsigned char *data;	/* their bytes, back to back */

@@ -21,9 +21,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cluster.h"
 #include "err.h"
 #include "framer.h"
 #include "fsops.h"
+#include "produce.h"
 #include "store.h"
 
 #define INO_META 2
@@ -64,6 +66,10 @@ struct tfs_fs {
 
 	const struct tfs_fs_config *cfg;
 	struct mount_watch *watch;	/* NULL if it could not start */
+	/* In a cluster (NULL standalone): namespace operations act
+	 * cluster-wide, writes and fsyncs go to the partitions' leaders. */
+	struct tfs_cluster *cluster;
+	struct tfs_produce *produce;
 };
 
 /* What an inode number names, with references held. */
@@ -84,6 +90,7 @@ struct handle {
 	struct tfs_fs *fs;
 	struct tfs_topic *t;		/* partitions: their topic */
 	struct tfs_partition *p;
+	uint32_t part;			/* partitions: its number */
 	bool writable;
 	struct tfs_list link;		/* fs->handles */
 

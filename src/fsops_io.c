@@ -40,6 +40,7 @@ static struct handle *handle_new(struct tfs_fs *fs, struct node *n)
 	tfs_ref_init(&h->refs, 1);
 	h->kind = n->kind;
 	h->fs = fs;
+	h->part = n->part;
 	if (n->t)
 		h->t = tfs_topic_ref(n->t);
 	if (n->p)
@@ -84,6 +85,12 @@ static void make_text(struct tfs_fs *fs, struct handle *h)
 		.started_mono_ms = tfs_store_started(fs->store),
 		.open_handles = atomic_load(&fs->nhandles),
 		.parked_reads = atomic_load(&fs->parked_reads),
+		.cluster = fs->cluster,
+		.repl = fs->cfg->repl,
+		.produce = fs->produce,
+		.peer_refused = fs->cfg->peer_refused
+					? atomic_load(fs->cfg->peer_refused)
+					: 0,
 	};
 	char host[256] = "localhost";
 
@@ -290,6 +297,7 @@ enum { WR_SUBMITTING, WR_LEFT, WR_DONE };
 
 struct write_req {
 	struct tfs_append a;
+	struct tfs_write w;		/* in a cluster, instead of a */
 	fuse_req_t req;
 	size_t reply;		/* bytes to report written */
 	bool is_flush;
@@ -308,15 +316,37 @@ static void write_reply(struct write_req *wr)
 	free(wr);
 }
 
-static void write_done(struct tfs_append *a, int status)
+static void write_completed(struct write_req *wr, int status)
 {
-	struct write_req *wr = tfs_container_of(a, struct write_req, a);
 	int expect = WR_SUBMITTING;
 
 	wr->status = status;
 	if (atomic_compare_exchange_strong(&wr->state, &expect, WR_DONE))
 		return;	/* the submitter answers once it has unlocked */
 	write_reply(wr);
+}
+
+static void write_done(struct tfs_append *a, int status)
+{
+	write_completed(tfs_container_of(a, struct write_req, a), status);
+}
+
+static void write_produced(struct tfs_write *w, int status)
+{
+	write_completed(tfs_container_of(w, struct write_req, w), status);
+}
+
+/* Hands iov to the cluster's produce layer for wr (wr->w.done set). */
+static void produce(struct handle *h, struct write_req *wr,
+		    const struct iovec *iov, int iovcnt, bool is_sync)
+{
+	wr->w.p = h->p;
+	wr->w.topic = tfs_topic_id(h->t);
+	wr->w.part = h->part;
+	wr->w.iov = iov;
+	wr->w.iovcnt = iovcnt;
+	wr->w.is_sync = is_sync;
+	tfs_produce_submit(h->fs->produce, &wr->w);
 }
 
 /*
@@ -353,6 +383,13 @@ static int submit(fuse_req_t req, struct handle *h, const struct iovec *iov,
 	wr->reply = reply;
 	wr->is_flush = is_flush;
 	atomic_init(&wr->state, WR_SUBMITTING);
+	if (h->fs->produce) {
+		tfs_list_init(&wr->a.woken);
+		wr->w.done = write_produced;
+		produce(h, wr, iov, iovcnt, false);
+		*pending = wr;
+		return 0;
+	}
 	wr->a.iov = iov;
 	wr->a.iovcnt = iovcnt;
 	wr->a.flags = TFS_APPEND_DEFER_WAKE;
@@ -407,6 +444,15 @@ static void release_done(struct tfs_append *a, int status)
 	free(tfs_container_of(a, struct write_req, a));
 }
 
+static void release_produced(struct tfs_write *w, int status)
+{
+	if (status)
+		tfs_warn("topic %" PRIu32 " partition %" PRIu32 ": partial "
+			 "line lost at close: %s",
+			 w->topic, w->part, tfs_strerror(status));
+	free(tfs_container_of(w, struct write_req, w));
+}
+
 /*
  * Commits a held partial line with '\n'.  With req (a flush): returns the
  * pending append to finish after unlocking, or NULL with *answer the code
@@ -431,6 +477,12 @@ static struct write_req *commit_partial(fuse_req_t req, struct handle *h,
 		struct write_req *rel = tfs_calloc(1, sizeof(*rel));
 
 		/* Release has no one to answer: only the data matters. */
+		if (h->fs->produce) {
+			rel->w.done = release_produced;
+			produce(h, rel, fr.iov, fr.iovcnt, false);
+			tfs_framer_close_done(&h->framer, true);
+			return NULL;
+		}
 		rel->a.iov = fr.iov;
 		rel->a.iovcnt = fr.iovcnt;
 		rel->a.done = release_done;
@@ -506,6 +558,17 @@ void fsops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 	if (h->kind != K_PART) {
 		fuse_reply_err(req, 0);
+		return;
+	}
+	if (h->fs->produce) {
+		/* Durable on every in-sync replica: the leader knows. */
+		struct write_req *wr = tfs_calloc(1, sizeof(*wr));
+
+		wr->req = req;
+		wr->is_flush = true;
+		atomic_init(&wr->state, WR_LEFT);
+		wr->w.done = write_produced;
+		produce(h, wr, NULL, 0, true);
 		return;
 	}
 	sr = tfs_calloc(1, sizeof(*sr));

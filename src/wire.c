@@ -19,7 +19,7 @@
  *   12  4  E: epoch of the follower's last batch
  *   16  8  O: the follower's log end
  *   24  8  D: the follower's durable end
- *   32  8  reserved, 0
+ *   32  8  the high watermark the follower knows
  *
  * Answer, 12 bytes then, per partition, 80 bytes, the index entries of
  * its batches (64 bytes each, the version 2 index encoding, their CRCs
@@ -40,7 +40,7 @@
  *   52  8  diverging end
  *   60  4  batches
  *   64  8  bytes of the batches
- *   72  8  reserved, 0
+ *   72  8  sync to: fsync up to here before fetching again (0: no)
  */
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +78,7 @@ void tfs_fetch_req_encode(const struct tfs_fetch_req *r, struct tfs_buf *out)
 		tfs_put_le32(p + 12, f->last_epoch);
 		tfs_put_le64(p + 16, f->end);
 		tfs_put_le64(p + 24, f->durable);
-		tfs_put_le64(p + 32, 0);
+		tfs_put_le64(p + 32, f->hw);
 	}
 	out->len += REQ_HEAD + (size_t)r->n * REQ_PART;
 	out->data[out->len] = '\0';
@@ -108,7 +108,8 @@ int tfs_fetch_req_decode(const void *buf, size_t len, struct tfs_fetch_req *r)
 		f->last_epoch = tfs_get_le32(p + 12);
 		f->end = tfs_get_le64(p + 16);
 		f->durable = tfs_get_le64(p + 24);
-		if (f->durable > f->end) {
+		f->hw = tfs_get_le64(p + 32);
+		if (f->durable > f->end || f->hw > f->end) {
 			tfs_fetch_req_release(r);
 			return TFS_EPROTO;
 		}
@@ -150,7 +151,7 @@ void tfs_fetch_result_encode(const struct tfs_fetch_result *res,
 	tfs_put_le64(h + 52, res->diverged_end);
 	tfs_put_le32(h + 60, res->nbatches);
 	tfs_put_le64(h + 64, res->data_len);
-	tfs_put_le64(h + 72, 0);
+	tfs_put_le64(h + 72, res->sync_to);
 	tfs_buf_add(out, h, sizeof(h));
 	tfs_buf_grow(out, (size_t)res->nbatches * TFS_INDEX_ENTRY_SIZE);
 	for (uint32_t i = 0; i < res->nbatches; i++) {
@@ -181,6 +182,7 @@ static int decode_result(const unsigned char **pp, const unsigned char *end,
 	res->diverged_end = tfs_get_le64(p + 52);
 	res->nbatches = tfs_get_le32(p + 60);
 	res->data_len = tfs_get_le64(p + 64);
+	res->sync_to = tfs_get_le64(p + 72);
 	p += RESP_PART;
 	if (res->err > TFS_FETCH_ERR_MAX || res->hw > res->log_end ||
 	    res->start > res->hw ||

@@ -14,9 +14,9 @@
 static void test_request(void)
 {
 	struct tfs_fetch_part parts[3] = {
-		{ 7, 0, 5, 4, 1000, 900 },
-		{ 7, 1, 5, 5, 0, 0 },
-		{ 9, 12, 1, 1, 1ULL << 40, 1ULL << 39 },
+		{ 7, 0, 5, 4, 1000, 900, 800 },
+		{ 7, 1, 5, 5, 0, 0, 0 },
+		{ 9, 12, 1, 1, 1ULL << 40, 1ULL << 39, 1ULL << 40 },
 	};
 	struct tfs_fetch_req r = { .follower = 3, .max_wait_ms = 500,
 				   .max_bytes = 1 << 23, .n = 3,
