@@ -365,7 +365,7 @@ cmd_status() {
 	need jq
 	echo
 	jq -r '
-		"cluster \(.cluster.name // "?"): etcd \(.cluster.etcd // "?"), lease \(.cluster.lease // "?"), as node \(.node.id) sees it",
+		"cluster: etcd \(.cluster.etcd // "?"), lease \(.cluster.lease // "?"), as node \(.node.id) sees it",
 		(.cluster.nodes[]? | "  node \(.id) \(.address) \(if .alive then "alive" else "gone" end)"),
 		"",
 		"topic/partition  leader  epoch  replicas  isr  end",

@@ -22,6 +22,7 @@
 #   cluster_netns N [KEY=VALUE...]   the same, each node in a network
 #                        namespace (needs netns.bash)
 #   CL_WAIT              seconds every wait_* allows (default 30)
+#   WRITER_OPTS          writer options of the failure tests (throttled)
 #   CL_STANDALONE=1      nodes without the cluster options, checked to be
 #                        standalone: the harness's own tests
 #   etcd_start           start etcd (the first time on new ports, later
@@ -36,12 +37,14 @@
 #   node_restart I       start a stopped or killed node again, same data
 #   node_pause I / node_resume I    SIGSTOP / SIGCONT
 #   up_nodes             the nodes running and not paused
+#   pid_gone PID         a process not ours has exited (or is a zombie)
 #   cluster_teardown     stop everything started (background helpers,
 #                        nodes, etcd, namespaces), scan the node logs for
 #                        sanitizer reports, remove $T (kept with TFS_KEEP=1)
 #
 # Reading .topicfs/status (jq) on node I; topic T, partition P
 #   node_status I        the JSON
+#   status_jq I ARGS...  jq ARGS on it (bounded: 10 s)
 #   part_leader I T P    leader id or null       part_epoch I T P
 #   part_role I T P      leader|follower|none    part_end I T P
 #   part_isr I T P       sorted ids, "1,2,3"     part_replicas I T P
@@ -68,6 +71,7 @@
 #   writers_stop         ask every writer to stop; wait; W_RC[ID] = status
 #   bg_spawn NAME CMD... a background command, output in $T/NAME.out
 #   bg_forget PID        after reaping a background command yourself
+#   wait_child PID SECS  its exit status, or kill it and fail after SECS
 #
 # Topics and lines
 #   make_topic T         mkdir on node 1; waits until every up node has
@@ -85,6 +89,11 @@
 #   fails CMD...         succeeds when CMD fails (bats ignores `! CMD`)
 
 CL_WAIT=${CL_WAIT:-30}
+# Writers of the failure tests: whole records of up to 1 KiB, at most
+# 4 KiB a write and about 50 writes a second each: thousands of records
+# to check, a few MB on disk (unthrottled writers filled 260 MB in three
+# minutes of a partition test).
+WRITER_OPTS="-C 4K -L 1K -u 20000"
 ETCD=${TFS_ETCD:-etcd}
 
 cluster_require() {
@@ -92,7 +101,7 @@ cluster_require() {
 	[ -x "$TOOLS/writer" ] && [ -x "$TOOLS/checkrecords" ] ||
 		{ echo "no $TOOLS/writer: run make first" >&2; return 1; }
 	require "$ETCD" etcdctl curl jq openssl python3 fusermount3 \
-		getfattr setfattr od cmp
+		getfattr setfattr od cmp timeout
 }
 
 cl_note() {
@@ -168,8 +177,17 @@ pid_alive() {
 	[ -n "$1" ] && kill -0 "$1" 2>/dev/null
 }
 
+# A process that is not our child is gone once it no longer exists or is
+# a zombie (a daemon reparented to PID 1 waits there to be reaped).
+pid_gone() {
+	local state
+	state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' \
+		"/proc/$1/status" 2>/dev/null)
+	[ -z "$state" ] || [ "$state" = Z ]
+}
+
 # Waits up to SECS for our child PID to exit; sets REAPED_RC.  1 if it
-# did not.
+# did not (see wait_child to kill it then).
 reap_pid() {
 	local pid=$1 secs=$2
 	local deadline=$(($(date +%s%N) + secs * 1000000000))
@@ -185,6 +203,18 @@ reap_pid() {
 	done
 	REAPED_RC=0
 	wait "$pid" 2>/dev/null || REAPED_RC=$?
+}
+
+# Waits up to SECS for our child PID and returns its exit status; one
+# still running then is killed and the wait fails.
+wait_child() {
+	if ! reap_pid "$1" "$2"; then
+		echo "process $1 still running after ${2}s: killed" >&2
+		kill -9 "$1" 2>/dev/null || true
+		reap_pid "$1" 10 || true
+		return 1
+	fi
+	return "$REAPED_RC"
 }
 
 # --- etcd -------------------------------------------------------------
@@ -364,12 +394,10 @@ node_launch() {
 node_check_mode() {
 	local i=$1 mode
 	if [ -n "${CL_STANDALONE:-}" ]; then
-		jq -e '.node.mode == "standalone"' \
-			"${NODE_MNT[i]}/.topicfs/status" >/dev/null
+		status_jq "$i" -e '.node.mode == "standalone"' >/dev/null
 		return
 	fi
-	mode=$(jq -r '"\(.node.mode) \(.node.id)"' \
-		"${NODE_MNT[i]}/.topicfs/status") || {
+	mode=$(status_jq "$i" -r '"\(.node.mode) \(.node.id)"') || {
 		echo "node $i: .topicfs/status is not JSON" >&2
 		return 1
 	}
@@ -425,8 +453,14 @@ node_stop() {
 	until fusermount3 -u "${NODE_MNT[i]}" 2>/dev/null; do
 		n=$((n + 1))
 		if [ $n -gt 100 ]; then
+			# Busy (a process stuck in a request the daemon does
+			# not answer): detach it, and the daemon ends by
+			# itself or is killed after node_reap's deadline.
 			echo "cannot unmount node $i:" >&2
 			fusermount3 -u "${NODE_MNT[i]}" || true
+			fusermount3 -u -z "${NODE_MNT[i]}" 2>/dev/null || true
+			NODE_STATE[i]=down
+			node_reap "$i" || true
 			return 1
 		fi
 		sleep 0.05
@@ -554,17 +588,24 @@ cluster_teardown() {
 # --- status ------------------------------------------------------------
 
 node_status() {
-	cat "${NODE_MNT[$1]}/.topicfs/status"
+	timeout -s KILL 10 cat "${NODE_MNT[$1]}/.topicfs/status"
+}
+
+# jq on node I's status, killed if the read does not return in 10 s (a
+# hung daemon must not hang a wait whose deadline is longer).
+status_jq() {
+	local i=$1
+	shift
+	timeout -s KILL 10 jq "$@" "${NODE_MNT[i]}/.topicfs/status"
 }
 
 # jq EXPR on partition P of topic T in node I's status; fails when the
 # partition is not there.
 part_jq() {
 	local i=$1 t=$2 p=$3 expr=$4 out
-	out=$(jq -r --arg t "$t" --argjson p "$p" \
+	out=$(status_jq "$i" -r --arg t "$t" --argjson p "$p" \
 		".topics[] | select(.name == \$t) | .partitions[] |
-		 select(.partition == \$p) | $expr" \
-		"${NODE_MNT[i]}/.topicfs/status" 2>/dev/null) || return 1
+		 select(.partition == \$p) | $expr" 2>/dev/null) || return 1
 	[ -n "$out" ] || return 1
 	echo "$out"
 }
@@ -580,8 +621,8 @@ part_replicas() {
 
 topic_id() {
 	local out
-	out=$(jq -r --arg t "$2" '.topics[] | select(.name == $t) | .id' \
-		"${NODE_MNT[$1]}/.topicfs/status" 2>/dev/null) || return 1
+	out=$(status_jq "$1" -r --arg t "$2" \
+		'.topics[] | select(.name == $t) | .id' 2>/dev/null) || return 1
 	[ -n "$out" ] && echo "$out"
 }
 
@@ -659,8 +700,8 @@ nodes_alive_are() {
 	shift
 	[ $# -gt 0 ] || set -- $(up_nodes)
 	for i in "$@"; do
-		k=$(jq '[.cluster.nodes[] | select(.alive)] | length' \
-			"${NODE_MNT[i]}/.topicfs/status" 2>/dev/null) ||
+		k=$(status_jq "$i" '[.cluster.nodes[] | select(.alive)] | length' \
+			2>/dev/null) ||
 			{ echo "node $i: no cluster.nodes in status"; return 1; }
 		[ "$k" -eq "$n" ] ||
 			{ echo "node $i sees $k live nodes"; return 1; }
@@ -702,8 +743,13 @@ wait_same() { wait_value "$CL_WAIT" same_files "$@"; }
 # --- writes -------------------------------------------------------------
 
 # One write() of TEXT and a newline to node I's PATH (O_APPEND); prints OK
-# or the errno's name.
+# or the errno's name, or TIMEOUT if it had not returned after CL_WAIT
+# seconds.  The writer is then sent SIGKILL and left behind: a process
+# stuck in a FUSE write may not end before its daemon answers or dies (it
+# can even wait on the file's lock, uninterruptibly, behind another
+# writer), and teardown ends the daemons.
 write_line() {
+	local out=$T/write.$BASHPID.$RANDOM pid
 	python3 -c '
 import errno, os, sys
 try:
@@ -718,7 +764,15 @@ try:
     print("OK")
 except OSError as e:
     print(errno.errorcode.get(e.errno, str(e.errno)))
-' "${NODE_MNT[$1]}/$2" "$3"
+' "${NODE_MNT[$1]}/$2" "$3" >"$out" 2>&1 3>&- &
+	pid=$!
+	if reap_pid "$pid" "$CL_WAIT"; then
+		cat "$out"
+	else
+		kill -9 "$pid" 2>/dev/null || true
+		echo TIMEOUT
+	fi
+	rm -f "$out"
 }
 
 expect_write() {
@@ -747,18 +801,28 @@ bg_forget() {
 	BG=("${keep[@]}")
 }
 
+# SIGTERM, then SIGKILL, to every background command; 10 s in all for
+# each round.  One stuck in a FUSE request its daemon never answers does
+# not end even then: it is reported, and ends when teardown stops or
+# kills that daemon.
 bg_stop_all() {
-	local pid rc=0
+	local pid rc=0 left=()
+	local deadline=$(($(date +%s) + 10))
 	for pid in "${BG[@]}"; do
 		kill -TERM "$pid" 2>/dev/null || true
 	done
 	for pid in "${BG[@]}"; do
-		if ! reap_pid "$pid" 10; then
-			kill -9 "$pid" 2>/dev/null || true
-			reap_pid "$pid" 10 || {
-				echo "process $pid does not end" >&2
-				rc=1
-			}
+		reap_pid "$pid" $((deadline - $(date +%s) > 0 ? deadline - $(date +%s) : 0)) ||
+			left+=("$pid")
+	done
+	deadline=$(($(date +%s) + 10))
+	for pid in "${left[@]}"; do
+		kill -9 "$pid" 2>/dev/null || true
+	done
+	for pid in "${left[@]}"; do
+		if ! reap_pid "$pid" $((deadline - $(date +%s) > 0 ? deadline - $(date +%s) : 0)); then
+			echo "process $pid does not end (stuck in a request?)" >&2
+			rc=1
 		fi
 	done
 	BG=()

@@ -75,13 +75,14 @@ teardown() {
 	for i in 2 3; do
 		wait_for "$CL_WAIT" test -e "$(on "$i")/t/0"
 		wait_value "$CL_WAIT" bash -c '[ "$(getfattr --only-values -n \
-			user.topicfs.retention.ms "$1")" = 3600000 ]' _ "$(on "$i")/t"
+			user.topicfs.retention.ms "$1" 2>/dev/null)" = 3600000 ]' \
+			_ "$(on "$i")/t"
 		wait_value "$CL_WAIT" bash -c '[ "$(getfattr --only-values -n \
-			user.topicfs.compression "$1")" = zstd ]' _ "$(on "$i")/t"
-		jq -e '.topics[] | select(.name == "t") |
+			user.topicfs.compression "$1" 2>/dev/null)" = zstd ]' \
+			_ "$(on "$i")/t"
+		status_jq "$i" -e '.topics[] | select(.name == "t") |
 			.config["retention.ms"] == "3600000" and
-			(.config.overridden | index("retention.ms") != null)' \
-			"$(on "$i")/.topicfs/status"
+			(.config.overridden | index("retention.ms") != null)' >/dev/null
 	done
 	l=$(wait_leader t 0)
 	# Replication factor 3 by default: every node holds a replica, and
@@ -103,8 +104,8 @@ teardown() {
 		wait_for "$CL_WAIT" test -e "$(on "$i")/t/3"
 	done
 	for i in 1 2 3; do
-		[ "$(jq '.topics[] | select(.name == "t") | .partition_count' \
-			"$(on "$i")/.topicfs/status")" -eq 4 ]
+		[ "$(status_jq "$i" '.topics[] | select(.name == "t") |
+			.partition_count')" -eq 4 ]
 	done
 	for p in 1 2 3; do
 		wait_leader t "$p"
@@ -119,8 +120,7 @@ teardown() {
 	for i in 1 2 3; do
 		wait_for "$CL_WAIT" test ! -e "$(on "$i")/t"
 	done
-	[ "$(jq '[.topics[] | select(.name == "t")] | length' \
-		"$(on 1)/.topicfs/status")" -eq 0 ]
+	[ "$(status_jq 1 '[.topics[] | select(.name == "t")] | length')" -eq 0 ]
 }
 
 @test "cluster: writers on all three nodes into one partition: replicas identical, each writer in order, nothing lost or doubled" {
@@ -135,7 +135,7 @@ teardown() {
 		pids+=("$!")
 	done
 	for i in 0 1 2; do
-		if ! wait "${pids[i]}"; then
+		if ! wait_child "${pids[i]}" $((CL_WAIT * 4)); then
 			cat "$T/writer.$((i + 1)).err" >&2
 			false
 		fi
@@ -175,7 +175,7 @@ teardown() {
 	make_topic t
 	old=$(wait_leader t 0)
 	for i in 1 2 3; do
-		writer_start "$i" "$i" t/0 -C 16K -L 2K -u 2000
+		writer_start "$i" "$i" t/0 $WRITER_OPTS
 	done
 	for i in 1 2 3; do
 		wait_acked "$i" 20
@@ -256,8 +256,8 @@ teardown() {
 	lease_expired() {
 		local i v
 		for i in 1 2 3; do
-			v=$(jq -r '"\(.cluster.etcd) \(.cluster.lease)"' \
-				"$(on "$i")/.topicfs/status") || return 1
+			v=$(status_jq "$i" -r \
+				'"\(.cluster.etcd) \(.cluster.lease)"') || return 1
 			[ "$v" = "unreachable expired" ] ||
 				{ echo "node $i: $v"; return 1; }
 		done
@@ -269,21 +269,20 @@ teardown() {
 		pids[i]=$!
 	done
 	for i in 1 2 3; do
-		wait "${pids[i]}"
+		wait_child "${pids[i]}" $((CL_WAIT * 2))
 		[ "$(cat "$T/during.$i")" = EIO ] ||
 			{ echo "node $i: write said $(cat "$T/during.$i")" >&2; false; }
 	done
 	for i in 1 2 3; do
 		head -1 "$(on "$i")/t/0" | grep -qx before
-		jq -e '.topics[0].partitions[0].end >= 7' \
-			"$(on "$i")/.topicfs/status" >/dev/null
+		status_jq "$i" -e '.topics[0].partitions[0].end >= 7' >/dev/null
 	done
 	etcd_start
 	lease_ok() {
 		local i v
 		for i in 1 2 3; do
-			v=$(jq -r '"\(.cluster.etcd) \(.cluster.lease)"' \
-				"$(on "$i")/.topicfs/status") || return 1
+			v=$(status_jq "$i" -r \
+				'"\(.cluster.etcd) \(.cluster.lease)"') || return 1
 			[ "$v" = "ok ok" ] || { echo "node $i: $v"; return 1; }
 		done
 	}
@@ -408,7 +407,7 @@ demo_ports_free() {
 		fails mountpoint -q "$D/n$i/mnt"
 	done
 	for p in $pids; do
-		fails kill -0 "$p" 2>/dev/null
+		wait_for 10 pid_gone "$p"
 	done
 	[ -z "$(ls "$D"/*.pid 2>/dev/null)" ]
 }

@@ -17,7 +17,7 @@ teardown() {
 
 lease_is() {
 	local v
-	v=$(jq -r '.cluster.lease' "$(on "$1")/.topicfs/status") || return 1
+	v=$(status_jq "$1" -r '.cluster.lease') || return 1
 	[ "$v" = "$2" ] || { echo "node $1: lease $v"; return 1; }
 }
 
@@ -26,7 +26,7 @@ lease_is() {
 	make_topic t
 	old=$(wait_leader t 0)
 	for i in 1 2 3; do
-		writer_start "$i" "$i" t/0 -C 16K -L 2K -u 2000
+		writer_start "$i" "$i" t/0 $WRITER_OPTS
 	done
 	for i in 1 2 3; do
 		wait_acked "$i" 20
@@ -75,7 +75,7 @@ lease_is() {
 	make_topic t
 	leader=$(wait_leader t 0)
 	f=$(first_other_than "$leader")
-	writer_start 1 "$leader" t/0 -C 16K -L 2K -u 2000
+	writer_start 1 "$leader" t/0 $WRITER_OPTS
 	wait_acked 1 20
 	netns_cut "$f"
 	cl_note "cut off follower $f"
