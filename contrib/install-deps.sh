@@ -20,7 +20,7 @@ cluster="$build etcd-server etcd-client jq curl util-linux"
 test="$build bats attr e2fsprogs util-linux procps psmisc python3 clang
       libclang-rt-14-dev man-db rsyslog logrotate systemd
       libivykis0 libnet1 libwrap0 jq etcd-server etcd-client curl iproute2
-      iptables nginx wrk socat faketime openssl"
+      iptables nginx wrk socat faketime qemu-user openssl"
 bench="$test redis-server redis-tools gnuplot-nox"
 
 case $want in

@@ -72,7 +72,8 @@ struct tfs_zbuf {
 	uint64_t uid;		/* the segment's unique id */
 	uint32_t frame;
 	size_t len;
-	struct tfs_zbuf *lru_prev, *lru_next, *hnext;	/* cache lock */
+	struct tfs_list lru;	/* cache lock: the cache's LRU, newest first */
+	struct tfs_zbuf *hnext;	/* cache lock: next in the hash bucket */
 	char data[];
 };
 

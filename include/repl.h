@@ -79,6 +79,12 @@ void tfs_repl_role(void *arg, struct tfs_partition *p,
  */
 int tfs_repl_can_lead(struct tfs_repl *r, uint32_t topic, uint32_t part);
 
+/*
+ * Tells the replication layer this node appended to a partition it leads:
+ * with no follower to wait for (an ISR of one), the watermark moves now.
+ */
+void tfs_repl_appended(struct tfs_repl *r, uint32_t topic, uint32_t part);
+
 /* One follower's place as its leader sees it (for status). */
 struct tfs_replica_lag {
 	uint32_t node;

@@ -52,6 +52,7 @@
 #include "log.h"
 #include "sysio.h"
 #include "util.h"
+#include "banned.h"
 
 #define MARKER "cluster"		/* in the data directory */
 #define RECONCILE_MS 1000		/* re-read at least this often */
@@ -610,8 +611,9 @@ static bool should_elect(struct tfs_cluster *c, const struct ctopic *t,
 			return false;
 		rank = (int)v->replicas.n;
 	}
-	/* Just started: the ISR members that did not crash lead first. */
-	if (now - c->started < ABSTAIN_FACTOR * c->ttl_ms &&
+	/* Just started: the ISR members that did not crash lead first (a
+	 * partition that never had a leader has nothing to lose). */
+	if (v->epoch > 0 && now - c->started < ABSTAIN_FACTOR * c->ttl_ms &&
 	    other_isr_alive(c, v))
 		return false;
 	return now - t->leaderless_since[p] >= (int64_t)rank * ELECT_STEP_MS;

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "status.h"
 #include "util.h"
+#include "banned.h"
 
 /* --- handles ----------------------------------------------------------------- */
 
@@ -245,11 +246,101 @@ static void follow_park(fuse_req_t req, struct handle *h, size_t size,
 	tfs_wait_start(h->p, &fr->w);
 }
 
+/*
+ * A read of a partition without a replica here, from its leader.  A
+ * .follow read long-polls the leader until data comes, again and again,
+ * until interrupted (the cancel ends the HTTP request) or the mount is
+ * detached.  As for parked local reads, the completion first clears the
+ * interrupt callback, which waits for a running one; a completion that
+ * runs inside that callback (a cancel that found the read between two
+ * tries) does not clear it.
+ */
+struct rread {
+	struct tfs_remote_read r;
+	fuse_req_t req;
+	struct handle *h;
+	bool follow, nonblock;
+	_Atomic pthread_t interrupter;
+	atomic_bool in_interrupt;
+};
+
+static void rread_free(struct rread *rr)
+{
+	tfs_buf_release(&rr->r.data);
+	fsops_handle_unref(rr->h);
+	free(rr);
+}
+
+static void rread_done(struct tfs_remote_read *r, int status)
+{
+	struct rread *rr = tfs_container_of(r, struct rread, r);
+	bool inside = atomic_load(&rr->in_interrupt) &&
+		      pthread_equal(atomic_load(&rr->interrupter),
+				    pthread_self());
+
+	if (status == 0 && r->data.len == 0 && rr->follow &&
+	    !atomic_load(&rr->h->fs->detached) && !inside &&
+	    !atomic_load(&rr->in_interrupt)) {
+		tfs_remote_read(rr->h->fs->remote, r);	/* poll again */
+		return;
+	}
+	if (!inside)
+		fuse_req_interrupt_func(rr->req, NULL, NULL);
+	if (status == -ECANCELED || (status == 0 && rr->follow &&
+				     r->data.len == 0 &&
+				     atomic_load(&rr->in_interrupt))) {
+		fuse_reply_err(rr->req, EINTR);
+	} else if (status) {
+		reply_code(rr->req, status);
+	} else if (r->data.len == 0 && rr->nonblock) {
+		fuse_reply_err(rr->req, EAGAIN);
+	} else {
+		atomic_store(&rr->h->pos, r->offset + r->data.len);
+		fuse_reply_buf(rr->req, r->data.data, r->data.len);
+	}
+	rread_free(rr);
+}
+
+static void rread_interrupt(fuse_req_t req, void *data)
+{
+	struct rread *rr = data;
+
+	atomic_store(&rr->interrupter, pthread_self());
+	atomic_store(&rr->in_interrupt, true);
+	tfs_remote_cancel(rr->h->fs->remote, &rr->r);
+}
+
+static void remote_read(fuse_req_t req, struct handle *h, size_t size,
+			off_t off, bool follow, bool nonblock)
+{
+	struct rread *rr = tfs_calloc(1, sizeof(*rr));
+
+	rr->req = req;
+	rr->h = fsops_handle_ref(h);
+	rr->follow = follow && !nonblock;
+	rr->nonblock = follow && nonblock;
+	rr->r.topic = tfs_topic_id(h->t);
+	rr->r.part = h->part;
+	rr->r.offset = (uint64_t)off;
+	rr->r.max = size;
+	rr->r.wait_ms = rr->follow ? 10000 : 0;
+	rr->r.done = rread_done;
+	if (rr->follow)
+		fuse_req_interrupt_func(req, rread_interrupt, rr);
+	tfs_remote_read(h->fs->remote, &rr->r);
+}
+
 void fsops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+		struct fuse_file_info *fi)
 {
 	struct handle *h = handle_of(fi);
 
+	if ((h->kind == K_PART || h->kind == K_FOLLOW) &&
+	    fsops_remote(h->fs, h->p)) {
+		remote_read(req, h, size, off, h->kind == K_FOLLOW,
+			    fi->flags & O_NONBLOCK);
+		return;
+	}
 	switch (h->kind) {
 	case K_STATUS:
 	case K_METRICS:
@@ -675,8 +766,10 @@ void fsops_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	struct tfs_bounds in;
 	unsigned revents = 0;
 
-	if (h->kind != K_FOLLOW) {
-		/* Regular files are always ready, as on any file system. */
+	if (h->kind != K_FOLLOW || fsops_remote(h->fs, h->p)) {
+		/* Regular files are always ready, as on any file system;
+		 * so is a .follow file read from another node (its reads
+		 * long-poll the leader). */
 		if (ph)
 			fuse_pollhandle_destroy(ph);
 		fuse_reply_poll(req, POLLIN | POLLRDNORM |
@@ -731,4 +824,100 @@ void fsops_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		fuse_reply_lseek(req, (off_t)TFS_MAX(o, in.start));
 	else
 		fuse_reply_lseek(req, (off_t)(o < in.start ? o : in.hw));
+}
+
+/* --- attributes of partitions without a replica here ----------------------- */
+
+struct rattr {
+	struct tfs_remote_read r;
+	fuse_req_t req;
+	struct stat st;
+	double timeout;
+	char key[96];
+	size_t size;
+};
+
+static void rattr_done(struct tfs_remote_read *r, int status)
+{
+	struct rattr *ra = tfs_container_of(r, struct rattr, r);
+
+	if (status && status != TFS_EBELOWSTART) {
+		reply_code(ra->req, status);
+	} else {
+		ra->st.st_size = (off_t)r->hw;
+		fuse_reply_attr(ra->req, &ra->st, ra->timeout);
+	}
+	tfs_buf_release(&r->data);
+	free(ra);
+}
+
+void fsops_remote_getattr(fuse_req_t req, struct tfs_fs *fs, uint32_t topic,
+			  uint32_t part, const struct stat *st,
+			  double timeout)
+{
+	struct rattr *ra = tfs_calloc(1, sizeof(*ra));
+
+	ra->req = req;
+	ra->st = *st;
+	ra->timeout = timeout;
+	ra->r.topic = topic;
+	ra->r.part = part;
+	ra->r.done = rattr_done;
+	tfs_remote_read(fs->remote, &ra->r);
+}
+
+static void rxattr_done(struct tfs_remote_read *r, int status)
+{
+	struct rattr *ra = tfs_container_of(r, struct rattr, r);
+	char buf[64];
+	int n = -ENODATA;
+
+	if (r->lookup != TFS_LOOKUP_NONE)
+		n = status ? status
+			   : snprintf(buf, sizeof(buf), "%" PRIu64, r->found);
+	else if (status && status != TFS_EBELOWSTART)
+		n = status;
+	else if (!strcmp(ra->key, "start"))
+		n = snprintf(buf, sizeof(buf), "%" PRIu64, r->start);
+	else if (!strcmp(ra->key, "end"))
+		n = snprintf(buf, sizeof(buf), "%" PRIu64, r->hw);
+	else if (!strcmp(ra->key, "records"))
+		n = snprintf(buf, sizeof(buf), "%" PRIu64, r->hw_record);
+	if (n < 0)
+		reply_code(ra->req, n);
+	else if (ra->size == 0)
+		fuse_reply_xattr(ra->req, (size_t)n);
+	else if (ra->size < (size_t)n)
+		fuse_reply_err(ra->req, ERANGE);
+	else
+		fuse_reply_buf(ra->req, buf, (size_t)n);
+	tfs_buf_release(&r->data);
+	free(ra);
+}
+
+void fsops_remote_xattr(fuse_req_t req, struct tfs_fs *fs, uint32_t topic,
+			uint32_t part, const char *key, size_t size)
+{
+	struct rattr *ra = tfs_calloc(1, sizeof(*ra));
+	char *end;
+
+	ra->req = req;
+	ra->size = size;
+	snprintf(ra->key, sizeof(ra->key), "%s", key);
+	ra->r.topic = topic;
+	ra->r.part = part;
+	ra->r.done = rxattr_done;
+	if (!strncmp(key, "offset.", 7) || !strncmp(key, "time.", 5)) {
+		const char *v = key + (key[0] == 'o' ? 7 : 5);
+
+		ra->r.lookup = key[0] == 'o' ? TFS_LOOKUP_RECORD
+					     : TFS_LOOKUP_TIME;
+		ra->r.key = strtoull(v, &end, 10);
+		if (*v < '0' || *v > '9' || *end) {
+			free(ra);
+			fuse_reply_err(req, ENODATA);
+			return;
+		}
+	}
+	tfs_remote_read(fs->remote, &ra->r);
 }

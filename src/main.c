@@ -55,10 +55,12 @@
 #include "httpc.h"
 #include "httpd.h"
 #include "produce.h"
+#include "remote.h"
 #include "repl.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
+#include "banned.h"
 
 #define VERSION "0.1.0"
 #define MAX_FUSE_OPTS 64
@@ -573,6 +575,7 @@ struct node_net {
 	struct tfs_repl *repl;
 	struct tfs_cluster *cluster;
 	struct tfs_produce *produce;
+	struct tfs_remote *remote;
 	atomic_ullong refused;
 	_Atomic int64_t last_refusal_log;
 };
@@ -612,7 +615,7 @@ static void advertise_url(const struct tfs_conf *conf, char *buf, size_t len)
 	const char *adv = tfs_conf_str(conf, TFS_CONF_ADVERTISE);
 	const char *listen = tfs_conf_str(conf, TFS_CONF_LISTEN);
 	const char *port = strrchr(listen, ':');
-	char host[256] = "localhost";
+	char host[200] = "localhost";
 
 	if (*adv) {
 		snprintf(buf, len, "%s", adv);
@@ -674,6 +677,13 @@ static int net_start(struct node_net *nn, struct tfs_store *store,
 		.auth = nn->auth, .timers = tfs_store_timers(store),
 	};
 	rc = tfs_produce_new(&pc, &nn->produce);
+	struct tfs_remote_config rmc = {
+		.conf = conf, .store = store, .cluster = nn->cluster,
+		.httpd = nn->httpd, .httpc = nn->httpc, .auth = nn->auth,
+		.timers = tfs_store_timers(store),
+	};
+	if (rc == 0)
+		rc = tfs_remote_new(&rmc, &nn->remote);
 	if (rc == 0)
 		rc = tfs_repl_start(nn->repl, nn->cluster);
 	if (rc == 0)
@@ -696,6 +706,7 @@ static void net_stop(struct node_net *nn)
 	tfs_repl_stop(nn->repl);
 	tfs_httpc_stop(nn->httpc);
 	tfs_produce_free(nn->produce);
+	tfs_remote_free(nn->remote);
 	tfs_cluster_stop(nn->cluster);
 	tfs_httpd_stop(nn->httpd, 1000);
 	tfs_auth_free(nn->auth);
@@ -746,6 +757,7 @@ static int run(const char *data_dir, const char *mnt, struct args *a,
 		.cluster = nn.cluster,
 		.produce = nn.produce,
 		.repl = nn.repl,
+		.remote = nn.remote,
 		.peer_refused = &nn.refused,
 	};
 	rc = tfs_fs_mount(store, &fc, &fs);

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "produce.h"
 #include "util.h"
+#include "banned.h"
 
 #define RETRY_MS 50		/* after a leadership change */
 #define RETRY_SLOW_MS 200	/* too few replicas, no leader, unreachable */
@@ -254,11 +255,16 @@ static void attempt_local(struct tfs_produce *pr, struct tfs_write *w)
 	w->a.sequence = w->seq;
 	w->a.flags = acks_leader(pr, w->topic) ? TFS_APPEND_ACK_LEADER : 0;
 	w->a.done = local_appended;
+	uint32_t topic = w->topic, part = w->part;
+
 	rc = tfs_partition_append(w->p, &w->a);
 	if (rc == TFS_ENOTLEADER)
 		retry(pr, w, RETRY_MS);
 	else if (rc)
 		finish(pr, w, rc == TFS_ESEQUENCE ? -EIO : rc);
+	else
+		/* w may be done and gone: only the ids are used. */
+		tfs_repl_appended(pr->repl, topic, part);
 }
 
 /* --- forwarded to the leader ------------------------------------------------ */
@@ -590,7 +596,9 @@ static void append_handler(struct tfs_httpd_req *req, void *arg)
 				     tfs_strerror(rc));
 		tfs_partition_unref(p);
 		free(f);
+		return;
 	}
+	tfs_repl_appended(pr->repl, topic, part);
 }
 
 struct fsync_fwd {

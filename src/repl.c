@@ -53,6 +53,7 @@
 #include "util.h"
 #include "wire.h"
 #include "workers.h"
+#include "banned.h"
 
 #define ISR_TICK_MS 200
 #define FETCH_SLACK_MS 5000		/* a fetch's timeout beyond its wait */
@@ -235,16 +236,26 @@ static void idset_add(struct tfs_idset *s, uint32_t id)
 		s->id[s->n++] = id;
 }
 
+/* How far the watermark and the replicated durable end may move. */
+struct advance {
+	struct tfs_partition *p;	/* a reference; NULL: nothing to do */
+	uint64_t hw;			/* 0: the watermark stays */
+	uint64_t durable;
+};
+
 /*
- * Moves the watermark and the replicated durable end as far as the ISR
- * allows.  rp->mu held; the partition calls back (commits) with it held,
- * which only ever completes writes (never takes rp->mu).
+ * Works out how far the watermark and the replicated durable end may move
+ * as the ISR stands.  rp->mu held; the moves themselves (apply_advance)
+ * happen after it is dropped: they complete writes, whose callbacks may
+ * start the next write and come back here.
  */
-static void advance(struct tfs_repl *r, struct rpart *rp)
+static void compute_advance(struct tfs_repl *r, struct rpart *rp,
+			    struct advance *adv)
 {
 	struct tfs_bounds b;
 	uint64_t hw, dur = UINT64_MAX;
 
+	adv->p = NULL;
 	if (!rp->leading)
 		return;
 	tfs_partition_bounds(rp->p, &b);
@@ -263,12 +274,36 @@ static void advance(struct tfs_repl *r, struct rpart *rp)
 		hw = TFS_MIN(hw, f ? f->end : b.hw);
 		dur = TFS_MIN(dur, f ? f->durable : 0);
 	}
-	tfs_partition_set_replicated_durable(rp->p, dur);
-	if (rp->isr.n < rp->view.min_isr || !tfs_idset_has(&rp->isr, r->me) ||
-	    !tfs_cluster_lease_ok(r->cluster))
+	adv->p = tfs_partition_ref(rp->p);
+	adv->durable = dur;
+	adv->hw = 0;
+	if (rp->isr.n >= rp->view.min_isr && tfs_idset_has(&rp->isr, r->me) &&
+	    tfs_cluster_lease_ok(r->cluster) && hw > b.hw)
+		adv->hw = hw;
+}
+
+static void apply_advance(struct advance *adv)
+{
+	if (!adv->p)
 		return;
-	if (hw > b.hw)
-		tfs_partition_set_hw(rp->p, hw);
+	tfs_partition_set_replicated_durable(adv->p, adv->durable);
+	if (adv->hw)
+		tfs_partition_set_hw(adv->p, adv->hw);
+	tfs_partition_unref(adv->p);
+	adv->p = NULL;
+}
+
+void tfs_repl_appended(struct tfs_repl *r, uint32_t topic, uint32_t part)
+{
+	struct rpart *rp = lookup(r, topic, part);
+	struct advance adv;
+
+	if (!rp)
+		return;
+	pthread_mutex_lock(&rp->mu);
+	compute_advance(r, rp, &adv);
+	pthread_mutex_unlock(&rp->mu);
+	apply_advance(&adv);
 }
 
 int tfs_repl_can_lead(struct tfs_repl *r, uint32_t topic, uint32_t part)
@@ -338,6 +373,7 @@ static bool serve_part(struct tfs_repl *r, uint32_t follower,
 	struct tfs_index_entry *e = NULL;
 	struct tfs_readv rv = { 0 };
 	struct tfs_bounds b;
+	struct advance adv = { 0 };
 	size_t n = 0;
 	bool kick = false;
 
@@ -394,7 +430,13 @@ static bool serve_part(struct tfs_repl *r, uint32_t follower,
 		    tfs_idset_has(&rp->view.replicas, follower) &&
 		    f->end >= b.hw && f->end >= rp->epoch_start)
 			idset_add(&rp->isr, follower);
-		advance(r, rp);
+		compute_advance(r, rp, &adv);
+	}
+	pthread_mutex_unlock(&rp->mu);
+	if (kick)
+		tfs_cluster_kick(r->cluster);
+	if (res.err == 0) {
+		apply_advance(&adv);
 		tfs_partition_bounds(rp->p, &b);
 		res.hw = b.hw;
 		res.log_end = b.end;
@@ -402,9 +444,6 @@ static bool serve_part(struct tfs_repl *r, uint32_t follower,
 		if (want > f->durable)
 			res.sync_to = TFS_MIN(want, f->end);
 	}
-	pthread_mutex_unlock(&rp->mu);
-	if (kick)
-		tfs_cluster_kick(r->cluster);
 
 	if (res.err == 0 && f->end < res.log_end && *budget > 0) {
 		int rc = tfs_partition_read_batches(rp->p, f->end, *budget,
@@ -712,6 +751,7 @@ void tfs_repl_role(void *arg, struct tfs_partition *p,
 {
 	struct tfs_repl *r = arg;
 	struct rpart *rp = get_or_add(r, v->topic, v->part, p);
+	struct advance adv = { 0 };
 	bool begin = false, was_leading;
 	int rc = 0;
 
@@ -759,9 +799,10 @@ void tfs_repl_role(void *arg, struct tfs_partition *p,
 			if (tfs_idset_has(&v->replicas, rp->isr.id[i]))
 				idset_add(&isr, rp->isr.id[i]);
 		rp->isr = isr;
-		advance(r, rp);
+		compute_advance(r, rp, &adv);
 	}
 	pthread_mutex_unlock(&rp->mu);
+	apply_advance(&adv);
 	if (was_leading && v->role != TFS_ROLE_LEADER)
 		tfs_info("%s: no longer leading (now %s, leader %" PRIu32
 			 ", epoch %" PRIu32 ")",

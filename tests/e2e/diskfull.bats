@@ -39,7 +39,7 @@ teardown() {
 
 # Checks the partition's files: the .log sizes add up to the file size
 # (nothing partial beyond the committed end) and every .index holds
-# whole entries.
+# whole entries (a 48-byte header, 64-byte entries: index format 2).
 check_files() {
 	pyrun '
 d = data + "/topics/" + args[0]
@@ -48,7 +48,7 @@ size = os.stat(mnt + "/" + args[0]).st_size
 assert logs == size, (logs, size)
 for f in os.listdir(d):
     if f.endswith(".index"):
-        assert (os.stat(d + "/" + f).st_size - 48) % 48 == 0, f
+        assert (os.stat(d + "/" + f).st_size - 48) % 64 == 0, f
 ' "$1"
 }
 
