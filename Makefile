@@ -3,6 +3,9 @@
 #   make            build build/topicfs, the perf tool and the test programs
 #   make run        install missing packages, build, mount a node at $(MNT)
 #   make stop       unmount it
+#   make cluster    build, start a local etcd and a three-node cluster on
+#                   127.0.0.1 under $(CLUSTER_DIR), print a tour
+#   make cluster-stop   unmount its nodes and stop its etcd
 #   make test       unit tests (also on an emulated CPU without SSE4.2),
 #                   end-to-end tests (bats, real mounts)
 #   make check      the same under ASan+UBSan in build-asan/, plus the fuzzer
@@ -28,6 +31,7 @@ DESTDIR  ?=
 
 MNT      ?= /mnt/log
 DATA     ?= /var/lib/topicfs
+CLUSTER_DIR ?= /tmp/topicfs-cluster
 
 B        ?= build
 # make's built-in CC is cc: `CC ?= gcc` would never apply.  gcc unless the
@@ -114,6 +118,16 @@ run: deps-build
 
 stop:
 	@contrib/run.sh stop $(B)/topicfs $(DATA) $(MNT)
+
+deps-cluster:
+	@contrib/install-deps.sh cluster
+
+cluster: deps-cluster
+	@$(MAKE) --no-print-directory $(B)/topicfs
+	@CLUSTER_DIR=$(CLUSTER_DIR) TOPICFS=$(abspath $(B)/topicfs) contrib/cluster.sh start
+
+cluster-stop:
+	@CLUSTER_DIR=$(CLUSTER_DIR) contrib/cluster.sh stop
 
 # --- tests ------------------------------------------------------------------
 
@@ -271,7 +285,7 @@ man:
 clean:
 	rm -rf build build-asan build-fuzz build-tsan
 
-.PHONY: FORCE all deps deps-build run stop unit unit-oldcpu e2e test lint docs-check docs check tsan fuzz \
+.PHONY: FORCE all deps deps-build deps-cluster run stop cluster cluster-stop unit unit-oldcpu e2e test lint docs-check docs check tsan fuzz \
 	bench install uninstall man clean
 
 -include $(shell find $(B) -name '*.d' -type f 2>/dev/null)

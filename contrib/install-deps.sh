@@ -3,7 +3,9 @@
 # benchmark, and only those that are missing.  Called by `make run`,
 # `make test`, `make check` and `make bench`; safe to run again.
 #
-#   contrib/install-deps.sh [build|test|bench]   (default: test)
+#   contrib/install-deps.sh [build|cluster|test|bench]   (default: test)
+#
+# cluster is what `make cluster` needs: the build set, etcd, jq and curl.
 #
 # For test and bench it also unpacks a private syslog-ng under
 # build/syslog-ng (contrib/syslog-ng-local.sh): Debian's syslog-ng-core
@@ -14,17 +16,19 @@ want=${1:-test}
 
 build="gcc make pkg-config libfuse3-dev fuse3 libzstd-dev libjansson-dev
        libinih-dev libcurl4-openssl-dev libmicrohttpd-dev libssl-dev"
+cluster="$build etcd-server etcd-client jq curl util-linux"
 test="$build bats attr e2fsprogs util-linux procps psmisc python3 clang
       libclang-rt-14-dev man-db rsyslog logrotate systemd
       libivykis0 libnet1 libwrap0 jq etcd-server etcd-client curl iproute2
-      iptables nginx wrk socat faketime qemu-user"
+      iptables nginx wrk socat faketime qemu-user openssl"
 bench="$test redis-server redis-tools gnuplot-nox"
 
 case $want in
 build) pkgs=$build ;;
+cluster) pkgs=$cluster ;;
 test) pkgs=$test ;;
 bench) pkgs=$bench ;;
-*) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+*) echo "usage: $0 [build|cluster|test|bench]" >&2; exit 2 ;;
 esac
 
 missing=
@@ -46,6 +50,6 @@ if [ -n "$missing" ]; then
 	apt-get install -y -q --no-install-recommends $missing
 fi
 
-if [ "$want" != build ]; then
+if [ "$want" = test ] || [ "$want" = bench ]; then
 	"$(dirname "$0")/syslog-ng-local.sh"
 fi

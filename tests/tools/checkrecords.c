@@ -14,10 +14,18 @@
  *   -x           lines that do not start with "R " are counted and
  *                skipped (tests that mix in other lines)
  *   -o OFFSET    start at this byte offset (a record boundary)
+ *   -g           gaps allowed (writers whose failed writes are not sent
+ *                again, writer -a -e): each writer's sequence numbers
+ *                must only go up (a repeat is a duplicate, a lower one a
+ *                reordering), not by exactly one, nor start at FIRST
+ *   -A ID:ACKLOG the acknowledgement log of writer ID (writer -a): every
+ *                record of an "ok" line must be in the file (repeatable);
+ *                records of "err" lines may be there or not, at most once
  *
  * Prints "records N writers W bytes B foreign F" and a line per writer
- * ("writer ID records N first F last L"); problems go to stderr.  Exits 0
- * when everything holds, 1 otherwise (2 for usage errors).
+ * ("writer ID records N first F last L"), and per acknowledgement log
+ * "acked ID ok N failed F failed-present P"; problems go to stderr.
+ * Exits 0 when everything holds, 1 otherwise (2 for usage errors).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -33,10 +41,114 @@
 struct wstate {
 	unsigned long long count, first, last;
 	int seen;
+	/* With -A: every sequence number seen, in file order (ascending
+	 * when the file is right), for the acknowledgement check. */
+	unsigned long long *seqs;
+	size_t nseqs, cap;
+	int keep;
 };
 
 static struct wstate ws[MAX_WRITERS];
 static int problems;
+static int gaps;
+
+static void keep_seq(struct wstate *s, unsigned long long seq)
+{
+	if (s->nseqs == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 1024;
+		s->seqs = realloc(s->seqs, s->cap * sizeof(*s->seqs));
+		if (!s->seqs) {
+			perror("checkrecords: realloc");
+			exit(2);
+		}
+	}
+	s->seqs[s->nseqs++] = seq;
+}
+
+static int cmp_seq(const void *a, const void *b)
+{
+	unsigned long long x = *(const unsigned long long *)a;
+	unsigned long long y = *(const unsigned long long *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* How many times seq is in s->seqs, sorted by now. */
+static size_t seq_count(const struct wstate *s, unsigned long long seq)
+{
+	size_t lo = 0, hi = s->nseqs, n = 0;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->seqs[mid] < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	while (lo + n < s->nseqs && s->seqs[lo + n] == seq)
+		n++;
+	return n;
+}
+
+/*
+ * Checks the acknowledgement log of writer id against what the file
+ * holds: every acknowledged record exactly once, every failed one at most
+ * once.  Prints the summary line; problems go to stderr.
+ */
+static void check_acks(unsigned long long id, const char *path)
+{
+	struct wstate *s = &ws[id];
+	unsigned long long a, b, ok = 0, failed = 0, failed_present = 0;
+	unsigned long long missing = 0, doubled = 0;
+	char kind[8], line[256];
+	FILE *f = fopen(path, "r");
+
+	if (!f) {
+		fprintf(stderr, "checkrecords: %s: %s\n", path,
+			strerror(errno));
+		problems++;
+		return;
+	}
+	qsort(s->seqs, s->nseqs, sizeof(*s->seqs), cmp_seq);
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%7s %llu %llu", kind, &a, &b) != 3 || b < a ||
+		    (strcmp(kind, "ok") && strcmp(kind, "err"))) {
+			fprintf(stderr, "checkrecords: %s: bad line: %s", path,
+				line);
+			problems++;
+			continue;
+		}
+		for (unsigned long long q = a; q <= b; q++) {
+			size_t n = seq_count(s, q);
+
+			if (n > 1 && doubled++ < MAX_REPORTS)
+				fprintf(stderr, "checkrecords: writer %llu: "
+						"record %llu is there %zu "
+						"times\n", id, q, n);
+			if (kind[0] == 'o') {
+				ok++;
+				if (n == 0 && missing++ < MAX_REPORTS)
+					fprintf(stderr, "checkrecords: writer "
+							"%llu: acknowledged "
+							"record %llu is "
+							"missing\n", id, q);
+			} else {
+				failed++;
+				failed_present += n > 0;
+			}
+		}
+	}
+	fclose(f);
+	if (missing || doubled) {
+		fprintf(stderr, "checkrecords: writer %llu: %llu acknowledged "
+				"record(s) missing, %llu doubled\n",
+			id, missing, doubled);
+		problems++;
+	}
+	printf("acked %llu ok %llu failed %llu failed-present %llu\n", id, ok,
+	       failed, failed_present);
+}
 
 static void problem(unsigned long long off, const char *fmt, const char *a)
 {
@@ -48,7 +160,8 @@ static void problem(unsigned long long off, const char *fmt, const char *a)
 static void usage(void)
 {
 	fprintf(stderr, "usage: checkrecords [-n COUNT] [-W N] [-a ID:SEQ]... "
-			"[-S FIRST] [-x] [-o OFFSET] FILE\n");
+			"[-S FIRST] [-x] [-o OFFSET] [-g] [-A ID:ACKLOG]... "
+			"FILE\n");
 	exit(2);
 }
 
@@ -93,7 +206,14 @@ static long check_line(const char *line, size_t n, unsigned long long off,
 		return -1;
 	}
 	struct wstate *s = &ws[w];
-	if (s->seen && seq != s->last + 1) {
+	if (gaps && s->seen && seq <= s->last) {
+		char msg[128];
+
+		snprintf(msg, sizeof(msg), "writer %llu: sequence %llu after "
+			 "%llu (%s)", w, seq, s->last,
+			 seq == s->last ? "duplicate" : "out of order");
+		problem(off, msg, NULL);
+	} else if (!gaps && s->seen && seq != s->last + 1) {
 		char msg[128];
 
 		snprintf(msg, sizeof(msg),
@@ -107,6 +227,8 @@ static long check_line(const char *line, size_t n, unsigned long long off,
 	}
 	s->last = seq;
 	s->count++;
+	if (s->keep)
+		keep_seq(s, seq);
 	return (long)w;
 }
 
@@ -119,8 +241,13 @@ int main(int argc, char **argv)
 		unsigned long long id, seq;
 	} atleast[64];
 	int natleast = 0;
+	struct {
+		unsigned long long id;
+		const char *path;
+	} acks[64];
+	int nacks = 0;
 
-	while ((c = getopt(argc, argv, "n:W:a:S:xo:")) != -1) {
+	while ((c = getopt(argc, argv, "n:W:a:S:xo:gA:")) != -1) {
 		switch (c) {
 		case 'n':
 			expect_n = strtoull(optarg, NULL, 10);
@@ -145,6 +272,22 @@ int main(int argc, char **argv)
 		case 'o':
 			start = strtoull(optarg, NULL, 10);
 			break;
+		case 'g':
+			gaps = 1;
+			break;
+		case 'A': {
+			char *colon = strchr(optarg, ':'), *end;
+
+			if (nacks == 64 || !colon)
+				usage();
+			acks[nacks].id = strtoull(optarg, &end, 10);
+			if (end != colon || acks[nacks].id >= MAX_WRITERS)
+				usage();
+			acks[nacks].path = colon + 1;
+			ws[acks[nacks].id].keep = 1;
+			nacks++;
+			break;
+		}
 		default:
 			usage();
 		}
@@ -193,7 +336,7 @@ int main(int argc, char **argv)
 		writers++;
 		printf("writer %d records %llu first %llu last %llu\n", i,
 		       ws[i].count, ws[i].first, ws[i].last);
-		if (ws[i].first != first) {
+		if (!gaps && ws[i].first != first) {
 			fprintf(stderr, "checkrecords: writer %d starts at "
 					"%llu, not %llu\n",
 				i, ws[i].first, first);
@@ -219,6 +362,8 @@ int main(int argc, char **argv)
 			problems++;
 		}
 	}
+	for (int i = 0; i < nacks; i++)
+		check_acks(acks[i].id, acks[i].path);
 	if (expect_w >= 0 && writers != expect_w) {
 		fprintf(stderr, "checkrecords: %ld writers, expected %ld\n",
 			writers, expect_w);
@@ -228,6 +373,8 @@ int main(int argc, char **argv)
 	       writers, off - start, foreign);
 	free(line);
 	free(scratch);
+	for (int i = 0; i < MAX_WRITERS; i++)
+		free(ws[i].seqs);
 	if (problems)
 		fprintf(stderr, "checkrecords: %d problem(s)\n", problems);
 	return problems ? 1 : 0;

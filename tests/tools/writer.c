@@ -17,6 +17,24 @@
  *   -s SEED     random seed (default: the writer id)
  *   -S FIRST    first sequence number (default 0)
  *   -u USEC     sleep this long between writes (default 0)
+ *   -a ACKLOG   acknowledgement log (for writers whose writes may fail, as
+ *               in a cluster under faults): every write() then carries
+ *               whole records only (at least one, as many as fit in the
+ *               drawn size), and after each one a line is appended to
+ *               ACKLOG with write(2), so it is there even if the writer
+ *               is killed:
+ *                 ok FIRST LAST          write() returned success
+ *                 err FIRST LAST ENAME   write() failed (errno name):
+ *                                        these records may or may not
+ *                                        have been committed
+ *               Keep ACKLOG outside the mount under test.
+ *   -e          with -a: after a failed write, log it, pause (USEC, or
+ *               100 ms), and go on with the next sequence numbers; the
+ *               failed records are never sent again.  Exits 0 however
+ *               many writes failed, unless the file is gone (ENOTCONN,
+ *               EBADF: a killed daemon's mount), which ends it with 1.
+ *   -t STOP     once the file STOP exists, finish the records already
+ *               begun and stop (COUNT is then only an upper bound)
  *
  * The file is opened O_WRONLY|O_APPEND once and closed at the end.  Every
  * write() must write all its bytes (a short count is retried with the
@@ -57,9 +75,116 @@ static size_t rnd_size(size_t lo, size_t hi)
 static void usage(void)
 {
 	fprintf(stderr, "usage: writer [-k K] [-c MIN] [-C MAX] [-l MIN] "
-			"[-L MAX] [-s SEED] [-S FIRST] [-u USEC] FILE "
-			"WRITER_ID COUNT\n");
+			"[-L MAX] [-s SEED] [-S FIRST] [-u USEC] "
+			"[-a ACKLOG [-e]] [-t STOP] FILE WRITER_ID COUNT\n");
 	exit(2);
+}
+
+/* The settings of the acknowledged mode (-a). */
+struct acked {
+	const char *stop;
+	int fd, keep_going;
+	unsigned long long id, first, count, usec;
+	size_t cmin, cmax, lmin, lmax;
+};
+
+static int stop_requested(const char *stop)
+{
+	return stop && access(stop, F_OK) == 0;
+}
+
+/* Appends one line to the acknowledgement log; failing that is fatal,
+ * since the log is what the test trusts. */
+static void ack_line(int fd, const char *fmt, unsigned long long a,
+		     unsigned long long b, const char *name)
+{
+	char line[128];
+	int n = snprintf(line, sizeof(line), fmt, a, b, name);
+
+	if (n <= 0 || write(fd, line, (size_t)n) != n) {
+		perror("writer: acknowledgement log");
+		exit(1);
+	}
+}
+
+/*
+ * The acknowledged mode: whole records per write(), each outcome logged.
+ * Returns the exit status.
+ */
+static int run_acked(int fd, struct acked *k)
+{
+	unsigned long long seq = k->first, end = k->first + k->count;
+	size_t pending = 0;		/* a drawn length not yet used */
+	size_t cap = 0;
+	char *buf = NULL;
+
+	while (seq < end && !stop_requested(k->stop)) {
+		size_t chunk = rnd_size(k->cmin, k->cmax), blen = 0;
+		unsigned long long from = seq;
+
+		/* At least one record, then as many as fit in the chunk. */
+		do {
+			size_t len = pending ? pending
+					     : rnd_size(k->lmin, k->lmax);
+
+			pending = 0;
+			if (blen && blen + len > chunk) {
+				pending = len;
+				break;
+			}
+			if (blen + len > cap) {
+				cap = (blen + len) * 2;
+				buf = realloc(buf, cap);
+				if (!buf) {
+					perror("writer: realloc");
+					return 1;
+				}
+			}
+			rec_format(k->id, seq++, len, buf + blen);
+			blen += len;
+		} while (seq < end);
+
+		size_t off = 0;
+		int err = 0;
+		while (off < blen) {
+			ssize_t w = write(fd, buf + off, blen - off);
+
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				err = errno;
+				break;
+			}
+			off += (size_t)w;
+		}
+		if (!err) {
+			ack_line(k->fd, "ok %llu %llu%s\n", from, seq - 1, "");
+		} else {
+			const char *name = strerrorname_np(err);
+
+			ack_line(k->fd, "err %llu %llu %s\n", from, seq - 1,
+				 name ? name : "?");
+			if (!k->keep_going || err == ENOTCONN ||
+			    err == ECONNABORTED || err == EBADF) {
+				fprintf(stderr, "writer %llu: write of records "
+						"%llu-%llu: %s\n",
+					k->id, from, seq - 1, strerror(err));
+				free(buf);
+				return 1;
+			}
+			usleep(k->usec ? (useconds_t)k->usec : 100000);
+			continue;
+		}
+		if (k->usec)
+			usleep((useconds_t)k->usec);
+	}
+	free(buf);
+	if (close(fd) < 0) {
+		fprintf(stderr, "writer %llu: close: %s\n", k->id,
+			strerror(errno));
+		return 1;
+	}
+	return 0;
 }
 
 static unsigned long long num(const char *s)
@@ -80,9 +205,10 @@ int main(int argc, char **argv)
 {
 	size_t cmin = 1, cmax = 300 << 10, lmin = 40, lmax = 16 << 10;
 	unsigned long long k = 0, seed = 0, first = 0, usec = 0;
-	int seed_set = 0, c;
+	const char *acklog = NULL, *stop = NULL;
+	int seed_set = 0, keep_going = 0, c;
 
-	while ((c = getopt(argc, argv, "k:c:C:l:L:s:S:u:")) != -1) {
+	while ((c = getopt(argc, argv, "k:c:C:l:L:s:S:u:a:et:")) != -1) {
 		switch (c) {
 		case 'k': k = num(optarg); break;
 		case 'c': cmin = num(optarg); break;
@@ -92,6 +218,9 @@ int main(int argc, char **argv)
 		case 's': seed = num(optarg); seed_set = 1; break;
 		case 'S': first = num(optarg); break;
 		case 'u': usec = num(optarg); break;
+		case 'a': acklog = optarg; break;
+		case 'e': keep_going = 1; break;
+		case 't': stop = optarg; break;
 		default: usage();
 		}
 	}
@@ -101,7 +230,8 @@ int main(int argc, char **argv)
 	unsigned long long id = num(argv[optind + 1]);
 	unsigned long long count = num(argv[optind + 2]);
 
-	if (cmin < 1 || cmax < cmin || lmax < lmin)
+	if (cmin < 1 || cmax < cmin || lmax < lmin || (keep_going && !acklog) ||
+	    (acklog && k))
 		usage();
 	if (lmin < REC_HEADER_MAX)
 		lmin = REC_HEADER_MAX;
@@ -115,6 +245,22 @@ int main(int argc, char **argv)
 		fprintf(stderr, "writer %llu: open %s: %s\n", id, path,
 			strerror(errno));
 		return 1;
+	}
+	if (acklog) {
+		struct acked a = {
+			.stop = stop, .keep_going = keep_going,
+			.id = id, .first = first, .count = count,
+			.usec = usec, .cmin = cmin, .cmax = cmax,
+			.lmin = lmin, .lmax = lmax,
+		};
+
+		a.fd = open(acklog, O_WRONLY | O_APPEND | O_CREAT, 0644);
+		if (a.fd < 0) {
+			fprintf(stderr, "writer %llu: open %s: %s\n", id,
+				acklog, strerror(errno));
+			return 1;
+		}
+		return run_acked(fd, &a);
 	}
 
 	unsigned long long written = 0;	/* stream bytes written */
@@ -133,6 +279,13 @@ int main(int argc, char **argv)
 	}
 	while (done < count) {
 		size_t chunk = rnd_size(cmin, cmax);
+
+		/* Asked to stop: generate nothing more, but write out what
+		 * was generated, so that no record is left torn. */
+		if (generated < count && stop_requested(stop))
+			count = generated;
+		if (done == count)
+			break;
 
 		/* Generate records until the chunk is covered (or all are). */
 		while (blen < chunk && generated < count) {
