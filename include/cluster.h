@@ -168,6 +168,7 @@ uint32_t tfs_cluster_replication_factor(struct tfs_cluster *c,
 /* --- for status --------------------------------------------------------- */
 
 struct tfs_cluster_status {
+	char name[128];			/* cluster.name */
 	bool etcd_ok;			/* the last etcd request got through */
 	bool lease_ok;
 	uint32_t nnodes;

@@ -91,6 +91,10 @@ struct tfs_partition_env {
 struct tfs_syncreq {
 	struct tfs_list link;
 	uint64_t target;
+	/* in: tfs_mono_ms() time past which it does not start waiting (done
+	 * with -ETIMEDOUT instead); 0: none.  Waiting past it is ended by
+	 * its owner's timer with tfs_partition_cancel_sync. */
+	int64_t deadline;
 	void (*done)(struct tfs_syncreq *r, int status);
 };
 
@@ -104,6 +108,10 @@ struct tfs_append {
 	 * for a local write that is never retried. */
 	uint64_t producer;
 	uint32_t sequence;
+	/* tfs_mono_ms() time past which a leader does not park it for its
+	 * commit (done with -ETIMEDOUT, the batch appended); 0: none.  As
+	 * for tfs_syncreq, a parked one is ended by its owner's timer. */
+	int64_t deadline;
 	void (*done)(struct tfs_append *a, int status);
 	/* out: where the batch landed */
 	uint64_t offset;
@@ -374,9 +382,19 @@ bool tfs_partition_wait_cancel(struct tfs_partition *p, struct tfs_waiter *w);
 /*
  * Waits until everything appended before the call is durable: sets
  * r->target to the current end.  Returns 1 if it already is (done not
- * called), 0 if parked (done runs on a sync worker), or < 0.
+ * called), 0 if parked (done runs on a sync worker, or on whatever moves
+ * a leader's replicated durable end), or < 0 (-ETIMEDOUT: r->deadline
+ * passed).
  */
 int tfs_partition_sync(struct tfs_partition *p, struct tfs_syncreq *r);
+
+/*
+ * Gives up waiting: takes r (a parked append's a->sync, or a parked
+ * tfs_partition_sync request) off the lists it waits on.  True if it was
+ * still parked: its done will not run, and the bytes stay appended (they
+ * may still commit).  False if its done runs or ran.
+ */
+bool tfs_partition_cancel_sync(struct tfs_partition *p, struct tfs_syncreq *r);
 
 /* Asks for a background fsync and checkpoint (the flush.ms timer). */
 void tfs_partition_flush(struct tfs_partition *p);

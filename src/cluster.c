@@ -204,6 +204,8 @@ int tfs_cluster_node_address(struct tfs_cluster *c, uint32_t node, char *buf,
 void tfs_cluster_status(struct tfs_cluster *c, struct tfs_cluster_status *st)
 {
 	memset(st, 0, sizeof(*st));
+	snprintf(st->name, sizeof(st->name), "%s",
+		 tfs_conf_str(c->conf, TFS_CONF_CLUSTER_NAME));
 	pthread_mutex_lock(&c->lock);
 	st->nnodes = c->nnodes;
 	memcpy(st->nodes, c->nodes, c->nnodes * sizeof(c->nodes[0]));

@@ -392,6 +392,8 @@ int tfs_partition_sync(struct tfs_partition *p, struct tfs_syncreq *r)
 		rc = 1;
 	} else if (p->gone) {
 		rc = p->gone;
+	} else if (r->deadline && tfs_mono_ms() >= r->deadline) {
+		rc = -ETIMEDOUT;	/* its timer may have fired already */
 	} else {
 		r->target = p->end;
 		tfs_list_add_tail(&p->syncs, &r->link);
@@ -401,6 +403,28 @@ int tfs_partition_sync(struct tfs_partition *p, struct tfs_syncreq *r)
 	if (rc == 0)
 		tfs_workers_submit(p->syncer, &p->sync_job);
 	return rc;
+}
+
+/* Whether r is on list.  Lock held. */
+static bool on_list(struct tfs_list *list, struct tfs_syncreq *r)
+{
+	for (struct tfs_list *l = list->next; l != list; l = l->next)
+		if (l == &r->link)
+			return true;
+	return false;
+}
+
+bool tfs_partition_cancel_sync(struct tfs_partition *p, struct tfs_syncreq *r)
+{
+	bool parked;
+
+	pthread_mutex_lock(&p->lock);
+	/* Rare (a deadline passed): a walk of the waiting lists does. */
+	parked = on_list(&p->commits, r) || on_list(&p->syncs, r);
+	if (parked)
+		tfs_list_del(&r->link);
+	pthread_mutex_unlock(&p->lock);
+	return parked;
 }
 
 void tfs_partition_flush(struct tfs_partition *p)
@@ -598,21 +622,26 @@ static void add_by_target(struct tfs_list *list, struct tfs_syncreq *r)
 
 /*
  * Parks a's completion until the end of its batch, `target`, is durable
- * or committed, as its flags and the role ask.  Returns false when it need
- * not wait (the caller completes it).  Lock held.
+ * or committed, as its flags and the role ask.  Returns 1 if parked, 0
+ * when it need not wait, -ETIMEDOUT when it would but its deadline passed
+ * (the caller completes it with that).  Lock held.
  */
-static bool park_append(struct tfs_partition *p, struct tfs_append *a,
-			bool sync, uint64_t target)
+static int park_append(struct tfs_partition *p, struct tfs_append *a,
+		       bool sync, uint64_t target)
 {
 	struct tfs_list *wait = completion_list(p, sync,
 						a->flags & TFS_APPEND_ACK_LEADER);
 
 	if (!wait || (wait == &p->commits && p->hw >= target))
-		return false;
+		return 0;
+	/* A timer that fired before this could not end the wait. */
+	if (a->deadline && tfs_mono_ms() >= a->deadline)
+		return -ETIMEDOUT;
 	a->sync.target = target;
+	a->sync.deadline = a->deadline;
 	a->sync.done = append_synced;
 	add_by_target(wait, &a->sync);
-	return true;
+	return 1;
 }
 
 /*
@@ -661,7 +690,7 @@ int tfs_partition_append(struct tfs_partition *p, struct tfs_append *a)
 	bool defer = a->flags & TFS_APPEND_DEFER_WAKE;
 	uint64_t dup_end = 0;
 	struct tfs_list fetchers;
-	bool parked;
+	int parked;
 	int rc;
 
 	a->duplicate = false;
@@ -729,10 +758,10 @@ int tfs_partition_append(struct tfs_partition *p, struct tfs_append *a)
 	wake_waiters(&fetchers, 0);
 
 out_done:
-	if (sync)
+	if (parked == 1 && sync)
 		tfs_workers_submit(p->syncer, &p->sync_job);
-	else if (!parked)
-		a->done(a, 0);
+	else if (parked <= 0)
+		a->done(a, parked);
 	if (defer) {	/* the caller keeps a until it has woken these */
 		tfs_list_init(&a->woken);
 		tfs_list_splice_tail(&a->woken, &woken);

@@ -67,6 +67,8 @@ struct tfs_produce {
 	bool stopping;			/* (lock) */
 
 	atomic_ullong local, forwarded, retries, duplicates, failed;
+	atomic_ullong timeouts;		/* failed at the deadline */
+	atomic_llong warned;		/* mono ms of the last timeout logged */
 };
 
 static uint64_t new_producer_id(void)
@@ -172,16 +174,31 @@ static void retry_fired(struct tfs_timer *t)
 	attempt(w->pr, w);
 }
 
+/* Logs why w failed at its deadline, at most once per 10 s. */
+static void warn_timeout(struct tfs_produce *pr, struct tfs_write *w,
+			 const char *why)
+{
+	int64_t now = tfs_mono_ms(), last = atomic_load(&pr->warned);
+
+	atomic_fetch_add(&pr->timeouts, 1);
+	if (now - last < 10000 ||
+	    !atomic_compare_exchange_strong(&pr->warned, &last, now))
+		return;
+	tfs_warn("topic %" PRIu32 " partition %" PRIu32 ": a %s %s within "
+		 "request.timeout.ms (%" PRId64 " ms), failed with EIO "
+		 "(%" PRIu64 " so far; repeats for 10 s are counted, not "
+		 "logged)",
+		 w->topic, w->part, w->is_sync ? "fsync" : "write", why,
+		 pr->timeout_ms, (uint64_t)atomic_load(&pr->timeouts));
+}
+
 /* Tries w again after ms, or fails it past its deadline. */
 static void retry(struct tfs_produce *pr, struct tfs_write *w, int64_t ms)
 {
 	int64_t now = tfs_mono_ms();
 
 	if (now + ms >= w->deadline) {
-		tfs_warn("topic %" PRIu32 " partition %" PRIu32 ": no leader "
-			 "took a write within request.timeout.ms (%d "
-			 "attempts)",
-			 w->topic, w->part, w->tries);
+		warn_timeout(pr, w, "found no leader to take it");
 		finish(pr, w, -EIO);
 		return;
 	}
@@ -192,10 +209,34 @@ static void retry(struct tfs_produce *pr, struct tfs_write *w, int64_t ms)
 
 /* --- on this node, as leader ---------------------------------------------- */
 
+/*
+ * A local append or fsync waits for its commit at most until the write's
+ * deadline: the timer (w->retry, free while the write is parked here)
+ * takes it off the partition's lists.  If the partition got to it first,
+ * its done runs instead, which disarms the timer before anything else
+ * (waiting for a running local_expired, which then touches nothing).
+ */
+static void local_expired(struct tfs_timer *t)
+{
+	struct tfs_write *w = tfs_container_of(t, struct tfs_write, retry);
+
+	if (!tfs_partition_cancel_sync(w->p, w->is_sync ? &w->sr : &w->a.sync))
+		return;	/* its done runs */
+	warn_timeout(w->pr, w, "was not committed by the in-sync replicas");
+	finish(w->pr, w, -EIO);
+}
+
 static void local_appended(struct tfs_append *a, int status)
 {
 	struct tfs_write *w = tfs_container_of(a, struct tfs_write, a);
 
+	tfs_timer_disarm(w->pr->timers, &w->retry);
+	if (status == -ETIMEDOUT) {
+		warn_timeout(w->pr, w,
+			     "was not committed by the in-sync replicas");
+		finish(w->pr, w, -EIO);
+		return;
+	}
 	if (status == TFS_ENOTLEADER || status == TFS_ESHUTDOWN) {
 		/* Lost leadership before it committed: the next leader
 		 * has it or not; the same sequence tells. */
@@ -211,11 +252,15 @@ static void local_synced(struct tfs_syncreq *sr, int status)
 {
 	struct tfs_write *w = tfs_container_of(sr, struct tfs_write, sr);
 
+	tfs_timer_disarm(w->pr->timers, &w->retry);
 	if (status == TFS_ENOTLEADER) {
 		retry(w->pr, w, RETRY_MS);
 		return;
 	}
-	finish(w->pr, w, status);
+	if (status == -ETIMEDOUT)
+		warn_timeout(w->pr, w, "was not made durable by the in-sync "
+				       "replicas");
+	finish(w->pr, w, status == -ETIMEDOUT ? -EIO : status);
 }
 
 static bool acks_leader(struct tfs_produce *pr, uint32_t topic)
@@ -236,14 +281,21 @@ static void attempt_local(struct tfs_produce *pr, struct tfs_write *w)
 	int rc;
 
 	atomic_fetch_add(&pr->local, 1);
+	/* Armed before the write can park: after that it is not ours. */
+	w->retry.fn = local_expired;
+	tfs_timer_arm(pr->timers, &w->retry, w->deadline);
 	if (w->is_sync) {
 		memset(&w->sr, 0, sizeof(w->sr));
+		w->sr.deadline = w->deadline;
 		w->sr.done = local_synced;
 		rc = tfs_partition_sync(w->p, &w->sr);
-		if (rc == 1)
-			finish(pr, w, 0);
-		else if (rc < 0)
-			finish(pr, w, rc);
+		if (rc == 1 || rc < 0) {
+			tfs_timer_disarm(pr->timers, &w->retry);
+			if (rc == -ETIMEDOUT)
+				warn_timeout(pr, w, "was not made durable by "
+						    "the in-sync replicas");
+			finish(pr, w, rc == 1 ? 0 : rc == -ETIMEDOUT ? -EIO : rc);
+		}
 		return;
 	}
 	struct iovec iov = { w->bytes, w->len };
@@ -254,10 +306,13 @@ static void attempt_local(struct tfs_produce *pr, struct tfs_write *w)
 	w->a.producer = w->producer;
 	w->a.sequence = w->seq;
 	w->a.flags = acks_leader(pr, w->topic) ? TFS_APPEND_ACK_LEADER : 0;
+	w->a.deadline = w->deadline;
 	w->a.done = local_appended;
 	uint32_t topic = w->topic, part = w->part;
 
 	rc = tfs_partition_append(w->p, &w->a);
+	if (rc)
+		tfs_timer_disarm(pr->timers, &w->retry);
 	if (rc == TFS_ENOTLEADER)
 		retry(pr, w, RETRY_MS);
 	else if (rc)
@@ -368,18 +423,20 @@ static void attempt_remote(struct tfs_produce *pr, struct tfs_write *w,
 		retry(pr, w, RETRY_SLOW_MS);
 		return;
 	}
+	int64_t left = TFS_MAX(w->deadline - tfs_mono_ms(), 100);
+
 	if (w->is_sync)
 		snprintf(target, sizeof(target),
 			 "/v1/sync?topic=%" PRIu32 "&partition=%" PRIu32
-			 "&epoch=%" PRIu32,
-			 w->topic, w->part, v->epoch);
+			 "&epoch=%" PRIu32 "&timeout_ms=%" PRId64,
+			 w->topic, w->part, v->epoch, left);
 	else
 		snprintf(target, sizeof(target),
 			 "/v1/append?topic=%" PRIu32 "&partition=%" PRIu32
 			 "&epoch=%" PRIu32 "&producer=%016" PRIx64
-			 "&seq=%" PRIu32 "&acks=%s",
+			 "&seq=%" PRIu32 "&acks=%s&timeout_ms=%" PRId64,
 			 w->topic, w->part, v->epoch, w->producer, w->seq,
-			 acks_leader(pr, w->topic) ? "1" : "all");
+			 acks_leader(pr, w->topic) ? "1" : "all", left);
 	tfs_buf_reset(&w->url);
 	tfs_buf_addf(&w->url, "%s%s", base, target);
 	tfs_auth_sign(pr->auth, "POST", target, w->bytes, w->len, tfs_now_ms(),
@@ -397,7 +454,7 @@ static void attempt_remote(struct tfs_produce *pr, struct tfs_write *w,
 	w->http.headers = (const char *const *)w->headers;
 	w->http.body = w->bytes;
 	w->http.body_len = w->len;
-	w->http.timeout_ms = TFS_MAX(w->deadline - tfs_mono_ms(), 100);
+	w->http.timeout_ms = left;
 	w->http.done = forward_done;
 	tfs_httpc_submit(pr->httpc, &w->http);
 }
@@ -539,27 +596,96 @@ static int status_of(int rc)
 	}
 }
 
-/* A forwarded append in the leader. */
+/*
+ * A forwarded append or fsync in the leader.  It waits for its commit (or
+ * durability) at most until the smaller of this node's request.timeout.ms
+ * and the time the sender has left (timeout_ms): the timer takes it off
+ * the partition's lists and answers 503, as local writes do (see
+ * local_expired).  The sender retries the same sequence or gives up.
+ */
 struct fwd {
 	struct tfs_append a;
+	struct tfs_syncreq sr;
+	bool is_sync;
 	struct iovec iov;
 	struct tfs_httpd_req *req;
 	struct tfs_partition *p;
+	struct tfs_produce *pr;
+	struct tfs_timer timer;
 };
 
-static void fwd_done(struct tfs_append *a, int status)
+static void fwd_free(struct fwd *f)
+{
+	tfs_partition_unref(f->p);
+	free(f);
+}
+
+static void fwd_reply(struct fwd *f, int status)
+{
+	if (status == -ETIMEDOUT)
+		tfs_httpd_reply_text(f->req, 503, "not %s by the in-sync "
+				     "replicas in time",
+				     f->is_sync ? "made durable" : "committed");
+	else if (status)
+		tfs_httpd_reply_text(f->req, status_of(status), "%s",
+				     tfs_strerror(status));
+	else if (f->is_sync)
+		tfs_httpd_reply_text(f->req, 200, "synced");
+	else
+		tfs_httpd_reply_text(f->req, 200, "end=%" PRIu64 " dup=%d",
+				     f->a.offset + f->iov.iov_len,
+				     f->a.duplicate ? 1 : 0);
+	fwd_free(f);
+}
+
+static void fwd_expired(struct tfs_timer *t)
+{
+	struct fwd *f = tfs_container_of(t, struct fwd, timer);
+
+	if (tfs_partition_cancel_sync(f->p, f->is_sync ? &f->sr : &f->a.sync))
+		fwd_reply(f, -ETIMEDOUT);
+}
+
+static void fwd_appended(struct tfs_append *a, int status)
 {
 	struct fwd *f = tfs_container_of(a, struct fwd, a);
 
-	if (status)
-		tfs_httpd_reply_text(f->req, status_of(status), "%s",
-				     tfs_strerror(status));
-	else
-		tfs_httpd_reply_text(f->req, 200, "end=%" PRIu64 " dup=%d",
-				     a->offset + f->iov.iov_len,
-				     a->duplicate ? 1 : 0);
-	tfs_partition_unref(f->p);
-	free(f);
+	tfs_timer_disarm(f->pr->timers, &f->timer);
+	fwd_reply(f, status);
+}
+
+static void fwd_synced(struct tfs_syncreq *sr, int status)
+{
+	struct fwd *f = tfs_container_of(sr, struct fwd, sr);
+
+	tfs_timer_disarm(f->pr->timers, &f->timer);
+	fwd_reply(f, status);
+}
+
+/* Starts a forwarded request: checks the partition, arms the deadline.
+ * NULL when it was answered already. */
+static struct fwd *fwd_start(struct tfs_produce *pr,
+			     struct tfs_httpd_req *req, bool is_sync,
+			     uint32_t *topic, uint32_t *part)
+{
+	struct tfs_partition *p = request_partition(pr, req, topic, part);
+	uint64_t left;
+	int64_t wait = pr->timeout_ms;
+
+	if (!p)
+		return NULL;
+	if (query_u64(req, "timeout_ms", 10, &left))
+		wait = TFS_MIN(wait, (int64_t)TFS_MIN(left, INT32_MAX));
+	struct fwd *f = tfs_calloc(1, sizeof(*f));
+	f->req = req;
+	f->p = p;
+	f->pr = pr;
+	f->is_sync = is_sync;
+	f->timer.fn = fwd_expired;
+	/* Armed before the request can park: after that it is not ours. */
+	tfs_timer_arm(pr->timers, &f->timer, tfs_mono_ms() + wait);
+	f->a.deadline = f->sr.deadline = tfs_mono_ms() + wait;
+	return f;
 }
 
 static void append_handler(struct tfs_httpd_req *req, void *arg)
@@ -569,74 +695,47 @@ static void append_handler(struct tfs_httpd_req *req, void *arg)
 	uint32_t topic, part;
 	size_t len;
 	const void *body = tfs_httpd_body(req, &len);
-	struct tfs_partition *p;
 	const char *acks = tfs_httpd_query(req, "acks");
+	struct fwd *f;
 
 	if (!query_u64(req, "producer", 16, &producer) ||
 	    !query_u64(req, "seq", 10, &seq) || seq > UINT32_MAX) {
 		tfs_httpd_reply_text(req, 400, "producer and seq are required");
 		return;
 	}
-	p = request_partition(pr, req, &topic, &part);
-	if (!p)
+	f = fwd_start(pr, req, false, &topic, &part);
+	if (!f)
 		return;
-	struct fwd *f = tfs_calloc(1, sizeof(*f));
-	f->req = req;
-	f->p = p;
 	f->iov = (struct iovec){ (void *)body, len };
 	f->a.iov = &f->iov;
 	f->a.iovcnt = 1;
 	f->a.producer = producer;
 	f->a.sequence = (uint32_t)seq;
 	f->a.flags = acks && !strcmp(acks, "1") ? TFS_APPEND_ACK_LEADER : 0;
-	f->a.done = fwd_done;
-	int rc = tfs_partition_append(p, &f->a);
+	f->a.done = fwd_appended;
+	int rc = tfs_partition_append(f->p, &f->a);
 	if (rc) {
-		tfs_httpd_reply_text(req, status_of(rc), "%s",
-				     tfs_strerror(rc));
-		tfs_partition_unref(p);
-		free(f);
+		tfs_timer_disarm(pr->timers, &f->timer);
+		fwd_reply(f, rc);
 		return;
 	}
 	tfs_repl_appended(pr->repl, topic, part);
-}
-
-struct fsync_fwd {
-	struct tfs_syncreq sr;
-	struct tfs_httpd_req *req;
-	struct tfs_partition *p;
-};
-
-static void fsync_fwd_done(struct tfs_syncreq *sr, int status)
-{
-	struct fsync_fwd *f = tfs_container_of(sr, struct fsync_fwd, sr);
-
-	if (status)
-		tfs_httpd_reply_text(f->req, status_of(status), "%s",
-				     tfs_strerror(status));
-	else
-		tfs_httpd_reply_text(f->req, 200, "synced");
-	tfs_partition_unref(f->p);
-	free(f);
 }
 
 static void sync_handler(struct tfs_httpd_req *req, void *arg)
 {
 	struct tfs_produce *pr = arg;
 	uint32_t topic, part;
-	struct tfs_partition *p = request_partition(pr, req, &topic, &part);
+	struct fwd *f = fwd_start(pr, req, true, &topic, &part);
 
-	if (!p)
+	if (!f)
 		return;
-	struct fsync_fwd *f = tfs_calloc(1, sizeof(*f));
-	f->req = req;
-	f->p = p;
-	f->sr.done = fsync_fwd_done;
-	int rc = tfs_partition_sync(p, &f->sr);
-	if (rc == 1)
-		fsync_fwd_done(&f->sr, 0);
-	else if (rc < 0)
-		fsync_fwd_done(&f->sr, rc);
+	f->sr.done = fwd_synced;
+	int rc = tfs_partition_sync(f->p, &f->sr);
+	if (rc == 1 || rc < 0) {
+		tfs_timer_disarm(pr->timers, &f->timer);
+		fwd_reply(f, rc == 1 ? 0 : rc);
+	}
 }
 
 /* --- life ----------------------------------------------------------------------- */

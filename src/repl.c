@@ -82,6 +82,9 @@ struct rpart {
 	struct follower fol[TFS_MAX_RF];
 	uint32_t nfol;
 	struct tfs_idset isr;		/* the ISR the watermark uses */
+	/* Members of isr not yet in a committed ISR: followers that caught
+	 * up (KIP-497: they count at once; the ticker commits them). */
+	struct tfs_idset expanding;
 	bool isr_busy;			/* an ISR transaction in flight */
 };
 
@@ -235,6 +238,40 @@ static void idset_add(struct tfs_idset *s, uint32_t id)
 {
 	if (!tfs_idset_has(s, id) && s->n < TFS_MAX_RF)
 		s->id[s->n++] = id;
+}
+
+static void idset_del(struct tfs_idset *s, uint32_t id)
+{
+	for (uint32_t i = 0; i < s->n; i++) {
+		if (s->id[i] == id) {
+			memmove(&s->id[i], &s->id[i + 1],
+				(s->n - i - 1) * sizeof(s->id[0]));
+			s->n--;
+			return;
+		}
+	}
+}
+
+/*
+ * The ISR the watermark uses from the committed one: the committed
+ * members plus the pending expansions still replicas (those committed
+ * meanwhile stop pending).  A member the committed ISR dropped is never
+ * added back.  rp->mu held.
+ */
+static void effective_isr(struct rpart *rp, const struct tfs_idset *committed)
+{
+	struct tfs_idset pending = rp->expanding;
+
+	rp->isr = *committed;
+	for (uint32_t i = 0; i < pending.n; i++) {
+		uint32_t id = pending.id[i];
+
+		if (tfs_idset_has(committed, id) ||
+		    !tfs_idset_has(&rp->view.replicas, id))
+			idset_del(&rp->expanding, id);
+		else
+			idset_add(&rp->isr, id);
+	}
 }
 
 /* How far the watermark and the replicated durable end may move. */
@@ -429,8 +466,10 @@ static bool serve_part(struct tfs_repl *r, uint32_t follower,
 		 * (counts at once; the ticker makes it official). */
 		if (!tfs_idset_has(&rp->isr, follower) &&
 		    tfs_idset_has(&rp->view.replicas, follower) &&
-		    f->end >= b.hw && f->end >= rp->epoch_start)
+		    f->end >= b.hw && f->end >= rp->epoch_start) {
 			idset_add(&rp->isr, follower);
+			idset_add(&rp->expanding, follower);
+		}
 		compute_advance(r, rp, &adv);
 	}
 	pthread_mutex_unlock(&rp->mu);
@@ -736,9 +775,23 @@ static void isr_tick(void *arg)
 				 "-> %s: %s",
 				 tfs_partition_name(rp->p), was, now_isr,
 				 tfs_strerror(rc));
+		struct advance adv = { 0 };
 		pthread_mutex_lock(&rp->mu);
 		rp->isr_busy = false;
+		if (rc == 0 && rp->leading && rp->view.epoch == view.epoch) {
+			/* Committed: it counts now, before the watch brings
+			 * it back (a shrink may let the watermark move).
+			 * What the change dropped stops pending too. */
+			for (uint32_t j = 0; j < view.isr.n; j++)
+				if (!tfs_idset_has(&want, view.isr.id[j]))
+					idset_del(&rp->expanding,
+						  view.isr.id[j]);
+			rp->view.isr = want;
+			effective_isr(rp, &want);
+			compute_advance(r, rp, &adv);
+		}
 		pthread_mutex_unlock(&rp->mu);
+		apply_advance(&adv);
 	}
 	free(v);
 }
@@ -795,11 +848,9 @@ void tfs_repl_role(void *arg, struct tfs_partition *p,
 		}
 		/* The committed ISR, plus those that caught up since
 		 * (their expansion is on its way). */
-		struct tfs_idset isr = v->isr;
-		for (uint32_t i = 0; !begin && i < rp->isr.n; i++)
-			if (tfs_idset_has(&v->replicas, rp->isr.id[i]))
-				idset_add(&isr, rp->isr.id[i]);
-		rp->isr = isr;
+		if (begin)
+			rp->expanding.n = 0;
+		effective_isr(rp, &v->isr);
 		compute_advance(r, rp, &adv);
 	}
 	pthread_mutex_unlock(&rp->mu);

@@ -31,6 +31,7 @@ json_t *status_cluster_json(const struct tfs_node_info *n)
 	tfs_repl_stats(n->repl, &rs);
 	if (n->produce)
 		tfs_produce_stats(n->produce, &ps);
+	json_object_set_new(o, "name", json_string(st.name));
 	status_put_int(o, "node", tfs_cluster_node_id(n->cluster));
 	json_object_set_new(o, "etcd", json_string(st.etcd_ok ? "ok"
 							      : "unreachable"));

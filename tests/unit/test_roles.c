@@ -205,6 +205,38 @@ static void test_roles(void)
 	CHECK_EQ(tfs_partition_role(p, &epoch), TFS_ROLE_NONE);
 	CHECK_EQ(epoch, 5);
 
+	TEST("a commit wait is cancelled once: done never runs, bytes stay");
+	CHECK_EQ(tfs_partition_set_role(p, TFS_ROLE_LEADER, 5), 0);
+	struct tfs_bounds b0;
+	tfs_partition_bounds(p, &b0);
+	CHECK_EQ(append(p, "given up\n", 0, &d1), 0);
+	CHECK(tfs_partition_cancel_sync(p, &d1.a.sync));
+	CHECK(!tfs_partition_cancel_sync(p, &d1.a.sync));
+	tfs_partition_set_hw(p, b0.end + 9);
+	CHECK_EQ(d1.calls, 0);
+	tfs_partition_bounds(p, &b);
+	CHECK_EQ(b.end, b0.end + 9);
+	CHECK_EQ(b.hw, b0.end + 9);	/* it committed after all */
+
+	TEST("a deadline already past: appended, but done -ETIMEDOUT at once");
+	{
+		struct iovec iov = { "late commit\n", 12 };
+		memset(&d2, 0, sizeof(d2));
+		d2.a.iov = &iov;
+		d2.a.iovcnt = 1;
+		d2.a.deadline = tfs_mono_ms() - 1;
+		d2.a.done = on_done;
+		CHECK_EQ(tfs_partition_append(p, &d2.a), 0);
+	}
+	CHECK_EQ(d2.calls, 1);
+	CHECK_EQ(d2.status, -ETIMEDOUT);
+	CHECK(!tfs_partition_cancel_sync(p, &d2.a.sync));
+	tfs_partition_bounds(p, &b);
+	CHECK_EQ(b.end, b0.end + 21);
+	struct tfs_syncreq sr = { .deadline = tfs_mono_ms() - 1 };
+	CHECK_EQ(tfs_partition_sync(p, &sr), -ETIMEDOUT);
+	tfs_partition_set_hw(p, b.end);
+
 	TEST("closing fails the appends waiting to commit");
 	CHECK_EQ(tfs_partition_set_role(p, TFS_ROLE_LEADER, 5), 0);
 	CHECK_EQ(append(p, "pending\n", 0, &d1), 0);
