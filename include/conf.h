@@ -56,6 +56,8 @@ enum tfs_conf_key {
 	TFS_CONF_DELETE_TOPIC_ENABLE,	/* delete.topic.enable: bool */
 	TFS_CONF_RETENTION_CHECK_INTERVAL_MS, /* retention.check.interval.ms */
 	TFS_CONF_COMPRESSION_CACHE_BYTES, /* compression.cache.bytes: bytes */
+	TFS_CONF_SCRUB_INTERVAL_MS,	/* scrub.interval.ms: ms, 0 = off */
+	TFS_CONF_SCRUB_BYTES_PER_SECOND, /* scrub.bytes.per.second: bytes */
 	/* topic */
 	TFS_CONF_RETENTION_MS,		/* retention.ms: ms, -1 = forever */
 	TFS_CONF_RETENTION_BYTES,	/* retention.bytes: bytes, -1 = no limit */

@@ -51,6 +51,7 @@
 #include "err.h"
 #include "fsops.h"
 #include "log.h"
+#include "scrub.h"
 #include "store.h"
 #include "util.h"
 
@@ -560,7 +561,7 @@ static void set_stop_handler(void (*handler)(int))
 
 /*
  * Starts the node and serves until unmounted or stopped by a signal.  The
- * start order is store, compactor, FUSE mount; the stop order is its
+ * start order is store, compactor, scrubber, FUSE mount; the stop order is its
  * reverse, so that nothing is stopped while something started after it
  * may still call it.  (The cluster's HTTP server and replication will
  * start after the store and stop before the FUSE mount closes.)
@@ -570,6 +571,7 @@ static int run(const char *data_dir, const char *mnt, struct args *a,
 {
 	struct tfs_store *store;
 	struct tfs_compactor *compactor = NULL;
+	struct tfs_scrubber *scrubber = NULL;
 	struct tfs_fs *fs = NULL;
 	int rc;
 
@@ -588,6 +590,13 @@ static int run(const char *data_dir, const char *mnt, struct args *a,
 		tfs_err("cannot start the compactor: %s", tfs_strerror(rc));
 		goto out_store;
 	}
+	rc = tfs_scrubber_start(
+		store, tfs_conf_get(conf, TFS_CONF_SCRUB_INTERVAL_MS),
+		tfs_conf_get(conf, TFS_CONF_SCRUB_BYTES_PER_SECOND), &scrubber);
+	if (rc) {
+		tfs_err("cannot start the scrubber: %s", tfs_strerror(rc));
+		goto out_compactor;
+	}
 	struct tfs_fs_config fc = {
 		.mountpoint = mnt,
 		.fuse_opts = a->fuse_opts,
@@ -598,7 +607,7 @@ static int run(const char *data_dir, const char *mnt, struct args *a,
 	};
 	rc = tfs_fs_mount(store, &fc, &fs);
 	if (rc)
-		goto out_compactor;
+		goto out_scrubber;
 	snprintf(notify_status, sizeof(notify_status),
 		 "READY=1\nSTATUS=serving %s at %s", data_dir, mnt);
 	on_ready();
@@ -611,6 +620,8 @@ static int run(const char *data_dir, const char *mnt, struct args *a,
 	stop_target = NULL;
 	sd_notify("STOPPING=1\nSTATUS=closing the store");
 	tfs_fs_close(fs);
+out_scrubber:
+	tfs_scrubber_stop(scrubber);
 out_compactor:
 	tfs_compactor_stop(compactor);
 out_store:

@@ -5,7 +5,8 @@
  * .zst frame; what reads, whole-batch reads and lookups do about it; the
  * damage list, its counters and the log (one line per damage); the
  * compactor leaving a damaged segment raw and compressing the later
- * ones; the scrubber's pass finding damage without any read; repair; truncation forgetting damage; the read-ahead reading
+ * ones; the scrubber finding damage without any read (the pass and the
+ * thread); repair; truncation forgetting damage; the read-ahead reading
  * each batch once.
  */
 #include <dirent.h>
@@ -27,6 +28,7 @@
 #include "err.h"
 #include "log.h"
 #include "partition.h"
+#include "scrub.h"
 #include "segment.h"
 #include "store.h"
 #include "sysio.h"
@@ -902,6 +904,68 @@ static void test_read_ahead(void)
 	fixture_release(&fx);
 }
 
+/* --- the scrubber thread ---------------------------------------------------- */
+
+static void test_scrubber_thread(void)
+{
+	TEST("the scrubber thread finds damage without any read");
+	char dir[128], pdir[192];
+	struct tfs_store *s;
+	struct tfs_topic *t;
+	struct tfs_scrubber *sc;
+	struct tfs_index_entry e;
+	uint64_t bases[64];
+	char err[128];
+
+	snprintf(dir, sizeof(dir), "%s/store%d", root, counter++);
+	CHECK_EQ(tfs_store_open(dir, &conf, &s), 0);
+	CHECK_EQ(tfs_store_create_topic(s, &(struct tfs_topic_spec){ .name = "t" }, &t), 0);
+	CHECK_EQ(tfs_topic_set_config(t, "segment.bytes", "16KiB", err,
+				      sizeof(err)), 0);
+	struct tfs_partition *p = tfs_topic_partition(t, 0);
+	struct tfs_buf all = TFS_BUF_INIT;
+	fill(p, 100, LINES_PER_BATCH, &all);
+	snprintf(pdir, sizeof(pdir), "%s/topics/t/0", dir);
+	size_t n = bases_of(pdir, bases, 64);
+	CHECK(n >= 4);
+	CHECK_EQ(entry_of(pdir, bases[2], 1, &e), 0);
+	flip(pdir, bases[2], "log", (off_t)(e.offset - bases[2] + 1));
+
+	log_start();
+	CHECK_EQ(tfs_scrubber_start(s, 50, 64 << 20, &sc), 0);
+	int64_t deadline = tfs_mono_ms() + 30000;
+	while (info_of(p).corrupt_batches == 0 && tfs_mono_ms() < deadline) {
+		struct timespec ts = { 0, 10 * 1000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	/* Pass after pass: found and logged once. */
+	uint64_t passes = tfs_scrubber_passes(sc);
+	while (tfs_scrubber_passes(sc) < passes + 2 &&
+	       tfs_mono_ms() < deadline) {
+		struct timespec ts = { 0, 10 * 1000000 };
+
+		nanosleep(&ts, NULL);
+	}
+	tfs_scrubber_stop(sc);
+	log_stop();
+	CHECK(tfs_mono_ms() < deadline);
+	CHECK_EQ(info_of(p).corrupt_batches, 1);
+	CHECK_EQ(info_of(p).reads, 0);
+	char name[64];
+	tfs_segment_name(bases[2], "log", name, sizeof(name));
+	CHECK_EQ(log_lines(name, NULL), 1);
+	/* Off: nothing runs. */
+	CHECK_EQ(tfs_scrubber_start(s, 0, 1 << 20, &sc), 0);
+	CHECK(sc == NULL);
+	tfs_scrubber_stop(sc);
+
+	tfs_buf_release(&all);
+	tfs_partition_unref(p);
+	tfs_topic_unref(t);
+	tfs_store_close(s);
+}
+
 int main(void)
 {
 	if (tl_setup("corrupt", root, sizeof(root)))
@@ -918,6 +982,7 @@ int main(void)
 	test_repair();
 	test_truncate_forgets();
 	test_read_ahead();
+	test_scrubber_thread();
 
 	tfs_workers_stop(syncer);
 	tfs_conf_release(&conf);
