@@ -590,6 +590,7 @@ static int load_topic(struct tfs_store *s, const char *name, char *why,
 	struct tfs_topic *t;
 	uint32_t nparts = 0, bad = 0;
 	char *text = NULL;
+	json_error_t jerr;
 	json_t *root;
 	json_int_t id = 0;
 	int rc, fd;
@@ -602,15 +603,20 @@ static int load_topic(struct tfs_store *s, const char *name, char *why,
 	}
 	/* The id is needed before the object: peek at topic.json. */
 	rc = tfs_sys_read_file(fd, TOPIC_META, 1 << 20, &text, NULL);
-	root = rc ? NULL : json_loads(text, 0, NULL);
+	root = rc ? NULL : json_loads(text, 0, &jerr);
 	free(text);
 	if (!root || json_unpack(root, "{s:I}", "id", &id) || id <= 0 ||
 	    id > UINT32_MAX) {
+		const char *detail = rc ? tfs_strerror(rc)
+				     : !root ? jerr.text
+					     : "no valid \"id\"";
+
 		json_decref(root);
 		tfs_sys_close(fd);
-		tfs_err("topic %s: %s missing or invalid", name, TOPIC_META);
-		snprintf(why, whylen, "%s is missing or not valid%s%s",
-			 TOPIC_META, rc ? ": " : "", rc ? tfs_strerror(rc) : "");
+		tfs_err("topic %s: %s missing or invalid: %s", name, TOPIC_META,
+			detail);
+		snprintf(why, whylen, "%s is missing or not valid: %s",
+			 TOPIC_META, detail);
 		return TFS_ECORRUPT;
 	}
 	json_decref(root);
