@@ -31,7 +31,10 @@
  * segment's unique id and the frame number, bounded in bytes, evicted in
  * LRU order.  A miss decompresses without the cache lock; two readers
  * missing the same frame at once both decompress it and the second
- * insertion is dropped, which is cheaper than making readers wait.
+ * insertion is dropped, which is cheaper than making readers wait.  The
+ * caller's check hook runs on a frame before it is inserted (the segment
+ * module checks each batch against its index entry); the frame keeps how
+ * much of it passed (`good`), so the cache never serves a damaged batch.
  */
 #include <errno.h>
 #include <fcntl.h>
