@@ -103,6 +103,7 @@ void seg_walk_init(struct seg_walk *w, struct tfs_segment *s, uint64_t n)
 	w->n = n;
 	w->first = 0;
 	w->have = 0;
+	w->chunk = WALK_FIRST;
 }
 
 int seg_walk_entry(struct seg_walk *w, uint64_t i, struct tfs_index_entry *e)
@@ -110,10 +111,11 @@ int seg_walk_entry(struct seg_walk *w, uint64_t i, struct tfs_index_entry *e)
 	struct tfs_segment *s = w->s;
 
 	if (i < w->first || i >= w->first + w->have) {
-		size_t k = (size_t)TFS_MIN((uint64_t)WALK_CHUNK, w->n - i);
+		size_t k = (size_t)TFS_MIN((uint64_t)w->chunk, w->n - i);
 		ssize_t r = tfs_sys_pread(s->idx_fd, w->buf, k * s->esize,
 					  segment_entry_pos(s, i));
 
+		w->chunk = WALK_CHUNK;
 		w->have = 0;
 		if (r < 0)
 			return (int)r;

@@ -22,9 +22,11 @@ static inline off_t segment_entry_pos(const struct tfs_segment *s, uint64_t i)
 }
 
 /*
- * Reads index entries of s in chunks (one pread per WALK_CHUNK entries),
- * so a walk over thousands of small batches costs a few system calls.
+ * Reads index entries of s in chunks, so a walk over thousands of small
+ * batches costs a few system calls: the first chunk is small (a read of
+ * big batches needs a handful of entries), the next ones WALK_CHUNK.
  */
+#define WALK_FIRST 16
 #define WALK_CHUNK 256
 
 struct seg_walk {
@@ -32,6 +34,7 @@ struct seg_walk {
 	uint64_t n;		/* entries [0, n) exist */
 	uint64_t first;		/* entry number of buf[0] */
 	size_t have;		/* entries in buf */
+	size_t chunk;		/* entries the next pread asks for */
 	unsigned char buf[WALK_CHUNK * TFS_INDEX_ENTRY_SIZE];
 };
 
