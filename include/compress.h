@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "util.h"
+
 struct tfs_zframe {
 	uint64_t raw_off;	/* offset of the frame's bytes in the segment */
 	uint32_t raw_len;	/* bytes it decompresses to */
@@ -119,6 +121,19 @@ struct tfs_zcache_stats {
 	uint64_t hits, misses, bytes, frames;
 };
 void tfs_zcache_stats(struct tfs_zcache_stats *st);
+
+/*
+ * Compresses src[0..len) as one zstd frame (with its content size) into
+ * out, replacing what out held.  0 or -EIO.  For the replication wire.
+ */
+int tfs_zstd_pack(const void *src, size_t len, int level, struct tfs_buf *out);
+
+/*
+ * Decompresses one zstd frame into out; refuses (-EMSGSIZE) a frame that
+ * says it holds more than max bytes.  0, -EMSGSIZE or TFS_EPROTO.
+ */
+int tfs_zstd_unpack(const void *src, size_t len, size_t max,
+		    struct tfs_buf *out);
 
 /* A new unique segment id (never 0). */
 uint64_t tfs_zcache_new_uid(void);

@@ -58,6 +58,22 @@ enum tfs_conf_key {
 	TFS_CONF_COMPRESSION_CACHE_BYTES, /* compression.cache.bytes: bytes */
 	TFS_CONF_SCRUB_INTERVAL_MS,	/* scrub.interval.ms: ms, 0 = off */
 	TFS_CONF_SCRUB_BYTES_PER_SECOND, /* scrub.bytes.per.second: bytes */
+	/* the cluster (daemon) */
+	TFS_CONF_CLUSTER_ETCD,		/* cluster.etcd: string, "" = none */
+	TFS_CONF_CLUSTER_NAME,		/* cluster.name: string */
+	TFS_CONF_NODE_ID,		/* node.id: int */
+	TFS_CONF_LISTEN,		/* listen: string */
+	TFS_CONF_ADVERTISE,		/* advertise: string */
+	TFS_CONF_CLUSTER_SECRET_FILE,	/* cluster.secret.file: string */
+	TFS_CONF_DEFAULT_REPLICATION_FACTOR, /* default.replication.factor */
+	TFS_CONF_SESSION_TIMEOUT_MS,	/* session.timeout.ms: ms */
+	TFS_CONF_REQUEST_TIMEOUT_MS,	/* request.timeout.ms: ms */
+	TFS_CONF_REPLICA_LAG_TIME_MAX_MS, /* replica.lag.time.max.ms: ms */
+	TFS_CONF_REPLICA_FETCH_WAIT_MAX_MS, /* replica.fetch.wait.max.ms */
+	TFS_CONF_REPLICA_FETCH_MAX_BYTES, /* replica.fetch.max.bytes: bytes */
+	TFS_CONF_REPLICATION_COMPRESSION, /* replication.compression: enum */
+	TFS_CONF_UNCLEAN_LEADER_ELECTION, /* unclean.leader.election: bool */
+	TFS_CONF_HTTP_THREADS,		/* http.threads: int */
 	/* topic */
 	TFS_CONF_RETENTION_MS,		/* retention.ms: ms, -1 = forever */
 	TFS_CONF_RETENTION_BYTES,	/* retention.bytes: bytes, -1 = no limit */
@@ -67,12 +83,15 @@ enum tfs_conf_key {
 	TFS_CONF_COMPRESSION_LEVEL,	/* compression.level: int 1..19 */
 	TFS_CONF_COMPRESSION_FRAME_BYTES, /* compression.frame.bytes: bytes */
 	TFS_CONF_DURABILITY,		/* durability: enum async|sync */
+	TFS_CONF_MIN_INSYNC_REPLICAS,	/* min.insync.replicas: int */
+	TFS_CONF_ACKS,			/* acks: enum all|1 */
 	TFS_CONF__COUNT
 };
 
 /* Index values of the enum keys. */
 enum { TFS_COMPRESSION_NONE, TFS_COMPRESSION_ZSTD };
 enum { TFS_DURABILITY_ASYNC, TFS_DURABILITY_SYNC };
+enum { TFS_ACKS_ALL, TFS_ACKS_LEADER };
 
 struct tfs_conf_desc {
 	const char *name;		/* "segment.bytes" */
@@ -139,6 +158,13 @@ static inline int64_t tfs_conf_get(const struct tfs_conf *c,
 				   enum tfs_conf_key key)
 {
 	return c->v[key];
+}
+
+/* A string key's value (its default when unset; never NULL). */
+static inline const char *tfs_conf_str(const struct tfs_conf *c,
+				       enum tfs_conf_key key)
+{
+	return c->s[key] ? c->s[key] : "";
 }
 
 #endif

@@ -15,8 +15,14 @@
  *   TFS_EUNAVAIL   no endpoint answered; nothing happened
  *   TFS_EUNKNOWN   a write may or may not have been applied (a timeout or
  *                  a 503 after the request was sent): read before retrying
- *   TFS_EPROTO     an answer that does not parse
- *   -ENOENT        (lease calls) the lease does not exist any more
+ *   TFS_EPROTO     an answer that does not parse (after a write: it may
+ *                  have been applied, as with TFS_EUNKNOWN)
+ *   -ENOENT        (lease calls, and a txn whose put names a lease) the
+ *                  lease does not exist any more; nothing was applied
+ *   -EINVAL        a bad argument, or etcd refused the request as invalid
+ *                  (HTTP 400: e.g. a txn that puts one key twice)
+ * A write is a txn with a put or a delete, or a lease grant; every other
+ * call is retried on the next endpoint whatever went wrong.
  *
  * Thread-safety: every call may be made from any thread that may block;
  * each waits at most the request timeout per endpoint tried.
@@ -57,7 +63,8 @@ struct tfs_kvs {
 
 void tfs_kvs_release(struct tfs_kvs *kvs);
 
-/* The key (n 0 or 1), linearizable. */
+/* The key (n 0 or 1), linearizable.  out is released by the caller
+ * (tfs_kvs_release) after 0, and is empty after an error. */
 int tfs_etcd_get(struct tfs_etcd *e, const char *key, struct tfs_kvs *out);
 
 /* Every key starting with prefix, sorted by key, linearizable. */
@@ -102,7 +109,10 @@ struct tfs_txn_result {
 
 void tfs_txn_result_release(struct tfs_txn_result *r);
 
-/* Runs t.  A write whose outcome is unknown returns TFS_EUNKNOWN. */
+/*
+ * Runs t.  A write whose outcome is unknown returns TFS_EUNKNOWN.  On 0,
+ * out holds the branch taken and its reads (tfs_txn_result_release).
+ */
 int tfs_etcd_txn(struct tfs_etcd *e, const struct tfs_txn *t,
 		 struct tfs_txn_result *out);
 
@@ -114,7 +124,8 @@ int tfs_etcd_parse_range(const char *json, size_t len, struct tfs_kvs *out);
 
 /* --- leases ------------------------------------------------------------ */
 
-/* Grants a lease of ttl_s seconds; *granted is the TTL etcd gave. */
+/* Grants a lease of ttl_s (> 0) seconds; *granted is the TTL etcd gave
+ * (at least its minimum, which may be more than asked). */
 int tfs_etcd_lease_grant(struct tfs_etcd *e, int64_t ttl_s, int64_t *id,
 			 int64_t *granted);
 /*
@@ -140,7 +151,15 @@ struct tfs_etcd_event {
  * (trying every endpoint) from the revision after the last event seen;
  * when that revision was compacted, or events may have been missed, fn
  * is called with n 0 and resync true: the caller must re-read the state.
+ * The watch then goes on from after `revision` (the store revision when it
+ * restarted), so a re-read at that revision or later misses nothing.
  * Events are hints: decide on a linearizable read.
+ *
+ * fn gets the events of one or more revisions in order and the answer's
+ * store revision; ev is valid during the call only.  fn may call any
+ * other function of this module, but not tfs_etcd_watch_stop on its own
+ * watch.  A watch idle longer than a minute resumes from its last event;
+ * if etcd compacted past it meanwhile, that too is a resync.
  */
 struct tfs_etcd_watch;
 
@@ -148,10 +167,12 @@ typedef void (*tfs_etcd_watch_fn)(void *arg,
 				  const struct tfs_etcd_event *ev, size_t n,
 				  int64_t revision, bool resync);
 
+/* Returns 0 (the watch connects on its own thread), -EINVAL or -errno. */
 int tfs_etcd_watch_start(struct tfs_etcd *e, const char *prefix,
 			 int64_t start_rev, tfs_etcd_watch_fn fn, void *arg,
 			 struct tfs_etcd_watch **out);
-/* Stops the watch; fn is not called after this returns.  NULL is fine. */
+/* Stops the watch and frees it; fn is not called after this returns.
+ * NULL is fine.  Stop every watch of e before tfs_etcd_close(e). */
 void tfs_etcd_watch_stop(struct tfs_etcd_watch *w);
 
 #endif

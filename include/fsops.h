@@ -19,6 +19,10 @@
 
 #include <stdbool.h>
 
+#include "cluster.h"
+#include "produce.h"
+#include "remote.h"
+#include "repl.h"
 #include "store.h"
 
 struct tfs_fs;
@@ -33,6 +37,12 @@ struct tfs_fs_config {
 	unsigned max_threads;		/* fuse.threads */
 	bool clone_fd;			/* fuse.clone_fd */
 	const char *version;
+	/* In a cluster, all set; standalone, all NULL. */
+	struct tfs_cluster *cluster;
+	struct tfs_produce *produce;
+	struct tfs_repl *repl;
+	struct tfs_remote *remote;	/* reads without a local replica */
+	const _Atomic unsigned long long *peer_refused;
 };
 
 /*

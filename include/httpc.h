@@ -29,6 +29,7 @@
 
 struct tfs_httpc;
 
+/* Zero it (memset or an initializer) before its first submission. */
 struct tfs_http_req {
 	/* in: set by the caller, unchanged until done runs */
 	const char *method;		/* "GET", "POST", "PUT", "DELETE" */
@@ -38,6 +39,7 @@ struct tfs_http_req {
 	size_t body_len;
 	int64_t timeout_ms;		/* whole request, > 0 */
 	int64_t connect_timeout_ms;	/* 0: the smaller of timeout_ms and 2 s */
+	size_t resp_max;		/* largest body kept in resp; 0: 64 MiB */
 	/*
 	 * Streaming: when set, each piece of the response body is passed
 	 * here as it arrives (client thread) and resp stays empty.  Return 0
@@ -60,6 +62,10 @@ struct tfs_http_req {
 	struct tfs_list link;
 	struct tfs_httpc *client;
 	int state;
+	int rc;				/* the result, for tfs_httpc_do */
+	bool sync;			/* submitted by tfs_httpc_do */
+	bool aborted;			/* on_data asked to stop */
+	bool too_big;			/* the body passed resp_max */
 };
 
 /* Starts a client and its thread.  Returns 0 or -errno. */
@@ -67,24 +73,38 @@ int tfs_httpc_start(const char *name, struct tfs_httpc **out);
 
 /*
  * Stops the thread: every request still in flight completes with
- * -ECANCELED first.  Frees c.  NULL is fine.
+ * -ECANCELED first (threads waiting in tfs_httpc_do return -ECANCELED,
+ * and stop waits until they left).  Frees c.  NULL is fine.  Not from the
+ * client's own callbacks; nothing may submit from other threads once it
+ * returned.
  */
 void tfs_httpc_stop(struct tfs_httpc *c);
 
 /*
- * Queues r (any thread but the client's own callbacks may call it too).
+ * Queues r (any thread; the client's own callbacks may call it too).
  * r->done(r, rc) runs exactly once on the client thread: rc 0 when a
  * response arrived, whatever its status (see r->status), or
- *   -ETIMEDOUT      the deadline passed (the outcome is unknown)
+ *   -ETIMEDOUT      the deadline passed after the request was (perhaps
+ *                   partly) sent: the outcome is unknown
  *   -ECONNREFUSED   nothing listens there (nothing was sent)
+ *   -EHOSTUNREACH   no connection: the host is unreachable, its name does
+ *                   not resolve or the connect timeout passed (nothing was
+ *                   sent)
+ *   -EMSGSIZE       the response body passed resp_max (the rest is lost)
  *   -ECANCELED      cancelled, aborted by on_data, or the client stopped
- *   -EIO            any other transport failure (reset, DNS, ...)
+ *   -EINVAL         a malformed URL or an unsupported scheme
+ *   -EIO            any other transport failure (reset, bad HTTP, ...)
  * r and everything it points to must stay valid until done runs; done may
- * free r (after tfs_http_req_release).
+ * free r (after tfs_http_req_release).  A request submitted while the
+ * client stops completes with -ECANCELED.  r may be submitted again once
+ * done ran (from done itself too); the response buffers are reset first.
  */
 void tfs_httpc_submit(struct tfs_httpc *c, struct tfs_http_req *r);
 
-/* Submits r and waits for it.  Returns what done would get. */
+/*
+ * Submits r and waits for it: returns what done would get; r->done is
+ * not called (it may be NULL).  Any thread but the client's own.
+ */
 int tfs_httpc_do(struct tfs_httpc *c, struct tfs_http_req *r);
 
 /*

@@ -145,7 +145,8 @@ struct tfs_waiter {
  * .follow read, a poll, a long-poll fetch and an HTTP consumer park on.
  * Zero it, set offset, deadline and done, and start it.  It ends exactly
  * once: either done(w, status) runs, with
- *   0                 the committed end passed w->offset
+ *   0                 the committed end (the log end with on_end) passed
+ *                     w->offset
  *   -ETIMEDOUT        w->deadline came first
  *   TFS_ESHUTDOWN     the partition closed, or its waits were ended
  *   TFS_EDELETED      the topic was deleted
@@ -160,6 +161,9 @@ struct tfs_wait {
 	/* in */
 	uint64_t offset;
 	int64_t deadline;		/* tfs_mono_ms() time; 0: none */
+	/* Wait for the log end, not the committed end, to pass offset (a
+	 * leader's fetches wait for batches not yet committed). */
+	bool on_end;
 	void (*done)(struct tfs_wait *w, int status);
 	/* private */
 	struct tfs_partition *p;	/* a reference, until it ends */
@@ -271,9 +275,10 @@ const char *tfs_partition_name(struct tfs_partition *p);
  * returns) unless the log is already at E.  Leaving the leader role fails
  * the appends still waiting to commit with TFS_ENOTLEADER (their batches
  * stay in the log: a retry with the same producer sequence is recognised
- * by the next leader).  Returns 0, TFS_ESTALEEPOCH when epoch is older
- * than the partition's, or -errno when the epoch history cannot be
- * written (the role is then unchanged).
+ * by the next leader).  Returns 0, TFS_ESTALEEPOCH when a leader's or a
+ * follower's epoch is older than the partition's (the role none takes
+ * any), or -errno when the epoch history cannot be written (the role is
+ * then unchanged).
  */
 int tfs_partition_set_role(struct tfs_partition *p, enum tfs_role role,
 			   uint32_t epoch);
@@ -401,6 +406,10 @@ int tfs_partition_sync(struct tfs_partition *p, struct tfs_syncreq *r);
 /* Asks for a background fsync and checkpoint (the flush.ms timer). */
 void tfs_partition_flush(struct tfs_partition *p);
 
+/* The target of the oldest fsync still waiting on a leader for its
+ * replicas (0 when none): what the followers should fsync up to. */
+uint64_t tfs_partition_sync_wanted(struct tfs_partition *p);
+
 /* Waits until no sync job of p is queued or running (tests). */
 void tfs_partition_quiesce(struct tfs_partition *p);
 
@@ -414,6 +423,23 @@ void tfs_partition_quiesce(struct tfs_partition *p);
  * -errno (logged).
  */
 int tfs_partition_truncate(struct tfs_partition *p, uint64_t off);
+
+/*
+ * A leader's durable end over its in-sync replicas (the smallest durable
+ * end they report): an fsync on a leader completes once both its own and
+ * this pass the fsync's target.  Only moves forward.
+ */
+void tfs_partition_set_replicated_durable(struct tfs_partition *p,
+					  uint64_t durable);
+
+/*
+ * A follower whose log end is below its leader's start (retention there
+ * deleted what it lacks): drops every segment and starts the log empty at
+ * start (a record offset start_record), epoch history from there.  Readers
+ * below the new start get TFS_EBELOWSTART.  Returns 0 or -errno.
+ */
+int tfs_partition_reset(struct tfs_partition *p, uint64_t start,
+			uint64_t start_record, uint32_t epoch);
 
 /*
  * Moves the committed end (cluster) forward to hw, clamped to the log end:
@@ -465,8 +491,15 @@ void tfs_partition_info(struct tfs_partition *p,
  * tfs_partition_info (for polls, seeks and xattrs). */
 struct tfs_bounds {
 	uint64_t start;		/* first retained byte */
+	uint64_t start_record;	/* the record offset there */
 	uint64_t hw;		/* committed end */
 	uint64_t hw_record;	/* records committed */
+	uint64_t end;		/* log end */
+	uint64_t durable;	/* fsynced end */
+	uint32_t epoch;		/* epoch of the newest batch or leadership */
+	uint32_t last_batch_epoch;	/* epoch of the newest batch, 0 if none:
+					 * what a follower fetches with */
+	enum tfs_role role;
 };
 void tfs_partition_bounds(struct tfs_partition *p, struct tfs_bounds *b);
 

@@ -18,6 +18,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cluster.h"
+#include "produce.h"
+#include "repl.h"
 #include "store.h"
 #include "util.h"
 
@@ -31,6 +34,12 @@ struct tfs_node_info {
 	int64_t started_mono_ms;
 	uint64_t open_handles;		/* open files on the mount */
 	uint64_t parked_reads;		/* .follow reads waiting (may be 0) */
+	/* In a cluster (NULL standalone): shown in "cluster", and per
+	 * partition its role, leader, epoch, replicas, ISR and lags. */
+	struct tfs_cluster *cluster;
+	struct tfs_repl *repl;
+	struct tfs_produce *produce;
+	uint64_t peer_refused;		/* peer requests refused (401) */
 };
 
 /*

@@ -21,6 +21,7 @@
 
 #include "conf.h"
 #include "partition.h"
+#include "timer.h"
 
 #define TFS_TOPIC_NAME_MAX 249
 
@@ -72,6 +73,8 @@ void tfs_store_end_waits(struct tfs_store *s, int status);
 const struct tfs_conf *tfs_store_conf(struct tfs_store *s);
 const char *tfs_store_dir(struct tfs_store *s);
 int64_t tfs_store_started(struct tfs_store *s);	/* ms, monotonic */
+/* The timer thread the store's partitions use for deadlines. */
+struct tfs_timers *tfs_store_timers(struct tfs_store *s);
 
 /*
  * Creates the topic spec describes.  Returns 0 (with a reference in *out
@@ -102,6 +105,12 @@ int tfs_store_apply_topic(struct tfs_store *s,
  * background.  Returns 0, -ENOENT, or -EPERM if delete.topic.enable is off.
  */
 int tfs_store_delete_topic(struct tfs_store *s, const char *name);
+
+/*
+ * Deletes a topic whatever delete.topic.enable says: the cluster applying
+ * a deletion made on another node.  0 or -ENOENT.
+ */
+int tfs_store_drop_topic(struct tfs_store *s, const char *name);
 
 /* A referenced topic, or NULL. */
 struct tfs_topic *tfs_store_find_topic(struct tfs_store *s, const char *name);

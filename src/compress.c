@@ -452,3 +452,40 @@ void tfs_zcache_stats(struct tfs_zcache_stats *st)
 	st->frames = cache.frames;
 	pthread_mutex_unlock(&cache.lock);
 }
+
+/* --- whole buffers (the replication wire) ---------------------------------- */
+
+int tfs_zstd_pack(const void *src, size_t len, int level, struct tfs_buf *out)
+{
+	size_t bound = ZSTD_compressBound(len), n;
+
+	tfs_buf_reset(out);
+	tfs_buf_grow(out, bound);
+	n = ZSTD_compress(out->data, bound, src, len, level);
+	if (ZSTD_isError(n)) {
+		tfs_warn("zstd: %s", ZSTD_getErrorName(n));
+		return -EIO;
+	}
+	out->len = n;
+	return 0;
+}
+
+int tfs_zstd_unpack(const void *src, size_t len, size_t max,
+		    struct tfs_buf *out)
+{
+	unsigned long long size = ZSTD_getFrameContentSize(src, len);
+	size_t n;
+
+	if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN)
+		return TFS_EPROTO;
+	if (size > max)
+		return -EMSGSIZE;
+	tfs_buf_reset(out);
+	tfs_buf_grow(out, (size_t)size);
+	n = ZSTD_decompress(out->data, (size_t)size, src, len);
+	if (ZSTD_isError(n) || n != size)
+		return TFS_EPROTO;
+	out->len = n;
+	out->data[n] = '\0';
+	return 0;
+}

@@ -72,6 +72,7 @@ static const char *const log_levels[] = { "error", "warn", "info", "debug",
 					  NULL };
 static const char *const compressions[] = { "none", "zstd", NULL };
 static const char *const durabilities[] = { "async", "sync", NULL };
+static const char *const ack_modes[] = { "all", "1", NULL };
 
 /* log.level is stored as an index into log_levels: keep the orders equal. */
 _Static_assert(TFS_LOG_ERROR == 0 && TFS_LOG_WARN == 1 && TFS_LOG_INFO == 2 &&
@@ -219,6 +220,178 @@ static const struct tfs_conf_desc keys[TFS_CONF__COUNT] = {
 		       "frame of a compressed segment), then sleeps as long "
 		       "as the budget asks.  Takes effect at start-up.",
 	},
+	[TFS_CONF_CLUSTER_ETCD] = {
+		.name = "cluster.etcd",
+		.type = TFS_CONF_STRING,
+		.scope = TFS_SCOPE_DAEMON,
+		.def_string = "",
+		.doc = "The etcd endpoints of the cluster this node joins, "
+		       "comma-separated base URLs "
+		       "(`http://10.0.0.1:2379,http://10.0.0.2:2379`).  Empty "
+		       "(the default): the node is standalone, as without a "
+		       "cluster: no etcd, no network, nothing replicated.  "
+		       "With it, `node.id` is required and every topic, its "
+		       "settings, partition assignments, leaders and in-sync "
+		       "replicas live in etcd (see docs/CLUSTER.md).  Takes "
+		       "effect at start-up.",
+	},
+	[TFS_CONF_CLUSTER_NAME] = {
+		.name = "cluster.name",
+		.type = TFS_CONF_STRING,
+		.scope = TFS_SCOPE_DAEMON,
+		.def_string = "topicfs",
+		.doc = "The cluster's name: its keys in etcd live under "
+		       "`/topicfs/<name>/`, so several clusters can share one "
+		       "etcd.  Every node of a cluster must give the same "
+		       "name.  Letters, digits, `.`, `_` and `-`.  Takes "
+		       "effect at start-up.",
+	},
+	[TFS_CONF_NODE_ID] = {
+		.name = "node.id",
+		.type = TFS_CONF_INT,
+		.scope = TFS_SCOPE_DAEMON,
+		.def = 0, .min = 0, .max = 2147483647,
+		.doc = "This node's number in the cluster, unique and stable "
+		       "across restarts (it names the node in partition "
+		       "assignments and in-sync replica sets, like Kafka's "
+		       "broker.id).  Required (1 or more) with "
+		       "`cluster.etcd`; 0 means unset.  A node refuses to "
+		       "start while another live node has its id.  Takes "
+		       "effect at start-up.",
+	},
+	[TFS_CONF_LISTEN] = {
+		.name = "listen",
+		.type = TFS_CONF_STRING,
+		.scope = TFS_SCOPE_DAEMON,
+		.def_string = ":7092",
+		.doc = "The address and port the node's HTTP server binds in a "
+		       "cluster (replication, forwarded writes, reads for "
+		       "nodes without a replica): `HOST:PORT`, `[IPv6]:PORT`, "
+		       "or `:PORT` for every address.  Takes effect at "
+		       "start-up.",
+	},
+	[TFS_CONF_ADVERTISE] = {
+		.name = "advertise",
+		.type = TFS_CONF_STRING,
+		.scope = TFS_SCOPE_DAEMON,
+		.def_string = "",
+		.doc = "The base URL other nodes use to reach this one "
+		       "(`http://10.0.0.3:7092`).  Empty: `http://` with the "
+		       "host name and the `listen` port.  Takes effect at "
+		       "start-up.",
+	},
+	[TFS_CONF_CLUSTER_SECRET_FILE] = {
+		.name = "cluster.secret.file",
+		.type = TFS_CONF_STRING,
+		.scope = TFS_SCOPE_DAEMON,
+		.def_string = "/etc/topicfs/cluster.secret",
+		.doc = "A file holding the secret the nodes of a cluster share "
+		       "(at least 16 bytes; keep it readable by root only): "
+		       "every request between nodes carries an HMAC-SHA256 "
+		       "made with it, and a request with a bad MAC, a clock "
+		       "more than 30 s off or a replay is refused with 401.  "
+		       "Required with `cluster.etcd`.  Takes effect at "
+		       "start-up.",
+	},
+	[TFS_CONF_DEFAULT_REPLICATION_FACTOR] = {
+		.name = "default.replication.factor",
+		.type = TFS_CONF_INT,
+		.scope = TFS_SCOPE_DAEMON,
+		.def = 3, .min = 1, .max = 255,
+		.doc = "How many nodes hold a copy of each partition of a topic "
+		       "created on this node (the topic's "
+		       "`user.topicfs.replication.factor`).  `mkdir` fails "
+		       "with `EINVAL` when it is above the number of live "
+		       "nodes.  Takes effect at start-up.",
+	},
+	[TFS_CONF_SESSION_TIMEOUT_MS] = {
+		.name = "session.timeout.ms",
+		.type = TFS_CONF_MS,
+		.scope = TFS_SCOPE_DAEMON,
+		.def = 6000, .min = 2000, .max = 10 * MINUTE,
+		.doc = "The TTL of the node's etcd lease, rounded up to whole "
+		       "seconds.  A node that cannot renew it for this long "
+		       "is taken as gone: its leaderships pass to in-sync "
+		       "replicas, and it stops acknowledging writes itself "
+		       "before the lease can have run out.  Shorter fails "
+		       "over faster, longer rides out slower pauses.  Takes "
+		       "effect at start-up.",
+	},
+	[TFS_CONF_REQUEST_TIMEOUT_MS] = {
+		.name = "request.timeout.ms",
+		.type = TFS_CONF_MS,
+		.scope = TFS_SCOPE_DAEMON,
+		.def = 30 * SECOND, .min = 100, .max = 10 * MINUTE,
+		.doc = "How long a write waits for its partition to have a "
+		       "reachable leader and enough in-sync replicas, retrying "
+		       "through failovers, before it fails with `EIO`.  The "
+		       "same bound applies to reads that go to another node.  "
+		       "Takes effect at start-up.",
+	},
+	[TFS_CONF_REPLICA_LAG_TIME_MAX_MS] = {
+		.name = "replica.lag.time.max.ms",
+		.type = TFS_CONF_MS,
+		.scope = TFS_SCOPE_DAEMON,
+		.def = 10 * SECOND, .min = 100, .max = 10 * MINUTE,
+		.doc = "A follower that has not caught up with its leader's "
+		       "log end for this long leaves the in-sync replicas; it "
+		       "joins again once it has.  A follower whose node left "
+		       "the cluster leaves at once.  Takes effect at "
+		       "start-up.",
+	},
+	[TFS_CONF_REPLICA_FETCH_WAIT_MAX_MS] = {
+		.name = "replica.fetch.wait.max.ms",
+		.type = TFS_CONF_MS,
+		.scope = TFS_SCOPE_DAEMON,
+		.def = 500, .min = 10, .max = MINUTE,
+		.doc = "The longest a leader holds a follower's fetch when it "
+		       "has nothing new for it (a long poll): it answers "
+		       "sooner as soon as there is data, a new high "
+		       "watermark or a new epoch.  Takes effect at start-up.",
+	},
+	[TFS_CONF_REPLICA_FETCH_MAX_BYTES] = {
+		.name = "replica.fetch.max.bytes",
+		.type = TFS_CONF_BYTES,
+		.scope = TFS_SCOPE_DAEMON,
+		.def = 8 * MiB, .min = 64 * KiB, .max = 256 * MiB,
+		.doc = "The most batch bytes one fetch answer carries across "
+		       "all its partitions (at least one batch); a partition "
+		       "with a long backlog cannot starve the others.  Takes "
+		       "effect at start-up.",
+	},
+	[TFS_CONF_REPLICATION_COMPRESSION] = {
+		.name = "replication.compression",
+		.type = TFS_CONF_ENUM,
+		.scope = TFS_SCOPE_DAEMON,
+		.def = TFS_COMPRESSION_ZSTD,
+		.enum_values = compressions,
+		.doc = "How batches travel between nodes: `zstd` compresses "
+		       "fetch answers (level 1) when that makes them smaller, "
+		       "`none` sends them as they are.  Takes effect at "
+		       "start-up.",
+	},
+	[TFS_CONF_UNCLEAN_LEADER_ELECTION] = {
+		.name = "unclean.leader.election",
+		.type = TFS_CONF_BOOL,
+		.scope = TFS_SCOPE_DAEMON,
+		.def = 0,
+		.doc = "Whether a replica outside the in-sync set may become "
+		       "leader when no in-sync replica is alive.  Off (the "
+		       "default, as in Kafka since 0.11): the partition stays "
+		       "unwritable until an in-sync replica returns, and no "
+		       "acknowledged write is lost.  On: it becomes writable "
+		       "again sooner, and writes acknowledged by the lost "
+		       "replicas can vanish.  Takes effect at start-up.",
+	},
+	[TFS_CONF_HTTP_THREADS] = {
+		.name = "http.threads",
+		.type = TFS_CONF_INT,
+		.scope = TFS_SCOPE_DAEMON,
+		.def = 4, .min = 1, .max = 64,
+		.doc = "Threads of the node's HTTP server in a cluster.  Long "
+		       "polls and waiting writes hold no thread, so a few "
+		       "serve many peers.  Takes effect at start-up.",
+	},
 	[TFS_CONF_RETENTION_MS] = {
 		.name = "retention.ms",
 		.type = TFS_CONF_MS,
@@ -325,6 +498,34 @@ static const struct tfs_conf_desc keys[TFS_CONF__COUNT] = {
 		       "returns; concurrent writers share one fsync (group "
 		       "commit), which keeps throughput up.  A change applies "
 		       "to writes that start afterwards.",
+	},
+	[TFS_CONF_MIN_INSYNC_REPLICAS] = {
+		.name = "min.insync.replicas",
+		.type = TFS_CONF_INT,
+		.scope = TFS_SCOPE_TOPIC,
+		.def = 2, .min = 1, .max = 255,
+		.doc = "In a cluster: the fewest in-sync replicas (the leader "
+		       "included) a partition needs to commit a write; with "
+		       "fewer, writes fail with `EIO` and reads go on.  A "
+		       "value above the topic's replication factor counts as "
+		       "the replication factor.  The high watermark advances "
+		       "only while the in-sync set is this large (Kafka's "
+		       "KIP-966 strict minimum).  A change takes effect at "
+		       "once.",
+	},
+	[TFS_CONF_ACKS] = {
+		.name = "acks",
+		.type = TFS_CONF_ENUM,
+		.scope = TFS_SCOPE_TOPIC,
+		.def = TFS_ACKS_ALL,
+		.enum_values = ack_modes,
+		.doc = "In a cluster: when a `write()` returns.  `all`: once "
+		       "every in-sync replica has the records (and there are "
+		       "at least `min.insync.replicas` of them), so a lost "
+		       "node loses nothing acknowledged.  `1`: once the "
+		       "leader has them; faster, and a leader lost before "
+		       "its followers copied them loses them.  A change takes "
+		       "effect at once.",
 	},
 };
 

@@ -263,6 +263,9 @@ int tfs_fs_mount(struct tfs_store *store, const struct tfs_fs_config *cfg,
 	fs->started_wall = tfs_now_ms();
 	fs->uid = geteuid();
 	fs->gid = getegid();
+	fs->cluster = cfg->cluster;
+	fs->produce = cfg->produce;
+	fs->remote = cfg->remote;
 	pthread_mutex_init(&fs->lock, NULL);
 	tfs_list_init(&fs->handles);
 	fs->se = new_session(fs, cfg);

@@ -21,9 +21,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cluster.h"
 #include "err.h"
 #include "framer.h"
 #include "fsops.h"
+#include "produce.h"
 #include "store.h"
 
 #define INO_META 2
@@ -64,6 +66,11 @@ struct tfs_fs {
 
 	const struct tfs_fs_config *cfg;
 	struct mount_watch *watch;	/* NULL if it could not start */
+	/* In a cluster (NULL standalone): namespace operations act
+	 * cluster-wide, writes and fsyncs go to the partitions' leaders. */
+	struct tfs_cluster *cluster;
+	struct tfs_produce *produce;
+	struct tfs_remote *remote;
 };
 
 /* What an inode number names, with references held. */
@@ -84,6 +91,7 @@ struct handle {
 	struct tfs_fs *fs;
 	struct tfs_topic *t;		/* partitions: their topic */
 	struct tfs_partition *p;
+	uint32_t part;			/* partitions: its number */
 	bool writable;
 	struct tfs_list link;		/* fs->handles */
 
@@ -156,6 +164,12 @@ void fsops_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 void fsops_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
 void fsops_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name);
 
+/* Whether reads of partition p go to its leader (no replica here). */
+static inline bool fsops_remote(struct tfs_fs *fs, struct tfs_partition *p)
+{
+	return fs->remote && tfs_partition_role(p, NULL) == TFS_ROLE_NONE;
+}
+
 /* fsops_io.c */
 struct handle *fsops_handle_ref(struct handle *h);
 void fsops_handle_unref(struct handle *h);
@@ -175,5 +189,19 @@ void fsops_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		struct fuse_pollhandle *ph);
 void fsops_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		 struct fuse_file_info *fi);
+
+/*
+ * Answers a getattr of a partition without a replica here: st as filled
+ * locally, its size from the leader.  Takes nothing; replies.
+ */
+void fsops_remote_getattr(fuse_req_t req, struct tfs_fs *fs, uint32_t topic,
+			  uint32_t part, const struct stat *st,
+			  double timeout);
+/*
+ * Answers a getxattr of a partition without a replica here (start, end,
+ * records, offset.N, time.MS) from the leader.  size as getxattr's.
+ */
+void fsops_remote_xattr(fuse_req_t req, struct tfs_fs *fs, uint32_t topic,
+			uint32_t part, const char *key, size_t size);
 
 #endif

@@ -40,6 +40,7 @@ static struct handle *handle_new(struct tfs_fs *fs, struct node *n)
 	tfs_ref_init(&h->refs, 1);
 	h->kind = n->kind;
 	h->fs = fs;
+	h->part = n->part;
 	if (n->t)
 		h->t = tfs_topic_ref(n->t);
 	if (n->p)
@@ -85,6 +86,12 @@ static void make_text(struct tfs_fs *fs, struct handle *h)
 		.started_mono_ms = tfs_store_started(fs->store),
 		.open_handles = atomic_load(&fs->nhandles),
 		.parked_reads = atomic_load(&fs->parked_reads),
+		.cluster = fs->cluster,
+		.repl = fs->cfg->repl,
+		.produce = fs->produce,
+		.peer_refused = fs->cfg->peer_refused
+					? atomic_load(fs->cfg->peer_refused)
+					: 0,
 	};
 	char host[256] = "localhost";
 
@@ -231,11 +238,101 @@ static void follow_park(fuse_req_t req, struct handle *h, size_t size,
 	tfs_wait_start(h->p, &fr->w);
 }
 
+/*
+ * A read of a partition without a replica here, from its leader.  A
+ * .follow read long-polls the leader until data comes, again and again,
+ * until interrupted (the cancel ends the HTTP request) or the mount is
+ * detached.  As for parked local reads, the completion first clears the
+ * interrupt callback, which waits for a running one; a completion that
+ * runs inside that callback (a cancel that found the read between two
+ * tries) does not clear it.
+ */
+struct rread {
+	struct tfs_remote_read r;
+	fuse_req_t req;
+	struct handle *h;
+	bool follow, nonblock;
+	_Atomic pthread_t interrupter;
+	atomic_bool in_interrupt;
+};
+
+static void rread_free(struct rread *rr)
+{
+	tfs_buf_release(&rr->r.data);
+	fsops_handle_unref(rr->h);
+	free(rr);
+}
+
+static void rread_done(struct tfs_remote_read *r, int status)
+{
+	struct rread *rr = tfs_container_of(r, struct rread, r);
+	bool inside = atomic_load(&rr->in_interrupt) &&
+		      pthread_equal(atomic_load(&rr->interrupter),
+				    pthread_self());
+
+	if (status == 0 && r->data.len == 0 && rr->follow &&
+	    !atomic_load(&rr->h->fs->detached) && !inside &&
+	    !atomic_load(&rr->in_interrupt)) {
+		tfs_remote_read(rr->h->fs->remote, r);	/* poll again */
+		return;
+	}
+	if (!inside)
+		fuse_req_interrupt_func(rr->req, NULL, NULL);
+	if (status == -ECANCELED || (status == 0 && rr->follow &&
+				     r->data.len == 0 &&
+				     atomic_load(&rr->in_interrupt))) {
+		fuse_reply_err(rr->req, EINTR);
+	} else if (status) {
+		reply_code(rr->req, status);
+	} else if (r->data.len == 0 && rr->nonblock) {
+		fuse_reply_err(rr->req, EAGAIN);
+	} else {
+		atomic_store(&rr->h->pos, r->offset + r->data.len);
+		fuse_reply_buf(rr->req, r->data.data, r->data.len);
+	}
+	rread_free(rr);
+}
+
+static void rread_interrupt(fuse_req_t req, void *data)
+{
+	struct rread *rr = data;
+
+	atomic_store(&rr->interrupter, pthread_self());
+	atomic_store(&rr->in_interrupt, true);
+	tfs_remote_cancel(rr->h->fs->remote, &rr->r);
+}
+
+static void remote_read(fuse_req_t req, struct handle *h, size_t size,
+			off_t off, bool follow, bool nonblock)
+{
+	struct rread *rr = tfs_calloc(1, sizeof(*rr));
+
+	rr->req = req;
+	rr->h = fsops_handle_ref(h);
+	rr->follow = follow && !nonblock;
+	rr->nonblock = follow && nonblock;
+	rr->r.topic = tfs_topic_id(h->t);
+	rr->r.part = h->part;
+	rr->r.offset = (uint64_t)off;
+	rr->r.max = size;
+	rr->r.wait_ms = rr->follow ? 10000 : 0;
+	rr->r.done = rread_done;
+	if (rr->follow)
+		fuse_req_interrupt_func(req, rread_interrupt, rr);
+	tfs_remote_read(h->fs->remote, &rr->r);
+}
+
 void fsops_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+		struct fuse_file_info *fi)
 {
 	struct handle *h = handle_of(fi);
 
+	if ((h->kind == K_PART || h->kind == K_FOLLOW) &&
+	    fsops_remote(h->fs, h->p)) {
+		remote_read(req, h, size, off, h->kind == K_FOLLOW,
+			    fi->flags & O_NONBLOCK);
+		return;
+	}
 	switch (h->kind) {
 	case K_STATUS:
 	case K_METRICS:
@@ -283,6 +380,7 @@ enum { WR_SUBMITTING, WR_LEFT, WR_DONE };
 
 struct write_req {
 	struct tfs_append a;
+	struct tfs_write w;		/* in a cluster, instead of a */
 	fuse_req_t req;
 	size_t reply;		/* bytes to report written */
 	bool is_flush;
@@ -301,15 +399,37 @@ static void write_reply(struct write_req *wr)
 	free(wr);
 }
 
-static void write_done(struct tfs_append *a, int status)
+static void write_completed(struct write_req *wr, int status)
 {
-	struct write_req *wr = tfs_container_of(a, struct write_req, a);
 	int expect = WR_SUBMITTING;
 
 	wr->status = status;
 	if (atomic_compare_exchange_strong(&wr->state, &expect, WR_DONE))
 		return;	/* the submitter answers once it has unlocked */
 	write_reply(wr);
+}
+
+static void write_done(struct tfs_append *a, int status)
+{
+	write_completed(tfs_container_of(a, struct write_req, a), status);
+}
+
+static void write_produced(struct tfs_write *w, int status)
+{
+	write_completed(tfs_container_of(w, struct write_req, w), status);
+}
+
+/* Hands iov to the cluster's produce layer for wr (wr->w.done set). */
+static void produce(struct handle *h, struct write_req *wr,
+		    const struct iovec *iov, int iovcnt, bool is_sync)
+{
+	wr->w.p = h->p;
+	wr->w.topic = tfs_topic_id(h->t);
+	wr->w.part = h->part;
+	wr->w.iov = iov;
+	wr->w.iovcnt = iovcnt;
+	wr->w.is_sync = is_sync;
+	tfs_produce_submit(h->fs->produce, &wr->w);
 }
 
 /*
@@ -346,6 +466,13 @@ static int submit(fuse_req_t req, struct handle *h, const struct iovec *iov,
 	wr->reply = reply;
 	wr->is_flush = is_flush;
 	atomic_init(&wr->state, WR_SUBMITTING);
+	if (h->fs->produce) {
+		tfs_list_init(&wr->a.woken);
+		wr->w.done = write_produced;
+		produce(h, wr, iov, iovcnt, false);
+		*pending = wr;
+		return 0;
+	}
 	wr->a.iov = iov;
 	wr->a.iovcnt = iovcnt;
 	wr->a.flags = TFS_APPEND_DEFER_WAKE;
@@ -400,6 +527,15 @@ static void release_done(struct tfs_append *a, int status)
 	free(tfs_container_of(a, struct write_req, a));
 }
 
+static void release_produced(struct tfs_write *w, int status)
+{
+	if (status)
+		tfs_warn("topic %" PRIu32 " partition %" PRIu32 ": partial "
+			 "line lost at close: %s",
+			 w->topic, w->part, tfs_strerror(status));
+	free(tfs_container_of(w, struct write_req, w));
+}
+
 /*
  * Commits a held partial line with '\n'.  With req (a flush): returns the
  * pending append to finish after unlocking, or NULL with *answer the code
@@ -424,6 +560,12 @@ static struct write_req *commit_partial(fuse_req_t req, struct handle *h,
 		struct write_req *rel = tfs_calloc(1, sizeof(*rel));
 
 		/* Release has no one to answer: only the data matters. */
+		if (h->fs->produce) {
+			rel->w.done = release_produced;
+			produce(h, rel, fr.iov, fr.iovcnt, false);
+			tfs_framer_close_done(&h->framer, true);
+			return NULL;
+		}
 		rel->a.iov = fr.iov;
 		rel->a.iovcnt = fr.iovcnt;
 		rel->a.done = release_done;
@@ -499,6 +641,17 @@ void fsops_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 	if (h->kind != K_PART) {
 		fuse_reply_err(req, 0);
+		return;
+	}
+	if (h->fs->produce) {
+		/* Durable on every in-sync replica: the leader knows. */
+		struct write_req *wr = tfs_calloc(1, sizeof(*wr));
+
+		wr->req = req;
+		wr->is_flush = true;
+		atomic_init(&wr->state, WR_LEFT);
+		wr->w.done = write_produced;
+		produce(h, wr, NULL, 0, true);
 		return;
 	}
 	sr = tfs_calloc(1, sizeof(*sr));
@@ -605,8 +758,10 @@ void fsops_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	struct tfs_bounds in;
 	unsigned revents = 0;
 
-	if (h->kind != K_FOLLOW) {
-		/* Regular files are always ready, as on any file system. */
+	if (h->kind != K_FOLLOW || fsops_remote(h->fs, h->p)) {
+		/* Regular files are always ready, as on any file system;
+		 * so is a .follow file read from another node (its reads
+		 * long-poll the leader). */
 		if (ph)
 			fuse_pollhandle_destroy(ph);
 		fuse_reply_poll(req, POLLIN | POLLRDNORM |
@@ -661,4 +816,100 @@ void fsops_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		fuse_reply_lseek(req, (off_t)TFS_MAX(o, in.start));
 	else
 		fuse_reply_lseek(req, (off_t)(o < in.start ? o : in.hw));
+}
+
+/* --- attributes of partitions without a replica here ----------------------- */
+
+struct rattr {
+	struct tfs_remote_read r;
+	fuse_req_t req;
+	struct stat st;
+	double timeout;
+	char key[96];
+	size_t size;
+};
+
+static void rattr_done(struct tfs_remote_read *r, int status)
+{
+	struct rattr *ra = tfs_container_of(r, struct rattr, r);
+
+	if (status && status != TFS_EBELOWSTART) {
+		reply_code(ra->req, status);
+	} else {
+		ra->st.st_size = (off_t)r->hw;
+		fuse_reply_attr(ra->req, &ra->st, ra->timeout);
+	}
+	tfs_buf_release(&r->data);
+	free(ra);
+}
+
+void fsops_remote_getattr(fuse_req_t req, struct tfs_fs *fs, uint32_t topic,
+			  uint32_t part, const struct stat *st,
+			  double timeout)
+{
+	struct rattr *ra = tfs_calloc(1, sizeof(*ra));
+
+	ra->req = req;
+	ra->st = *st;
+	ra->timeout = timeout;
+	ra->r.topic = topic;
+	ra->r.part = part;
+	ra->r.done = rattr_done;
+	tfs_remote_read(fs->remote, &ra->r);
+}
+
+static void rxattr_done(struct tfs_remote_read *r, int status)
+{
+	struct rattr *ra = tfs_container_of(r, struct rattr, r);
+	char buf[64];
+	int n = -ENODATA;
+
+	if (r->lookup != TFS_LOOKUP_NONE)
+		n = status ? status
+			   : snprintf(buf, sizeof(buf), "%" PRIu64, r->found);
+	else if (status && status != TFS_EBELOWSTART)
+		n = status;
+	else if (!strcmp(ra->key, "start"))
+		n = snprintf(buf, sizeof(buf), "%" PRIu64, r->start);
+	else if (!strcmp(ra->key, "end"))
+		n = snprintf(buf, sizeof(buf), "%" PRIu64, r->hw);
+	else if (!strcmp(ra->key, "records"))
+		n = snprintf(buf, sizeof(buf), "%" PRIu64, r->hw_record);
+	if (n < 0)
+		reply_code(ra->req, n);
+	else if (ra->size == 0)
+		fuse_reply_xattr(ra->req, (size_t)n);
+	else if (ra->size < (size_t)n)
+		fuse_reply_err(ra->req, ERANGE);
+	else
+		fuse_reply_buf(ra->req, buf, (size_t)n);
+	tfs_buf_release(&r->data);
+	free(ra);
+}
+
+void fsops_remote_xattr(fuse_req_t req, struct tfs_fs *fs, uint32_t topic,
+			uint32_t part, const char *key, size_t size)
+{
+	struct rattr *ra = tfs_calloc(1, sizeof(*ra));
+	char *end;
+
+	ra->req = req;
+	ra->size = size;
+	snprintf(ra->key, sizeof(ra->key), "%s", key);
+	ra->r.topic = topic;
+	ra->r.part = part;
+	ra->r.done = rxattr_done;
+	if (!strncmp(key, "offset.", 7) || !strncmp(key, "time.", 5)) {
+		const char *v = key + (key[0] == 'o' ? 7 : 5);
+
+		ra->r.lookup = key[0] == 'o' ? TFS_LOOKUP_RECORD
+					     : TFS_LOOKUP_TIME;
+		ra->r.key = strtoull(v, &end, 10);
+		if (*v < '0' || *v > '9' || *end) {
+			free(ra);
+			fuse_reply_err(req, ENODATA);
+			return;
+		}
+	}
+	tfs_remote_read(fs->remote, &ra->r);
 }

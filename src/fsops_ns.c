@@ -297,6 +297,13 @@ void fsops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fill_attr(fs, &n, &st);
+	if ((n.kind == K_PART || n.kind == K_FOLLOW) &&
+	    fsops_remote(fs, n.p)) {
+		fsops_remote_getattr(req, fs, tfs_topic_id(n.t), n.part, &st,
+				     attr_timeout(n.kind));
+		fsops_node_release(&n);
+		return;
+	}
 	/* With fi, the kernel asks for an open file: fstat(), or
 	 * lseek(SEEK_END), which moves the reader to this size. */
 	if (fi && n.kind == K_FOLLOW)
@@ -449,8 +456,11 @@ void fsops_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EEXIST);
 		return;
 	}
-	rc = tfs_store_create_topic(
-		fs->store, &(struct tfs_topic_spec){ .name = name }, &t);
+	if (fs->cluster)
+		rc = tfs_cluster_create_topic(fs->cluster, name, &t);
+	else
+		rc = tfs_store_create_topic(
+			fs->store, &(struct tfs_topic_spec){ .name = name }, &t);
 	if (rc) {
 		if (rc == -EINVAL)
 			tfs_info("mkdir %s: invalid topic name (allowed: "
@@ -481,7 +491,8 @@ void fsops_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 		fuse_reply_err(req, rc == 0 ? EPERM : tfs_err_to_errno(rc));
 		return;
 	}
-	rc = tfs_store_delete_topic(fs->store, name);
+	rc = fs->cluster ? tfs_cluster_delete_topic(fs->cluster, name)
+			 : tfs_store_delete_topic(fs->store, name);
 	if (rc == -EPERM)
 		tfs_info("rmdir %s: refused, delete.topic.enable is off", name);
 	reply_code(req, rc);
@@ -560,6 +571,8 @@ static void reply_value(fuse_req_t req, const char *v, size_t len, size_t size)
 }
 
 static const char *const part_attrs[] = { "start", "end", "records", NULL };
+static const char *const cluster_part_attrs[] = { "leader", "replicas", "isr",
+						  NULL };
 
 /* Parses a non-negative decimal; false if anything else. */
 static bool parse_u64(const char *s, uint64_t *out)
@@ -576,13 +589,34 @@ static bool parse_u64(const char *s, uint64_t *out)
 	return true;
 }
 
-static int partition_xattr(struct node *n, const char *key, char *buf,
-			   size_t len)
+/* A partition's leader, replicas or ISR, in a cluster. */
+static int cluster_xattr(struct tfs_fs *fs, struct node *n, const char *key,
+			 char *buf, size_t len)
+{
+	struct tfs_part_view v;
+
+	if (!fs->cluster || (strcmp(key, "leader") && strcmp(key, "replicas") &&
+			     strcmp(key, "isr")))
+		return -ENODATA;
+	if (tfs_cluster_view(fs->cluster, tfs_topic_id(n->t), n->part, &v))
+		return -ENODATA;
+	if (!strcmp(key, "leader"))
+		return v.leader ? snprintf(buf, len, "%" PRIu32, v.leader)
+				: snprintf(buf, len, "none");
+	return tfs_idset_format(!strcmp(key, "isr") ? &v.isr : &v.replicas,
+				buf, len);
+}
+
+static int partition_xattr(struct tfs_fs *fs, struct node *n, const char *key,
+			   char *buf, size_t len)
 {
 	struct tfs_bounds in;
 	uint64_t v, off;
 	int rc;
 
+	rc = cluster_xattr(fs, n, key, buf, len);
+	if (rc != -ENODATA)
+		return rc;
 	tfs_partition_bounds(n->p, &in);
 	if (!strcmp(key, "start"))
 		return snprintf(buf, len, "%" PRIu64, in.start);
@@ -602,13 +636,20 @@ static int partition_xattr(struct node *n, const char *key, char *buf,
 	return -ENODATA;
 }
 
-static int topic_xattr(struct node *n, const char *key, char *buf, size_t len)
+static int topic_xattr(struct tfs_fs *fs, struct node *n, const char *key,
+		       char *buf, size_t len)
 {
 	int k;
 
 	if (!strcmp(key, "partitions"))
 		return snprintf(buf, len, "%" PRIu32,
 				tfs_topic_partitions(n->t));
+	if (!strcmp(key, "replication.factor"))
+		return snprintf(buf, len, "%" PRIu32,
+				fs->cluster ? tfs_cluster_replication_factor(
+						      fs->cluster,
+						      tfs_topic_id(n->t))
+					    : 1);
 	k = tfs_conf_find(key);
 	if (k < 0 || tfs_conf_desc(k)->scope != TFS_SCOPE_TOPIC)
 		return -ENODATA;
@@ -631,10 +672,18 @@ void fsops_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	if (!strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX))) {
 		const char *key = name + strlen(XATTR_PREFIX);
 
+		if ((n.kind == K_PART || n.kind == K_FOLLOW) &&
+		    cluster_xattr(fs, &n, key, buf, sizeof(buf)) == -ENODATA &&
+		    fsops_remote(fs, n.p)) {
+			fsops_remote_xattr(req, fs, tfs_topic_id(n.t), n.part,
+					   key, size);
+			fsops_node_release(&n);
+			return;
+		}
 		if (n.kind == K_PART || n.kind == K_FOLLOW)
-			rc = partition_xattr(&n, key, buf, sizeof(buf));
+			rc = partition_xattr(fs, &n, key, buf, sizeof(buf));
 		else if (n.kind == K_TOPIC)
-			rc = topic_xattr(&n, key, buf, sizeof(buf));
+			rc = topic_xattr(fs, &n, key, buf, sizeof(buf));
 	}
 	fsops_node_release(&n);
 	if (rc < 0)
@@ -658,8 +707,14 @@ void fsops_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		for (int i = 0; part_attrs[i]; i++)
 			tfs_buf_addf(&b, XATTR_PREFIX "%s%c", part_attrs[i],
 				     '\0');
+		for (int i = 0; fs->cluster && cluster_part_attrs[i]; i++)
+			tfs_buf_addf(&b, XATTR_PREFIX "%s%c",
+				     cluster_part_attrs[i], '\0');
 	} else if (n.kind == K_TOPIC) {
 		tfs_buf_addf(&b, XATTR_PREFIX "partitions%c", '\0');
+		if (fs->cluster)
+			tfs_buf_addf(&b, XATTR_PREFIX "replication.factor%c",
+				     '\0');
 		for (int k = 0; k < TFS_CONF__COUNT; k++)
 			if (tfs_conf_desc(k)->scope == TFS_SCOPE_TOPIC)
 				tfs_buf_addf(&b, XATTR_PREFIX "%s%c",
@@ -689,12 +744,33 @@ static bool value_string(const char *value, size_t size, char *out,
 	return true;
 }
 
-static int set_topic_xattr(struct node *n, const char *key, const char *val)
+static int set_topic_xattr(struct tfs_fs *fs, struct node *n, const char *key,
+			   const char *val)
 {
 	char err[256] = "";
 	uint64_t v;
 	int rc;
 
+	if (!strcmp(key, "replication.factor")) {
+		char now[32];
+
+		/* Reassigning replicas is not built: only the value it
+		 * has is accepted. */
+		topic_xattr(fs, n, key, now, sizeof(now));
+		return strcmp(now, val) ? -ENOTSUP : 0;
+	}
+	if (fs->cluster) {
+		if (!strcmp(key, "partitions") &&
+		    (!parse_u64(val, &v) || v > UINT32_MAX))
+			return -EINVAL;
+		rc = tfs_cluster_set_topic(fs->cluster, tfs_topic_name(n->t),
+					   key, val, err, sizeof(err));
+		if (rc == -ENOENT && strcmp(key, "partitions"))
+			return -ENOTSUP;
+		if (rc && *err)
+			tfs_info("topic %s: %s", tfs_topic_name(n->t), err);
+		return rc;
+	}
 	if (!strcmp(key, "partitions")) {
 		if (!parse_u64(val, &v) || v > UINT32_MAX)
 			return -EINVAL;
@@ -733,13 +809,13 @@ void fsops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		else if (!value_string(value, size, val, sizeof(val)))
 			rc = -EINVAL;
 		else
-			rc = set_topic_xattr(&n, name + strlen(XATTR_PREFIX),
+			rc = set_topic_xattr(fs, &n, name + strlen(XATTR_PREFIX),
 					     val);
 	} else if (n.kind == K_PART || n.kind == K_FOLLOW) {
 		char probe[64];
 
-		rc = partition_xattr(&n, name + strlen(XATTR_PREFIX), probe,
-				     sizeof(probe));
+		rc = partition_xattr(fs, &n, name + strlen(XATTR_PREFIX),
+				     probe, sizeof(probe));
 		rc = rc == -ENODATA ? -ENOTSUP : -EPERM;
 	} else {
 		rc = -ENOTSUP;

@@ -46,10 +46,17 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "auth.h"
+#include "cluster.h"
 #include "compactor.h"
 #include "conf.h"
 #include "err.h"
 #include "fsops.h"
+#include "httpc.h"
+#include "httpd.h"
+#include "produce.h"
+#include "remote.h"
+#include "repl.h"
 #include "log.h"
 #include "scrub.h"
 #include "store.h"
@@ -559,12 +566,158 @@ static void set_stop_handler(void (*handler)(int))
 	sigaction(SIGHUP, &sa, NULL);
 }
 
+/* --- the cluster's part of the node ---------------------------------------- */
+
+struct node_net {
+	struct tfs_auth *auth;
+	struct tfs_httpc *httpc;
+	struct tfs_httpd *httpd;
+	struct tfs_repl *repl;
+	struct tfs_cluster *cluster;
+	struct tfs_produce *produce;
+	struct tfs_remote *remote;
+	atomic_ullong refused;
+	_Atomic int64_t last_refusal_log;
+};
+
+/* Every peer request is authenticated before it is routed (auth.h). */
+static int check_peer(struct tfs_httpd_req *req, void *arg)
+{
+	struct node_net *nn = arg;
+	size_t len;
+	const void *body = tfs_httpd_body(req, &len);
+	const char *why = NULL;
+	uint32_t from;
+	int rc = tfs_auth_verify(nn->auth, tfs_httpd_method(req),
+				 tfs_httpd_target(req),
+				 tfs_httpd_header(req, "X-Topicfs-Node"),
+				 tfs_httpd_header(req, "X-Topicfs-Time"),
+				 tfs_httpd_header(req, "X-Topicfs-Nonce"),
+				 tfs_httpd_header(req, "X-Topicfs-Mac"), body,
+				 len, tfs_now_ms(), &from, &why);
+
+	if (rc == 0)
+		return 0;
+	atomic_fetch_add(&nn->refused, 1);
+	int64_t now = tfs_mono_ms(), last = atomic_load(&nn->last_refusal_log);
+	if (now - last > 10000 &&
+	    atomic_compare_exchange_strong(&nn->last_refusal_log, &last, now))
+		tfs_warn("refused a peer request from %s: %s %s: %s (repeats "
+			 "for 10 s are counted, not logged)",
+			 tfs_httpd_peer(req), tfs_httpd_method(req),
+			 tfs_httpd_path(req), why ? why : "bad signature");
+	return 401;
+}
+
+/* advertise, or http://<host name>:<listen port>. */
+static void advertise_url(const struct tfs_conf *conf, char *buf, size_t len)
+{
+	const char *adv = tfs_conf_str(conf, TFS_CONF_ADVERTISE);
+	const char *listen = tfs_conf_str(conf, TFS_CONF_LISTEN);
+	const char *port = strrchr(listen, ':');
+	char host[200] = "localhost";
+
+	if (*adv) {
+		snprintf(buf, len, "%s", adv);
+		return;
+	}
+	gethostname(host, sizeof(host) - 1);
+	snprintf(buf, len, "http://%s:%s", host, port ? port + 1 : "7092");
+}
+
+/*
+ * Joins the cluster: peer authentication, the HTTP client and server,
+ * replication, the etcd session, the produce layer, in that order (each
+ * needs the ones before).  Returns 0 or an error (logged); on error
+ * nothing is left running.
+ */
+static int net_start(struct node_net *nn, struct tfs_store *store,
+		     const struct tfs_conf *conf)
+{
+	struct tfs_httpd_config hc = {
+		.listen = tfs_conf_str(conf, TFS_CONF_LISTEN),
+		.threads = (unsigned)tfs_conf_get(conf, TFS_CONF_HTTP_THREADS),
+		.max_body = (size_t)tfs_conf_get(conf,
+						 TFS_CONF_MAX_RECORD_BYTES) +
+			    (4u << 20),
+		.check = check_peer,
+		.check_arg = nn,
+	};
+	uint32_t me = (uint32_t)tfs_conf_get(conf, TFS_CONF_NODE_ID);
+	char advertise[256];
+	int rc;
+
+	advertise_url(conf, advertise, sizeof(advertise));
+	rc = tfs_auth_load(tfs_conf_str(conf, TFS_CONF_CLUSTER_SECRET_FILE), me,
+			   &nn->auth);
+	if (rc == 0)
+		rc = tfs_httpc_start("tfs-httpc", &nn->httpc);
+	if (rc == 0)
+		rc = tfs_httpd_new(&hc, &nn->httpd);
+	if (rc)
+		goto out_fail;
+	struct tfs_repl_config rc_cfg = {
+		.conf = conf, .store = store, .httpd = nn->httpd,
+		.httpc = nn->httpc, .auth = nn->auth,
+		.timers = tfs_store_timers(store), .me = me,
+	};
+	rc = tfs_repl_new(&rc_cfg, &nn->repl);
+	if (rc)
+		goto out_fail;
+	struct tfs_cluster_config cc = {
+		.conf = conf, .store = store, .advertise = advertise,
+		.role = tfs_repl_role, .role_arg = nn->repl,
+	};
+	rc = tfs_cluster_start(&cc, &nn->cluster);
+	if (rc)
+		goto out_fail;
+	struct tfs_produce_config pc = {
+		.conf = conf, .store = store, .cluster = nn->cluster,
+		.repl = nn->repl, .httpd = nn->httpd, .httpc = nn->httpc,
+		.auth = nn->auth, .timers = tfs_store_timers(store),
+	};
+	rc = tfs_produce_new(&pc, &nn->produce);
+	struct tfs_remote_config rmc = {
+		.conf = conf, .store = store, .cluster = nn->cluster,
+		.httpd = nn->httpd, .httpc = nn->httpc, .auth = nn->auth,
+		.timers = tfs_store_timers(store),
+	};
+	if (rc == 0)
+		rc = tfs_remote_new(&rmc, &nn->remote);
+	if (rc == 0)
+		rc = tfs_repl_start(nn->repl, nn->cluster);
+	if (rc == 0)
+		rc = tfs_httpd_listen(nn->httpd);
+	if (rc)
+		goto out_fail;
+	return 0;
+
+out_fail:
+	tfs_err("cannot join the cluster: %s", tfs_strerror(rc));
+	return rc;
+}
+
+/* Leaves the cluster: HTTP, produce, replication, the etcd session. */
+static void net_stop(struct node_net *nn)
+{
+	if (nn->httpd)
+		tfs_httpd_quiesce(nn->httpd);
+	tfs_produce_stop(nn->produce);
+	tfs_repl_stop(nn->repl);
+	tfs_httpc_stop(nn->httpc);
+	tfs_produce_free(nn->produce);
+	tfs_remote_free(nn->remote);
+	tfs_cluster_stop(nn->cluster);
+	tfs_httpd_stop(nn->httpd, 1000);
+	tfs_auth_free(nn->auth);
+	memset(nn, 0, sizeof(*nn));
+}
+
 /*
  * Starts the node and serves until unmounted or stopped by a signal.  The
- * start order is store, compactor, scrubber, FUSE mount; the stop order is its
- * reverse, so that nothing is stopped while something started after it
- * may still call it.  (The cluster's HTTP server and replication will
- * start after the store and stop before the FUSE mount closes.)
+ * start order is store, compactor, scrubber, the cluster (in a cluster),
+ * FUSE mount; the stop order is its reverse, so that nothing is stopped
+ * while something started after it may still call it.
  */
 static int run(const char *data_dir, const char *mnt, struct args *a,
 	       const struct tfs_conf *conf)
@@ -573,6 +726,8 @@ static int run(const char *data_dir, const char *mnt, struct args *a,
 	struct tfs_compactor *compactor = NULL;
 	struct tfs_scrubber *scrubber = NULL;
 	struct tfs_fs *fs = NULL;
+	struct node_net nn = { 0 };
+	bool cluster = *tfs_conf_str(conf, TFS_CONF_CLUSTER_ETCD);
 	int rc;
 
 	mask_stop_signals(true);
@@ -597,6 +752,8 @@ static int run(const char *data_dir, const char *mnt, struct args *a,
 		tfs_err("cannot start the scrubber: %s", tfs_strerror(rc));
 		goto out_compactor;
 	}
+	if (cluster && (rc = net_start(&nn, store, conf)) != 0)
+		goto out_net;
 	struct tfs_fs_config fc = {
 		.mountpoint = mnt,
 		.fuse_opts = a->fuse_opts,
@@ -604,10 +761,15 @@ static int run(const char *data_dir, const char *mnt, struct args *a,
 						      TFS_CONF_FUSE_THREADS),
 		.clone_fd = tfs_conf_get(conf, TFS_CONF_FUSE_CLONE_FD),
 		.version = VERSION,
+		.cluster = nn.cluster,
+		.produce = nn.produce,
+		.repl = nn.repl,
+		.remote = nn.remote,
+		.peer_refused = &nn.refused,
 	};
 	rc = tfs_fs_mount(store, &fc, &fs);
 	if (rc)
-		goto out_scrubber;
+		goto out_net;
 	snprintf(notify_status, sizeof(notify_status),
 		 "READY=1\nSTATUS=serving %s at %s", data_dir, mnt);
 	on_ready();
@@ -619,7 +781,13 @@ static int run(const char *data_dir, const char *mnt, struct args *a,
 	set_stop_handler(SIG_IGN);
 	stop_target = NULL;
 	sd_notify("STOPPING=1\nSTATUS=closing the store");
+	/* The cluster goes before the mount: writes waiting for a commit
+	 * are answered (EIO) while their requests can still be. */
+	net_stop(&nn);
 	tfs_fs_close(fs);
+	goto out_scrubber;
+out_net:
+	net_stop(&nn);
 out_scrubber:
 	tfs_scrubber_stop(scrubber);
 out_compactor:

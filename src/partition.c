@@ -126,20 +126,37 @@ enum tfs_role tfs_partition_role(struct tfs_partition *p, uint32_t *epoch)
 
 /* --- waking -------------------------------------------------------------- */
 
-/* Moves waiters the committed end has passed onto `out`.  Lock held. */
-static void collect_waiters(struct tfs_partition *p, struct tfs_list *out)
+/* Moves the waiters of list that `upto` has passed onto `out`.  Lock
+ * held. */
+static void collect_list(struct tfs_partition *p, struct tfs_list *list,
+			 uint64_t upto, struct tfs_list *out)
 {
-	while (!tfs_list_empty(&p->waiters)) {
-		struct tfs_waiter *w = tfs_container_of(
-			p->waiters.next, struct tfs_waiter, link);
+	while (!tfs_list_empty(list)) {
+		struct tfs_waiter *w =
+			tfs_container_of(list->next, struct tfs_waiter, link);
 
-		if (w->offset >= p->hw)
+		if (w->offset >= upto)
 			break;
 		tfs_list_del(&w->link);
 		w->parked = false;
 		p->nwaiters--;
 		tfs_list_add_tail(out, &w->link);
 	}
+}
+
+/* Moves waiters the committed end has passed onto `out`.  Lock held. */
+static void collect_waiters(struct tfs_partition *p, struct tfs_list *out)
+{
+	collect_list(p, &p->waiters, p->hw, out);
+}
+
+/* What an fsync on this partition waits for: its durable end, and on a
+ * leader the in-sync replicas' too.  Lock held. */
+static uint64_t sync_end(const struct tfs_partition *p)
+{
+	if (p->role == TFS_ROLE_LEADER)
+		return TFS_MIN(p->durable, p->rdurable);
+	return p->durable;
 }
 
 static void wake_waiters(struct tfs_list *list, int status)
@@ -351,7 +368,7 @@ void partition_sync_job(struct tfs_job *job)
 		p->durable = target;
 		p->durable_record = target_rec;
 	}
-	collect_syncs(p, p->durable, &done);
+	collect_syncs(p, sync_end(p), &done);
 	if (n)
 		atomic_fetch_add(&p->fsyncs, 1);
 	pthread_mutex_unlock(&p->lock);
@@ -371,7 +388,7 @@ int tfs_partition_sync(struct tfs_partition *p, struct tfs_syncreq *r)
 	pthread_mutex_lock(&p->lock);
 	if (p->failed) {
 		rc = -EIO;
-	} else if (p->durable >= p->end) {
+	} else if (sync_end(p) >= p->end) {
 		rc = 1;
 	} else if (p->gone) {
 		rc = p->gone;
@@ -398,6 +415,18 @@ void tfs_partition_flush(struct tfs_partition *p)
 	pthread_mutex_unlock(&p->lock);
 	if (due)
 		tfs_workers_submit(p->syncer, &p->sync_job);
+}
+
+uint64_t tfs_partition_sync_wanted(struct tfs_partition *p)
+{
+	uint64_t t = 0;
+
+	pthread_mutex_lock(&p->lock);
+	if (!tfs_list_empty(&p->syncs))
+		t = tfs_container_of(p->syncs.next, struct tfs_syncreq, link)
+			    ->target;
+	pthread_mutex_unlock(&p->lock);
+	return t;
 }
 
 void tfs_partition_quiesce(struct tfs_partition *p)
@@ -628,10 +657,12 @@ int tfs_partition_append(struct tfs_partition *p, struct tfs_append *a)
 		    tfs_settings_get(p->settings, TFS_CONF_DURABILITY) ==
 			    TFS_DURABILITY_SYNC;
 	uint64_t dup_end = 0;
+	struct tfs_list fetchers;
 	bool parked;
 	int rc;
 
 	a->duplicate = false;
+	tfs_list_init(&fetchers);
 	rc = check_records(p, a->iov, a->iovcnt, &len, &records, &crc);
 	if (rc)
 		return rc;
@@ -678,6 +709,7 @@ int tfs_partition_append(struct tfs_partition *p, struct tfs_append *a)
 	p->end_record += records;
 	p->last_ts = e.timestamp;
 	tfs_producers_record(&p->producers, &e);
+	collect_list(p, &p->end_waiters, p->end, &fetchers);
 	a->offset = e.offset;
 	a->record = e.record;
 	a->records = records;
@@ -689,6 +721,9 @@ int tfs_partition_append(struct tfs_partition *p, struct tfs_append *a)
 		advance_hw(p, p->end, p->end_record, &woken, NULL);
 	parked = park_append(p, a, sync, p->end);
 	pthread_mutex_unlock(&p->lock);
+	/* Followers first: on a leader the write commits only once they
+	 * have fetched it. */
+	wake_waiters(&fetchers, 0);
 
 out_done:
 	if (sync)
@@ -842,13 +877,14 @@ void partition_rebuild_producers(struct tfs_partition *p)
 
 /* --- waiting -------------------------------------------------------------- */
 
-/* Parks w in offset order.  Lock held. */
-static void park(struct tfs_partition *p, struct tfs_waiter *w)
+/* Parks w in offset order on list.  Lock held. */
+static void park(struct tfs_partition *p, struct tfs_list *list,
+		 struct tfs_waiter *w)
 {
 	/* Most waiters wait at the end: insert from the tail. */
-	struct tfs_list *pos = p->waiters.prev;
+	struct tfs_list *pos = list->prev;
 
-	while (pos != &p->waiters &&
+	while (pos != list &&
 	       tfs_container_of(pos, struct tfs_waiter, link)->offset >
 		       w->offset)
 		pos = pos->prev;
@@ -869,10 +905,10 @@ static bool unpark(struct tfs_partition *p, struct tfs_waiter *w)
 }
 
 /* Why a wait at offset would not park: 1 (data there), a status, or 0.
- * Lock held. */
-static int wait_outcome(struct tfs_partition *p, uint64_t offset)
+ * on_end: the log end, not the committed end.  Lock held. */
+static int wait_outcome(struct tfs_partition *p, uint64_t offset, bool on_end)
 {
-	if (p->hw > offset)
+	if ((on_end ? p->end : p->hw) > offset)
 		return 1;
 	if (p->gone)
 		return p->gone;
@@ -884,9 +920,9 @@ int tfs_partition_wait(struct tfs_partition *p, struct tfs_waiter *w)
 	int rc;
 
 	pthread_mutex_lock(&p->lock);
-	rc = wait_outcome(p, w->offset);
+	rc = wait_outcome(p, w->offset, false);
 	if (rc == 0)
-		park(p, w);
+		park(p, &p->waiters, w);
 	pthread_mutex_unlock(&p->lock);
 	return rc;
 }
@@ -903,6 +939,7 @@ void tfs_partition_wake_all(struct tfs_partition *p, int status)
 	tfs_list_init(&woken);
 	pthread_mutex_lock(&p->lock);
 	tfs_list_splice_tail(&woken, &p->waiters);
+	tfs_list_splice_tail(&woken, &p->end_waiters);
 	for (struct tfs_list *l = woken.next; l != &woken; l = l->next)
 		tfs_container_of(l, struct tfs_waiter, link)->parked = false;
 	p->nwaiters = 0;
@@ -977,14 +1014,14 @@ void tfs_wait_start(struct tfs_partition *p, struct tfs_wait *w)
 		tfs_timer_arm(p->timers, &w->timer, w->deadline);
 	}
 	pthread_mutex_lock(&p->lock);
-	rc = wait_outcome(p, w->offset);
+	rc = wait_outcome(p, w->offset, w->on_end);
 	if (rc == 0)
 		rc = atomic_load(&w->cancel);
 	/* A timer that fired before the wait parked could not end it. */
 	if (rc == 0 && w->deadline && tfs_mono_ms() >= w->deadline)
 		rc = -ETIMEDOUT;
 	if (rc == 0)
-		park(p, &w->waiter);
+		park(p, w->on_end ? &p->end_waiters : &p->waiters, &w->waiter);
 	pthread_mutex_unlock(&p->lock);
 	if (rc == 0)
 		return;	/* w belongs to whoever unparks it */
@@ -1204,6 +1241,78 @@ static int start_epoch(struct tfs_partition *p, uint32_t epoch)
 	return 1;
 }
 
+void tfs_partition_set_replicated_durable(struct tfs_partition *p,
+					  uint64_t durable)
+{
+	struct tfs_list done;
+
+	tfs_list_init(&done);
+	pthread_mutex_lock(&p->lock);
+	if (durable > p->rdurable) {
+		p->rdurable = durable;
+		collect_syncs(p, sync_end(p), &done);
+	}
+	pthread_mutex_unlock(&p->lock);
+	finish_syncs(&done, 0);
+}
+
+int tfs_partition_reset(struct tfs_partition *p, uint64_t start,
+			uint64_t start_record, uint32_t epoch)
+{
+	struct partition_checkpoint ck = { .rp = start, .rp_record = start_record,
+					   .hw = start,
+					   .hw_record = start_record };
+	struct tfs_list lost, woken;
+	struct tfs_segment *s;
+	int rc;
+
+	tfs_list_init(&lost);
+	tfs_list_init(&woken);
+	pthread_mutex_lock(&p->maint);
+	/* The new first segment, and the checkpoint that points at it,
+	 * before the old segments go: a crash leaves one or the other. */
+	rc = tfs_segment_create(p->dirfd, start, start_record, &s);
+	if (rc == 0)
+		rc = tfs_sys_fsync(p->dirfd);
+	if (rc == 0)
+		rc = partition_write_checkpoint(p, &ck);
+	if (rc) {
+		pthread_mutex_unlock(&p->maint);
+		tfs_err("%s: cannot restart the log at %" PRIu64 ": %s",
+			p->name, start, tfs_strerror(rc));
+		return rc;
+	}
+	pthread_mutex_lock(&p->lock);
+	for (size_t i = 0; i < p->nsegs; i++) {
+		/* A segment already at start was just made again. */
+		if (p->segs[i]->base != start)
+			tfs_segment_unlink(p->segs[i]);
+		tfs_segment_unref(p->segs[i]);
+	}
+	p->nsegs = 0;
+	partition_push_segment(p, s);
+	p->end = p->hw = p->durable = start;
+	p->end_record = p->hw_record = p->durable_record = start_record;
+	p->ckpt_end = start;
+	p->nepochs = 1;
+	p->epochs[0] = (struct tfs_epoch){ epoch, start };
+	p->epoch = epoch;
+	tfs_producers_reset(&p->producers);
+	tfs_list_splice_tail(&lost, &p->syncs);
+	tfs_list_splice_tail(&lost, &p->commits);
+	/* Readers below the new start: their reads now fail at once. */
+	collect_waiters(p, &woken);
+	pthread_mutex_unlock(&p->lock);
+	rc = partition_write_epochs(p);
+	pthread_mutex_unlock(&p->maint);
+	tfs_warn("%s: the log restarts empty at %" PRIu64
+		 ": the leader no longer holds what came before",
+		 p->name, start);
+	finish_syncs(&lost, -EIO);
+	wake_waiters(&woken, 0);
+	return rc;
+}
+
 int tfs_partition_begin_epoch(struct tfs_partition *p, uint32_t epoch)
 {
 	int rc;
@@ -1233,7 +1342,7 @@ int tfs_partition_set_role(struct tfs_partition *p, enum tfs_role role,
 
 	if (role == TFS_ROLE_LEADER)
 		rc = start_epoch(p, epoch);
-	else if (epoch < p->epoch)
+	else if (role == TFS_ROLE_FOLLOWER && epoch < p->epoch)
 		/* A follower may follow a leader that has not written yet
 		 * (its epoch is newer than the log's), never an older one. */
 		rc = TFS_ESTALEEPOCH;
@@ -1256,6 +1365,10 @@ int tfs_partition_set_role(struct tfs_partition *p, enum tfs_role role,
 		 * more: their producers retry on the new leader. */
 		if (p->role == TFS_ROLE_LEADER)
 			tfs_list_splice_tail(&lost, &p->commits);
+		/* A new leadership learns its replicas' durable ends from
+		 * their fetches. */
+		if (role == TFS_ROLE_LEADER && p->role != TFS_ROLE_LEADER)
+			p->rdurable = 0;
 		p->role = role;
 		pthread_mutex_unlock(&p->lock);
 	}

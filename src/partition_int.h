@@ -42,6 +42,8 @@ struct tfs_partition {
 	size_t nepochs;
 	struct tfs_list waiters;	/* (lock) sorted by offset */
 	uint64_t nwaiters;		/* (lock) */
+	struct tfs_list end_waiters;	/* (lock) on the log end, by offset */
+	uint64_t rdurable;		/* (lock) a leader's ISR durable end */
 	int waits_ended;		/* (lock) tfs_partition_end_waits */
 	struct tfs_list syncs;		/* (lock) sorted by target */
 	struct tfs_list commits;	/* (lock) a leader's appends waiting for

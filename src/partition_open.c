@@ -373,6 +373,7 @@ static struct tfs_partition *partition_alloc(uint32_t id,
 	tfs_list_init(&p->waiters);
 	tfs_list_init(&p->syncs);
 	tfs_list_init(&p->commits);
+	tfs_list_init(&p->end_waiters);
 	tfs_producers_init(&p->producers);
 	tfs_job_init(&p->sync_job, partition_sync_job);
 	return p;

@@ -467,8 +467,20 @@ void tfs_partition_bounds(struct tfs_partition *p, struct tfs_bounds *b)
 {
 	pthread_mutex_lock(&p->lock);
 	b->start = p->segs[0]->base;
+	b->start_record = p->segs[0]->base_record;
 	b->hw = p->hw;
 	b->hw_record = p->hw_record;
+	b->end = p->end;
+	b->durable = p->durable;
+	b->epoch = p->epoch;
+	b->last_batch_epoch = 0;
+	for (size_t i = p->nsegs; i-- > 0;) {
+		if (p->segs[i]->entries) {
+			b->last_batch_epoch = p->segs[i]->last_epoch;
+			break;
+		}
+	}
+	b->role = p->role;
 	pthread_mutex_unlock(&p->lock);
 }
 

@@ -67,10 +67,12 @@
 #include "compress.h"
 #include "err.h"
 #include "status.h"
+#include "status_int.h"
 
 /* One partition in the snapshot. */
 struct part_snap {
 	const char *topic;		/* the topic's name, borrowed */
+	uint32_t topic_id;
 	uint32_t index;
 	struct tfs_partition_info info;
 };
@@ -105,6 +107,7 @@ static void snap_add_part(struct snapshot *sn, struct tfs_topic *t,
 	struct part_snap *ps = &sn->parts[sn->nparts++];
 
 	ps->topic = tfs_topic_name(t);
+	ps->topic_id = tfs_topic_id(t);
 	ps->index = i;
 	tfs_partition_info(p, &ps->info);
 }
@@ -150,7 +153,7 @@ static void snapshot_release(struct snapshot *sn)
 
 /* --- JSON ----------------------------------------------------------------- */
 
-static void put_int(json_t *o, const char *key, uint64_t v)
+void status_put_int(json_t *o, const char *key, uint64_t v)
 {
 	json_object_set_new(o, key, json_integer((json_int_t)v));
 }
@@ -189,22 +192,25 @@ static json_t *node_json(const struct tfs_node_info *n)
 
 	json_object_set_new(o, "name", str_or_null(n->node));
 	json_object_set_new(o, "version", str_or_null(n->version));
-	put_int(o, "pid", (uint64_t)getpid());
+	status_put_int(o, "pid", (uint64_t)getpid());
 	json_object_set_new(o, "mountpoint", str_or_null(n->mountpoint));
 	json_object_set_new(o, "data_dir", str_or_null(n->data_dir));
 	json_object_set_new(o, "uptime_seconds", json_real(up / 1000.0));
-	put_int(o, "open_handles", n->open_handles);
-	put_int(o, "parked_reads", n->parked_reads);
-	json_object_set_new(o, "mode", json_string("standalone"));
+	status_put_int(o, "open_handles", n->open_handles);
+	status_put_int(o, "parked_reads", n->parked_reads);
+	json_object_set_new(o, "mode", json_string(n->cluster ? "cluster"
+							     : "standalone"));
+	if (n->cluster)
+		status_put_int(o, "id", tfs_cluster_node_id(n->cluster));
 
 	struct tfs_zcache_stats zs;
 	json_t *fc = json_object();
 
 	tfs_zcache_stats(&zs);
-	put_int(fc, "hits", zs.hits);
-	put_int(fc, "misses", zs.misses);
-	put_int(fc, "bytes", zs.bytes);
-	put_int(fc, "frames", zs.frames);
+	status_put_int(fc, "hits", zs.hits);
+	status_put_int(fc, "misses", zs.misses);
+	status_put_int(fc, "bytes", zs.bytes);
+	status_put_int(fc, "frames", zs.frames);
 	json_object_set_new(o, "frame_cache", fc);
 	return o;
 }
@@ -255,23 +261,23 @@ static void state_json(json_t *o, const struct tfs_partition_info *i)
 /* Offsets and sizes of one partition. */
 static void partition_offsets(json_t *o, const struct tfs_partition_info *i)
 {
-	put_int(o, "start", i->start);
-	put_int(o, "end", i->hw);
-	put_int(o, "log_end", i->end);
-	put_int(o, "durable", i->durable);
-	put_int(o, "start_record", i->start_record);
-	put_int(o, "records", i->hw_record);
-	put_int(o, "bytes", i->hw - i->start);
-	put_int(o, "disk_bytes", i->disk_bytes);
-	put_int(o, "segments", i->segments);
+	status_put_int(o, "start", i->start);
+	status_put_int(o, "end", i->hw);
+	status_put_int(o, "log_end", i->end);
+	status_put_int(o, "durable", i->durable);
+	status_put_int(o, "start_record", i->start_record);
+	status_put_int(o, "records", i->hw_record);
+	status_put_int(o, "bytes", i->hw - i->start);
+	status_put_int(o, "disk_bytes", i->disk_bytes);
+	status_put_int(o, "segments", i->segments);
 }
 
 /* Retention and compression of one partition. */
 static void partition_storage(json_t *o, const struct tfs_partition_info *i)
 {
-	put_int(o, "logical_bytes", i->logical_bytes);
-	put_int(o, "data_bytes", i->data_bytes);
-	put_int(o, "compressed_segments", i->compressed_segments);
+	status_put_int(o, "logical_bytes", i->logical_bytes);
+	status_put_int(o, "data_bytes", i->data_bytes);
+	status_put_int(o, "compressed_segments", i->compressed_segments);
 	json_object_set_new(o, "compression_ratio",
 			    i->data_bytes ? json_real((double)i->logical_bytes /
 						      (double)i->data_bytes)
@@ -279,19 +285,19 @@ static void partition_storage(json_t *o, const struct tfs_partition_info *i)
 	json_object_set_new(o, "last_retention",
 			    i->last_retention ? iso8601(i->last_retention)
 					      : json_null());
-	put_int(o, "deleted_bytes", i->deleted_bytes);
-	put_int(o, "deleted_segments", i->deleted_segments);
-	put_int(o, "compressions", i->compressions);
+	status_put_int(o, "deleted_bytes", i->deleted_bytes);
+	status_put_int(o, "deleted_segments", i->deleted_segments);
+	status_put_int(o, "compressions", i->compressions);
 }
 
 static void partition_counters(json_t *o, const struct tfs_partition_info *i)
 {
-	put_int(o, "appends", i->appends);
-	put_int(o, "append_bytes", i->append_bytes);
-	put_int(o, "append_records", i->append_records);
-	put_int(o, "fsyncs", i->fsyncs);
-	put_int(o, "reads", i->reads);
-	put_int(o, "read_bytes", i->read_bytes);
+	status_put_int(o, "appends", i->appends);
+	status_put_int(o, "append_bytes", i->append_bytes);
+	status_put_int(o, "append_records", i->append_records);
+	status_put_int(o, "fsyncs", i->fsyncs);
+	status_put_int(o, "reads", i->reads);
+	status_put_int(o, "read_bytes", i->read_bytes);
 	json_object_set_new(o, "first_timestamp",
 			    timestamp_or_null(i->first_ts));
 	json_object_set_new(o, "last_timestamp",
@@ -304,18 +310,22 @@ static json_t *partition_json(const struct part_snap *ps,
 	const struct tfs_partition_info *i = &ps->info;
 	json_t *o = json_object();
 
-	put_int(o, "partition", ps->index);
+	status_put_int(o, "partition", ps->index);
 	partition_offsets(o, i);
 	partition_storage(o, i);
 	partition_counters(o, i);
-	put_int(o, "epoch", i->epoch);
-	json_object_set_new(o, "leader", json_string("local"));
-	json_object_set_new(o, "replicas", self_list(n));
-	json_object_set_new(o, "isr", self_list(n));
-	put_int(o, "lag", i->end - i->hw);
-	put_int(o, "waiters", i->waiters);
-	put_int(o, "corrupt_batches", i->corrupt_batches);
-	put_int(o, "repaired_batches", i->repaired_batches);
+	if (n->cluster) {
+		status_cluster_partition(o, n, ps->topic_id, ps->index);
+	} else {
+		status_put_int(o, "epoch", i->epoch);
+		json_object_set_new(o, "leader", json_string("local"));
+		json_object_set_new(o, "replicas", self_list(n));
+		json_object_set_new(o, "isr", self_list(n));
+	}
+	status_put_int(o, "lag", i->end - i->hw);
+	status_put_int(o, "waiters", i->waiters);
+	status_put_int(o, "corrupt_batches", i->corrupt_batches);
+	status_put_int(o, "repaired_batches", i->repaired_batches);
 	state_json(o, i);
 	return o;
 }
@@ -328,8 +338,8 @@ static json_t *topic_json(const struct snapshot *sn,
 
 	json_object_set_new(o, "name", json_string(tfs_topic_name(ts->t)));
 	json_object_set_new(o, "state", json_string("ok"));
-	put_int(o, "id", tfs_topic_id(ts->t));
-	put_int(o, "partition_count", ts->n);
+	status_put_int(o, "id", tfs_topic_id(ts->t));
+	status_put_int(o, "partition_count", ts->n);
 	json_object_set_new(o, "created", iso8601(tfs_topic_created(ts->t)));
 	json_object_set_new(o, "config", config_json(ts));
 	for (size_t i = 0; i < ts->n; i++)
@@ -366,6 +376,8 @@ char *tfs_status_json(struct tfs_store *s, const struct tfs_node_info *n,
 
 	snapshot_take(s, &sn);
 	json_object_set_new(root, "node", node_json(n));
+	if (n->cluster)
+		json_object_set_new(root, "cluster", status_cluster_json(n));
 	/* Loaded and failed topics, merged in name order. */
 	for (size_t i = 0, f = 0; i < sn.ntopics || f < sn.nfailed;) {
 		if (f < sn.nfailed &&
@@ -410,7 +422,7 @@ void tfs_status_escape_label(struct tfs_buf *b, const char *s)
 }
 
 /* The # HELP and # TYPE lines of a family (help holds no '\\' or '\n'). */
-static void family_header(struct tfs_buf *b, const char *name,
+void status_family_header(struct tfs_buf *b, const char *name,
 			  const char *type, const char *help)
 {
 	tfs_buf_addf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
@@ -538,7 +550,7 @@ static void add_value(struct tfs_buf *b, const struct family *f,
 static void partition_family(struct tfs_buf *b, const struct family *f,
 			     const struct snapshot *sn)
 {
-	family_header(b, f->name, f->type, f->help);
+	status_family_header(b, f->name, f->type, f->help);
 	for (size_t i = 0; i < sn->nparts; i++) {
 		const struct part_snap *ps = &sn->parts[i];
 
@@ -559,7 +571,7 @@ static void topic_failed_sample(struct tfs_buf *b, const char *topic, int v)
 /* 1 for each topic that failed to load, 0 for each loaded one. */
 static void topic_failed_family(struct tfs_buf *b, const struct snapshot *sn)
 {
-	family_header(b, "topicfs_topic_failed", "gauge",
+	status_family_header(b, "topicfs_topic_failed", "gauge",
 		      "1 if the topic could not be loaded at start (see "
 		      ".topicfs/status for why), 0 if it serves.");
 	for (size_t i = 0, f = 0; i < sn->ntopics || f < sn->nfailed;) {
@@ -579,40 +591,40 @@ static void node_metrics(struct tfs_buf *b, const struct tfs_node_info *n,
 {
 	int64_t up = tfs_mono_ms() - n->started_mono_ms;
 
-	family_header(b, "topicfs_info", "gauge",
+	status_family_header(b, "topicfs_info", "gauge",
 		      "Version and node name of this topicfs daemon.");
 	tfs_buf_add(b, "topicfs_info{version=\"", 22);
 	tfs_status_escape_label(b, n->version ? n->version : "");
 	tfs_buf_add(b, "\",node=\"", 8);
 	tfs_status_escape_label(b, n->node ? n->node : "");
 	tfs_buf_add(b, "\"} 1\n", 5);
-	family_header(b, "topicfs_uptime_seconds", "gauge",
+	status_family_header(b, "topicfs_uptime_seconds", "gauge",
 		      "Seconds since the daemon started.");
 	tfs_buf_addf(b, "topicfs_uptime_seconds %" PRId64 ".%03d\n",
 		     up / 1000, (int)(up % 1000));
-	family_header(b, "topicfs_open_handles", "gauge",
+	status_family_header(b, "topicfs_open_handles", "gauge",
 		      "Files open on the mount.");
 	tfs_buf_addf(b, "topicfs_open_handles %" PRIu64 "\n",
 		     n->open_handles);
-	family_header(b, "topicfs_parked_reads", "gauge",
+	status_family_header(b, "topicfs_parked_reads", "gauge",
 		      ".follow reads waiting for data.");
 	tfs_buf_addf(b, "topicfs_parked_reads %" PRIu64 "\n",
 		     n->parked_reads);
-	family_header(b, "topicfs_topics", "gauge", "Topics in the store.");
+	status_family_header(b, "topicfs_topics", "gauge", "Topics in the store.");
 	tfs_buf_addf(b, "topicfs_topics %zu\n", ntopics);
 
 	struct tfs_zcache_stats zs;
 
 	tfs_zcache_stats(&zs);
-	family_header(b, "topicfs_frame_cache_hits_total", "counter",
+	status_family_header(b, "topicfs_frame_cache_hits_total", "counter",
 		      "Reads of compressed data served from the frame cache.");
 	tfs_buf_addf(b, "topicfs_frame_cache_hits_total %" PRIu64 "\n",
 		     zs.hits);
-	family_header(b, "topicfs_frame_cache_misses_total", "counter",
+	status_family_header(b, "topicfs_frame_cache_misses_total", "counter",
 		      "Frames decompressed for reads.");
 	tfs_buf_addf(b, "topicfs_frame_cache_misses_total %" PRIu64 "\n",
 		     zs.misses);
-	family_header(b, "topicfs_frame_cache_bytes", "gauge",
+	status_family_header(b, "topicfs_frame_cache_bytes", "gauge",
 		      "Bytes of decompressed frames held in the cache.");
 	tfs_buf_addf(b, "topicfs_frame_cache_bytes %" PRIu64 "\n", zs.bytes);
 }
@@ -628,6 +640,17 @@ char *tfs_status_metrics(struct tfs_store *s, const struct tfs_node_info *n,
 	for (size_t i = 0; i < TFS_ARRAY_SIZE(part_families); i++)
 		partition_family(&b, &part_families[i], &sn);
 	topic_failed_family(&b, &sn);
+	if (n->cluster) {
+		struct status_part *parts =
+			tfs_calloc(sn.nparts ? sn.nparts : 1, sizeof(*parts));
+
+		for (size_t i = 0; i < sn.nparts; i++)
+			parts[i] = (struct status_part){ sn.parts[i].topic,
+							 sn.parts[i].topic_id,
+							 sn.parts[i].index };
+		status_cluster_metrics(&b, n, parts, sn.nparts);
+		free(parts);
+	}
 	snapshot_release(&sn);
 	return tfs_buf_detach(&b, len);
 }

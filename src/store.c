@@ -357,7 +357,11 @@ static int open_partition(struct tfs_topic *t, uint32_t i, bool create,
 		.timers = t->store->timers,
 		.settings = t->settings,
 		.name = name,
-		.role = TFS_ROLE_STANDALONE,
+		/* In a cluster a partition waits for the cluster to say
+		 * whether it leads, follows or has no replica here. */
+		.role = *tfs_conf_str(&t->store->conf, TFS_CONF_CLUSTER_ETCD)
+				? TFS_ROLE_NONE
+				: TFS_ROLE_STANDALONE,
 	};
 
 	snprintf(name, sizeof(name), "%s/%" PRIu32, t->name, i);
@@ -947,6 +951,11 @@ int64_t tfs_store_started(struct tfs_store *s)
 	return s->started;
 }
 
+struct tfs_timers *tfs_store_timers(struct tfs_store *s)
+{
+	return s->timers;
+}
+
 /* --- create, delete, grow, configure ------------------------------------- */
 
 /*
@@ -1222,6 +1231,18 @@ static int delete_locked(struct tfs_store *s, struct tfs_topic *t)
 	tfs_topic_unref(t);	/* the table's */
 	tfs_ticker_kick(s->flusher);	/* empty the trash now */
 	return 0;
+}
+
+int tfs_store_drop_topic(struct tfs_store *s, const char *name)
+{
+	struct tfs_topic *t;
+	int rc;
+
+	pthread_mutex_lock(&s->create_lock);
+	t = tfs_store_find_topic(s, name);
+	rc = t ? delete_locked(s, t) : -ENOENT;
+	pthread_mutex_unlock(&s->create_lock);
+	return rc;
 }
 
 int tfs_store_delete_topic(struct tfs_store *s, const char *name)

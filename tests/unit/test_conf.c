@@ -130,8 +130,18 @@ static void test_defaults(void)
 	CHECK_EQ(tfs_conf_get(&c, TFS_CONF_COMPRESSION_LEVEL), 3);
 	CHECK_EQ(tfs_conf_get(&c, TFS_CONF_COMPRESSION_FRAME_BYTES), 262144);
 	CHECK_EQ(tfs_conf_get(&c, TFS_CONF_DURABILITY), TFS_DURABILITY_ASYNC);
-	for (int k = 0; k < TFS_CONF__COUNT; k++)
-		CHECKF(!c.set[k] && !c.s[k], "key %d", k);
+	for (int k = 0; k < TFS_CONF__COUNT; k++) {
+		const char *def = tfs_conf_desc(k)->def_string;
+
+		CHECKF(!c.set[k] && (def ? c.s[k] && !strcmp(c.s[k], def)
+					 : !c.s[k]),
+		       "key %d", k);
+	}
+	CHECK(!strcmp(c.s[TFS_CONF_CLUSTER_ETCD], ""));
+	CHECK(!strcmp(c.s[TFS_CONF_LISTEN], ":7092"));
+	CHECK_EQ(tfs_conf_get(&c, TFS_CONF_NODE_ID), 0);
+	CHECK_EQ(tfs_conf_get(&c, TFS_CONF_ACKS), TFS_ACKS_ALL);
+	CHECK_EQ(tfs_conf_get(&c, TFS_CONF_MIN_INSYNC_REPLICAS), 2);
 	tfs_conf_release(&c);
 	tfs_conf_release(&c);
 }
@@ -391,6 +401,18 @@ static void test_format(void)
 	for (int k = 0; k < TFS_CONF__COUNT; k++) {
 		const struct tfs_conf_desc *d = tfs_conf_desc(k);
 
+		if (d->type == TFS_CONF_STRING) {
+			/* Strings are stored as given. */
+			struct tfs_conf t;
+
+			tfs_conf_init(&t);
+			CHECKF(tfs_conf_set(&t, d->name, "some value", err,
+					    sizeof(err)) == 0,
+			       "%s: %s", d->name, err);
+			CHECK(t.set[k] && !strcmp(t.s[k], "some value"));
+			tfs_conf_release(&t);
+			continue;
+		}
 		check_round_trip(k, d->def);
 		if (d->type == TFS_CONF_BOOL) {
 			check_round_trip(k, 0);
@@ -640,10 +662,14 @@ static void test_example(void)
 		char name[64], value[64];
 		int end = 0;
 
-		/* Only "# key = value" lines, not prose that mentions keys. */
-		if (sscanf(line, "# %63[a-z._] = %63s%n", name, value, &end) ==
-			    2 &&
-		    !strcmp(line + end, "\n") && tfs_conf_find(name) >= 0) {
+		/* Only "# key = value" lines, not prose that mentions keys;
+		 * a string key's empty default is "# key =". */
+		if (((sscanf(line, "# %63[a-z._] = %63s%n", name, value,
+			     &end) == 2 &&
+		      !strcmp(line + end, "\n")) ||
+		     (sscanf(line, "# %63[a-z._] =%n", name, &end) == 1 &&
+		      end > 0 && !strcmp(line + end, "\n"))) &&
+		    tfs_conf_find(name) >= 0) {
 			seen[tfs_conf_find(name)] = true;
 			tfs_buf_addf(&b, "%s", line + 2);
 		} else {
@@ -658,8 +684,13 @@ static void test_example(void)
 		const struct tfs_conf_desc *d = tfs_conf_desc(k);
 
 		CHECKF(seen[k] && c.set[k], "%s missing", d->name);
-		CHECKF(c.v[k] == d->def, "%s: %lld, default %lld", d->name,
-		       (long long)c.v[k], (long long)d->def);
+		if (d->type == TFS_CONF_STRING)
+			CHECKF(c.s[k] && !strcmp(c.s[k], d->def_string),
+			       "%s: '%s', default '%s'", d->name,
+			       c.s[k] ? c.s[k] : "(null)", d->def_string);
+		else
+			CHECKF(c.v[k] == d->def, "%s: %lld, default %lld",
+			       d->name, (long long)c.v[k], (long long)d->def);
 	}
 	tfs_conf_release(&c);
 	tfs_buf_release(&b);
