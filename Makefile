@@ -3,11 +3,15 @@
 #   make            build build/topicfs, the perf tool and the test programs
 #   make run        install missing packages, build, mount a node at $(MNT)
 #   make stop       unmount it
-#   make test       unit tests + end-to-end tests (bats, real mounts)
+#   make test       unit tests (also on an emulated CPU without SSE4.2),
+#                   end-to-end tests (bats, real mounts)
 #   make check      the same under ASan+UBSan in build-asan/, plus the fuzzer
 #                   and the configuration-reference drift check
+#   make tsan       unit and end-to-end tests under ThreadSanitizer, in
+#                   build-tsan/ (run without address randomisation, see below)
 #   make bench      side-by-side benchmarks (see docs/PERFORMANCE.md)
 #   make install    PREFIX=/usr/local DESTDIR=  (make uninstall undoes it)
+#   make lint       every src/*.c includes banned.h last (contrib/lint.sh)
 #   make man        lint the man page docs/topicfs.8 (groff warnings fail)
 #   make clean
 
@@ -26,13 +30,20 @@ MNT      ?= /mnt/log
 DATA     ?= /var/lib/topicfs
 
 B        ?= build
-CC       ?= gcc
+# make's built-in CC is cc: `CC ?= gcc` would never apply.  gcc unless the
+# user chose a compiler (CC=clang on the command line or in the environment).
+ifeq ($(origin CC),default)
+CC       := gcc
+endif
 PKGS     := fuse3 libzstd jansson inih libcurl libmicrohttpd libcrypto
 OPT      ?= -O2 -g
 SAN      ?=
 CFLAGS   ?=
 CFLAGS   += $(OPT) $(SAN) -std=gnu11 -Wall -Wextra -Wshadow -Wno-unused-parameter \
-            -D_GNU_SOURCE -msse4.2 -pthread -Iinclude -MMD -MP
+            -D_GNU_SOURCE -pthread -Iinclude -MMD -MP
+# No -msse4.2 or -mavx* here: the code must run on any x86-64.  Functions
+# that use an instruction set say so with __attribute__((target(...))) and
+# are called only after a run-time CPU check (src/crc32c.c, src/util.c).
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 LDFLAGS  += $(SAN) -pthread
@@ -47,19 +58,27 @@ TOOL_BINS := $(TOOL_SRCS:tests/tools/%.c=$(B)/tests/%)
 
 all: $(B)/topicfs $(B)/topicfs-perf $(UNIT_BINS) $(TOOL_BINS)
 
-$(B)/obj/%.o: src/%.c
+# Every object depends on $(B)/flags, which changes only when the compiler
+# or its flags do: a new CC, OPT or SAN rebuilds the folder instead of
+# mixing objects built two ways.
+FLAGS_SIG = $(CC) $(CFLAGS) $(PKG_CFLAGS) $(LDFLAGS)
+$(B)/flags: FORCE
+	@mkdir -p $(@D)
+	@echo '$(FLAGS_SIG)' | cmp -s - $@ || echo '$(FLAGS_SIG)' > $@
+
+$(B)/obj/%.o: src/%.c $(B)/flags
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
 
-$(B)/obj/tests/%.o: tests/unit/%.c
+$(B)/obj/tests/%.o: tests/unit/%.c $(B)/flags
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) $(PKG_CFLAGS) -Itests/unit -c -o $@ $<
 
-$(B)/obj/tools/%.o: tests/tools/%.c
+$(B)/obj/tools/%.o: tests/tools/%.c $(B)/flags
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(B)/obj/contrib/%.o: contrib/perf/%.c
+$(B)/obj/contrib/%.o: contrib/perf/%.c $(B)/flags
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
@@ -101,14 +120,30 @@ stop:
 unit: all
 	@tests/unit/run $(B)/tests
 
+# The unit tests again on an emulated Core 2 (no SSE4.1/4.2, POPCNT, AVX):
+# an instruction used without a CPU check dies there with SIGILL, and the
+# portable CRC-32C and newline paths are the ones that run.
+OLDCPU ?= Conroe
+unit-oldcpu: all
+	@command -v qemu-x86_64 >/dev/null || \
+		{ echo "unit-oldcpu: qemu-x86_64 is missing: run contrib/install-deps.sh test" >&2; exit 1; }
+	@echo "unit-oldcpu: under qemu-x86_64 -cpu $(OLDCPU)"
+	@UNIT_WRAP="qemu-x86_64 -cpu $(OLDCPU)" tests/unit/run $(B)/tests
+
 e2e: all
 	@TOPICFS_BUILD=$(abspath $(B)) tests/e2e/run
 
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory unit-oldcpu
+	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory docs-check
 	@$(MAKE) --no-print-directory e2e
+
+# Every src/*.c includes banned.h last, and banned.h bans what it lists.
+lint:
+	@CC="$(CC)" contrib/lint.sh
 
 # The configuration reference is generated from the table in src/conf.c;
 # this fails when docs/CONFIGURATION.md or etc/topicfs.conf drifted.
@@ -122,9 +157,25 @@ docs: $(B)/topicfs
 ASAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 check: deps
 	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g" SAN="$(ASAN)" all
-	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g" SAN="$(ASAN)" unit docs-check
+	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g" SAN="$(ASAN)" unit lint docs-check
 	@$(MAKE) --no-print-directory B=build-asan OPT="-O1 -g" SAN="$(ASAN)" e2e
 	@$(MAKE) --no-print-directory fuzz
+
+# ThreadSanitizer: the unit and end-to-end tests built with
+# -fsanitize=thread in build-tsan/ (tests/e2e/helper.bash fails a test
+# whose daemon log holds a "WARNING: ThreadSanitizer" report; a unit test
+# with one exits non-zero).  TSan maps its shadow memory at fixed places:
+# on kernels whose vm.mmap_rnd_bits is above 28 it dies with "FATAL:
+# ThreadSanitizer: unexpected memory mapping", so the tests run under
+# `setarch $(uname -m) -R` (no address randomisation, inherited by every
+# process they start) and the sysctl can stay as it is.
+TSAN := -fsanitize=thread
+NOASLR = setarch $$(uname -m) -R
+tsan: deps
+	@$(MAKE) --no-print-directory B=build-tsan OPT="-O1 -g" SAN="$(TSAN)" all
+	@$(NOASLR) tests/unit/run build-tsan/tests
+	@$(NOASLR) $(MAKE) --no-print-directory B=build-tsan OPT="-O1 -g" SAN="$(TSAN)" docs-check
+	@TOPICFS_BUILD=$(abspath build-tsan) $(NOASLR) tests/e2e/run
 
 # libFuzzer targets (clang), run for a short time each.
 FUZZ_SECONDS ?= 30
@@ -134,7 +185,7 @@ fuzz:
 		SAN="-fsanitize=fuzzer-no-link,address,undefined" $(B:build=build-fuzz)/libtopicfs.a
 	@set -e; for f in $(FUZZ_SRCS); do \
 		n=$$(basename $$f .c); \
-		clang -O1 -g -fsanitize=fuzzer,address,undefined -msse4.2 -Iinclude \
+		clang -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude \
 			-o build-fuzz/$$n $$f build-fuzz/libtopicfs.a $(PKG_LIBS) -lm; \
 		mkdir -p build-fuzz/corpus-$$n; \
 		cp tests/fuzz/corpus/$$n/* build-fuzz/corpus-$$n/ 2>/dev/null || true; \
@@ -218,9 +269,9 @@ man:
 	echo "docs/topicfs.8: no warnings"
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-tsan
 
-.PHONY: all deps deps-build run stop unit e2e test docs-check docs check fuzz \
+.PHONY: FORCE all deps deps-build run stop unit unit-oldcpu e2e test lint docs-check docs check tsan fuzz \
 	bench install uninstall man clean
 
 -include $(shell find $(B) -name '*.d' -type f 2>/dev/null)

@@ -17,7 +17,7 @@ build="gcc make pkg-config libfuse3-dev fuse3 libzstd-dev libjansson-dev
 test="$build bats attr e2fsprogs util-linux procps psmisc python3 clang
       libclang-rt-14-dev man-db rsyslog logrotate systemd
       libivykis0 libnet1 libwrap0 jq etcd-server etcd-client curl iproute2
-      iptables nginx wrk socat faketime"
+      iptables nginx wrk socat faketime qemu-user"
 bench="$test redis-server redis-tools gnuplot-nox"
 
 case $want in

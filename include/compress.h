@@ -75,7 +75,8 @@ struct tfs_zbuf {
 	/* Bytes from the start that passed the caller's check: len, or the
 	 * position of the first damaged batch.  Never serve past it. */
 	size_t good;
-	struct tfs_zbuf *lru_prev, *lru_next, *hnext;	/* cache lock */
+	struct tfs_list lru;	/* cache lock: the cache's LRU, newest first */
+	struct tfs_zbuf *hnext;	/* cache lock: next in the hash bucket */
 	char data[];
 };
 

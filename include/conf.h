@@ -14,7 +14,9 @@
  * Values: integers accept a binary size suffix for TFS_CONF_BYTES
  * (K, KiB, M, MiB, G, GiB, T, TiB: powers of 1024) and a unit for
  * TFS_CONF_MS (ms, s, m, h, d); -1 where a key's minimum allows it means
- * "unlimited".  Booleans accept true/false, yes/no, on/off, 1/0.
+ * "unlimited" (for uid and gid: the daemon's own).  TFS_CONF_OCTAL takes
+ * octal digits only ("022").  Booleans accept true/false, yes/no, on/off,
+ * 1/0.
  *
  * Thread-safety: a struct tfs_conf is filled at start-up, then read-only.
  */
@@ -33,6 +35,7 @@ enum tfs_conf_type {
 	TFS_CONF_MS,		/* integer, milliseconds, time units */
 	TFS_CONF_ENUM,		/* one of enum_values; stored as its index */
 	TFS_CONF_STRING,
+	TFS_CONF_OCTAL,		/* integer written in octal (umask) */
 };
 
 enum tfs_conf_scope {
@@ -58,6 +61,9 @@ enum tfs_conf_key {
 	TFS_CONF_COMPRESSION_CACHE_BYTES, /* compression.cache.bytes: bytes */
 	TFS_CONF_SCRUB_INTERVAL_MS,	/* scrub.interval.ms: ms, 0 = off */
 	TFS_CONF_SCRUB_BYTES_PER_SECOND, /* scrub.bytes.per.second: bytes */
+	TFS_CONF_UID,			/* uid: int, -1 = the daemon's */
+	TFS_CONF_GID,			/* gid: int, -1 = the daemon's */
+	TFS_CONF_UMASK,			/* umask: octal 0..0777 */
 	/* the cluster (daemon) */
 	TFS_CONF_CLUSTER_ETCD,		/* cluster.etcd: string, "" = none */
 	TFS_CONF_CLUSTER_NAME,		/* cluster.name: string */

@@ -28,6 +28,57 @@
 struct tfs_store;
 struct tfs_topic;
 
+/*
+ * PERMISSIONS.  The mount's root, every topic directory and every
+ * partition have an owner, a group and permission bits, which the FUSE
+ * module shows and the kernel enforces (default_permissions).  The store
+ * only keeps and persists them: it checks no caller's rights (the kernel
+ * did that before asking for a chown or chmod).
+ *
+ * A topic keeps its directory's permissions, its partitions' default and
+ * the partitions that differ from that default (overrides).  A new topic
+ * gets what its spec says, or the daemon's defaults: the `uid` and `gid`
+ * keys (-1: the daemon's effective ids), directory mode 0777 & ~umask,
+ * partitions 0666 & ~umask.  A partition added by growing the topic gets
+ * the directory's owner and group and 0666 & ~umask.  A topic.json
+ * without permissions (written before they existed) gets those defaults,
+ * recorded the next time its topic.json is written.
+ *
+ * The root's permissions live in the data directory's meta: each of
+ * owner, group and mode is recorded when it differs from its default
+ * (uid, gid, 0755), and follows the configuration otherwise.
+ */
+
+/* Owner, group and permission bits (no file type bits). */
+struct tfs_perm {
+	uint32_t uid, gid, mode;
+};
+
+/* Mode bits a directory (the root, a topic) may have: rwx, sticky and
+ * set-group-ID. */
+#define TFS_PERM_DIR_BITS 03777u
+/* Mode bits a partition may have: rwx only (it is no program). */
+#define TFS_PERM_FILE_BITS 0777u
+/* The largest user or group id ((uint32_t)-1 means "unchanged" to
+ * chown(2)). */
+#define TFS_PERM_ID_MAX 4294967294u
+
+/* A partition whose permissions differ from its topic's default. */
+struct tfs_perm_override {
+	uint32_t partition;
+	struct tfs_perm perm;
+};
+
+/* Everything about a topic's permissions, as the cluster carries it. */
+struct tfs_topic_perms {
+	struct tfs_perm dir;		/* the topic's directory */
+	struct tfs_perm parts;		/* the partitions' default */
+	/* Partitions that differ from parts, each at most once, below the
+	 * partition count; an override equal to parts is no override. */
+	struct tfs_perm_override *overrides;
+	size_t noverrides;
+};
+
 /* What a topic is made of: for a local mkdir, or applied from the
  * cluster's metadata. */
 struct tfs_topic_spec {
@@ -38,6 +89,12 @@ struct tfs_topic_spec {
 	 * or NULL for none */
 	const char *const *config;
 	int64_t created;		/* ms since the Unix epoch; 0: now */
+	/*
+	 * The directory's and the partitions' permissions and the
+	 * overrides (borrowed for the call).  NULL: create gives the
+	 * defaults (see PERMISSIONS), apply leaves the topic's as they are.
+	 */
+	const struct tfs_topic_perms *perms;
 };
 
 /* True if name is a valid topic name ([A-Za-z0-9._-]{1,249}, no leading
@@ -78,9 +135,12 @@ struct tfs_timers *tfs_store_timers(struct tfs_store *s);
 
 /*
  * Creates the topic spec describes.  Returns 0 (with a reference in *out
- * if out is not NULL), -EINVAL for a bad name, TFS_EBADCONF for a bad
- * setting (logged), -EEXIST when the name or the id is taken, -ENOSPC or
- * another -errno; on failure nothing is left on disk.
+ * if out is not NULL), -EINVAL for a bad name or bad permissions (an id
+ * above TFS_PERM_ID_MAX, mode bits outside TFS_PERM_DIR_BITS for the
+ * directory or TFS_PERM_FILE_BITS for partitions, an override past the
+ * partition count or given twice), TFS_EBADCONF for a bad setting
+ * (logged), -EEXIST when the name or the id is taken, -ENOSPC or another
+ * -errno; on failure nothing is left on disk.
  */
 int tfs_store_create_topic(struct tfs_store *s,
 			   const struct tfs_topic_spec *spec,
@@ -92,8 +152,11 @@ int tfs_store_create_topic(struct tfs_store *s,
  * deleted and made again elsewhere while this node did not look), deletes
  * it first, whatever delete.topic.enable says; grows its partitions and
  * sets its settings to spec's (settings spec does not name go back to the
- * daemon's defaults).  spec->id must not be 0.  Returns 0 (reference in
- * *out if not NULL) or what create, grow or set returned.
+ * daemon's defaults), and, when spec->perms is not NULL, its permissions
+ * to exactly spec's (directory, partition default and overrides; after
+ * the grow, so overrides may name new partitions).  spec->id must not be
+ * 0.  Returns 0 (reference in *out if not NULL) or what create, grow or
+ * set returned.
  */
 int tfs_store_apply_topic(struct tfs_store *s,
 			  const struct tfs_topic_spec *spec,
@@ -176,6 +239,63 @@ struct tfs_topic_failure {
  */
 size_t tfs_store_failed_topics(struct tfs_store *s,
 			       struct tfs_topic_failure **out);
+
+/*
+ * Permissions (see PERMISSIONS above).  Getters and setters take the
+ * topic's lock; setters persist topic.json (or meta, for the root) before
+ * they return and apply at once; on failure nothing changes.  Any thread.
+ */
+
+/* The mount root's permissions now. */
+void tfs_store_root_perm(struct tfs_store *s, struct tfs_perm *out);
+/*
+ * Sets the root's permissions; fields equal to their defaults are not
+ * recorded (they follow the configuration).  Returns 0, -EINVAL (an id
+ * above TFS_PERM_ID_MAX, mode bits outside TFS_PERM_DIR_BITS), -errno.
+ */
+int tfs_store_set_root_perm(struct tfs_store *s, const struct tfs_perm *perm);
+/*
+ * The permissions of a topic that user uid (group gid) makes with mode
+ * (mkdir's): owned by uid and gid, or for uid 0 (root) by the uid and gid
+ * keys; the directory gets mode & ~umask (within TFS_PERM_DIR_BITS), the
+ * partitions 0666 & ~umask; no overrides.  A spec without perms gets
+ * these for (0, 0, 0777).
+ */
+void tfs_store_new_topic_perms(struct tfs_store *s, uint32_t uid, uint32_t gid,
+			       uint32_t mode, struct tfs_topic_perms *out);
+
+/* The topic directory's permissions. */
+void tfs_topic_get_perm(struct tfs_topic *t, struct tfs_perm *out);
+/* Returns 0, -EINVAL (as for the root), -ENOENT (deleted), -errno. */
+int tfs_topic_set_perm(struct tfs_topic *t, const struct tfs_perm *perm);
+
+/* Partition i's permissions.  Returns 0 or -ENOENT (no such partition). */
+int tfs_topic_get_part_perm(struct tfs_topic *t, uint32_t i,
+			    struct tfs_perm *out);
+/*
+ * Sets partition i's permissions (an override, or none when equal to the
+ * topic's partition default).  Returns 0, -EINVAL (an id above
+ * TFS_PERM_ID_MAX, mode bits outside TFS_PERM_FILE_BITS), -ENOENT (no such
+ * partition, or deleted), -errno.
+ */
+int tfs_topic_set_part_perm(struct tfs_topic *t, uint32_t i,
+			    const struct tfs_perm *perm);
+
+/*
+ * Sets all of t's permissions (directory, partitions' default, overrides
+ * below its partition count) in one write of topic.json, as apply does.
+ * Returns 0, -EINVAL (as tfs_store_create_topic), -ENOENT, -errno.
+ */
+int tfs_topic_set_perms(struct tfs_topic *t,
+			const struct tfs_topic_perms *perms);
+
+/*
+ * A snapshot of all of t's permissions, overrides sorted by partition (an
+ * allocated array: free with tfs_topic_perms_release).  What the cluster
+ * publishes and later hands to tfs_store_apply_topic on every node.
+ */
+void tfs_topic_get_perms(struct tfs_topic *t, struct tfs_topic_perms *out);
+void tfs_topic_perms_release(struct tfs_topic_perms *p);
 
 /* Calls fn for every partition of every topic (store and topic locks not
  * held during the call; each partition referenced for its duration). */

@@ -55,6 +55,9 @@ void tfs_workers_stop(struct tfs_workers *w);
  */
 struct tfs_ticker;
 
+/* Starts the thread.  Returns 0 or -errno.  *out is set before the thread
+ * starts, so fn may read it (e.g. from a struct that arg points to) from
+ * its first call on; it is NULL after a failure. */
 int tfs_ticker_start(const char *name, int64_t period_ms,
 		     void (*fn)(void *arg), void *arg, struct tfs_ticker **out);
 /* Makes the next call happen now. */

@@ -62,6 +62,7 @@
 #include "err.h"
 #include "log.h"
 #include "util.h"
+#include "banned.h"
 
 #define MAC_LEN 32
 #define NONCE_LEN 8

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "base64.h"
+#include "banned.h"
 
 static const char alphabet[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";

@@ -52,6 +52,7 @@
 #include "log.h"
 #include "sysio.h"
 #include "util.h"
+#include "banned.h"
 
 #define MARKER "cluster"		/* in the data directory */
 #define RECONCILE_MS 1000		/* re-read at least this often */

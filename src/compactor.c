@@ -17,6 +17,7 @@
 #include "store.h"
 #include "util.h"
 #include "workers.h"
+#include "banned.h"
 
 struct tfs_compactor {
 	struct tfs_store *store;

@@ -52,6 +52,7 @@
 #include "log.h"
 #include "sysio.h"
 #include "util.h"
+#include "banned.h"
 
 #define ZMAGIC "TFSZSTD\1"
 #define ZVERSION 1
@@ -263,13 +264,13 @@ void tfs_zwriter_abort(struct tfs_zwriter *w)
 static struct {
 	pthread_mutex_t lock;
 	struct tfs_zbuf *bucket[NBUCKETS];
-	struct tfs_zbuf lru;	/* sentinel: lru.lru_next is the newest */
+	struct tfs_list lru;	/* of tfs_zbuf.lru: lru.next is the newest */
 	size_t bytes, capacity;
 	uint64_t hits, misses, frames;
 	atomic_ullong next_uid;
 } cache = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
-	.lru = { .lru_prev = &cache.lru, .lru_next = &cache.lru },
+	.lru = { .next = &cache.lru, .prev = &cache.lru },
 	.capacity = 64u << 20,
 	.next_uid = 1,
 };
@@ -288,16 +289,18 @@ static size_t bucket_of(uint64_t uid, uint32_t frame)
 
 static void lru_unlink(struct tfs_zbuf *b)
 {
-	b->lru_prev->lru_next = b->lru_next;
-	b->lru_next->lru_prev = b->lru_prev;
+	tfs_list_del(&b->lru);
 }
 
 static void lru_push(struct tfs_zbuf *b)
 {
-	b->lru_next = cache.lru.lru_next;
-	b->lru_prev = &cache.lru;
-	cache.lru.lru_next->lru_prev = b;
-	cache.lru.lru_next = b;
+	tfs_list_insert_after(&cache.lru, &b->lru);
+}
+
+/* The least recently used frame; the cache must not be empty. */
+static struct tfs_zbuf *lru_oldest(void)
+{
+	return tfs_container_of(cache.lru.prev, struct tfs_zbuf, lru);
 }
 
 /* Removes b from the table and the LRU, dropping the cache's reference.
@@ -331,7 +334,7 @@ static void insert(struct tfs_zbuf *b)
 	if (b->len > cache.capacity)
 		return;
 	while (cache.bytes + b->len > cache.capacity)
-		evict(cache.lru.lru_prev);
+		evict(lru_oldest());
 	tfs_ref_get(&b->refs);
 	b->hnext = cache.bucket[i];
 	cache.bucket[i] = b;
@@ -424,7 +427,7 @@ void tfs_zcache_set_capacity(size_t bytes)
 	pthread_mutex_lock(&cache.lock);
 	cache.capacity = bytes;
 	while (cache.bytes > cache.capacity)
-		evict(cache.lru.lru_prev);
+		evict(lru_oldest());
 	pthread_mutex_unlock(&cache.lock);
 }
 

@@ -17,8 +17,10 @@
  * default), s, m, h or d, lower case only so that "1M" cannot be read as
  * one minute by someone who meant a million.  Any negative value other
  * than a plain -1 is out of range, and -1 is valid only where the key's
- * minimum is -1.  Overflow is reported as out of range.  Booleans accept
- * true/false, yes/no, on/off, 1/0 in any case; enum values are exact.
+ * minimum is -1 (uid and gid take it for "the daemon's own").  Overflow is
+ * reported as out of range.  Modes (TFS_CONF_OCTAL) are octal digits only,
+ * written back with a leading 0 ("022").  Booleans accept true/false,
+ * yes/no, on/off, 1/0 in any case; enum values are exact.
  *
  * The config file goes through libinih, which only this module includes.
  * inih's behaviour depends on how the library was built (inline comment
@@ -48,9 +50,13 @@
 #include "err.h"
 #include "log.h"
 #include "util.h"
+#include "banned.h"
 
 /* The largest value a key may have: a guard against overflow, not a limit. */
 #define UNBOUNDED (INT64_C(1) << 62)
+
+/* The largest user or group id: (uid_t)-1 means "no change" to chown(2). */
+#define MAX_ID INT64_C(4294967294)
 
 #define KiB INT64_C(1024)
 #define MiB (KiB * 1024)
@@ -219,6 +225,56 @@ static const struct tfs_conf_desc keys[TFS_CONF__COUNT] = {
 		       "disk streams.  It reads a chunk of about a MiB (one "
 		       "frame of a compressed segment), then sleeps as long "
 		       "as the budget asks.  Takes effect at start-up.",
+	},
+	[TFS_CONF_UID] = {
+		.name = "uid",
+		.type = TFS_CONF_INT,
+		.scope = TFS_SCOPE_DAEMON,
+		.def = -1, .min = -1, .max = MAX_ID,
+		.doc = "The numeric user id that owns the mount's root "
+		       "directory and the topics root creates (and those the "
+		       "cluster creates); `-1` means the daemon's own "
+		       "effective user id, root when it runs as root.  A "
+		       "topic another user creates with `mkdir` (through "
+		       "`allow_other`) belongs to that user instead.  "
+		       "Partitions are created with their topic's owner.  "
+		       "The kernel checks every access against these owners "
+		       "and the modes (`default_permissions` is always on); "
+		       "other users reach the mount only with `allow_other`.  "
+		       "Takes effect at start-up for the root, unless a "
+		       "`chown` of the root recorded another owner, and for "
+		       "topics created from then on; existing topics keep "
+		       "theirs (`chown` changes them).",
+	},
+	[TFS_CONF_GID] = {
+		.name = "gid",
+		.type = TFS_CONF_INT,
+		.scope = TFS_SCOPE_DAEMON,
+		.def = -1, .min = -1, .max = MAX_ID,
+		.doc = "The numeric group id of the mount's root directory "
+		       "and of the topics root creates, as `uid` is their "
+		       "owner; `-1` means the daemon's own effective group "
+		       "id.  A topic another user creates belongs to that "
+		       "user's group, or to the root's group when the root "
+		       "has the set-group-ID bit (`chmod g+s`).  Takes effect "
+		       "at start-up, like `uid`.",
+	},
+	[TFS_CONF_UMASK] = {
+		.name = "umask",
+		.type = TFS_CONF_OCTAL,
+		.scope = TFS_SCOPE_DAEMON,
+		.def = 022, .min = 0, .max = 0777,
+		.doc = "The permission bits, in octal, that new topics and "
+		       "partitions do not get.  A topic directory made with "
+		       "`mkdir` gets the mode `mkdir` asked for (already "
+		       "without the caller's own umask) without these bits; "
+		       "its partitions, also those added later by growing "
+		       "`user.topicfs.partitions`, get `0666` without them.  "
+		       "The default `022` gives topics `0755` and partitions "
+		       "`0644`: the owner appends, everyone reads; `002` lets "
+		       "the group append too, `027` keeps others out.  "
+		       "Existing topics keep their modes (`chmod` changes "
+		       "them).  Takes effect at start-up.",
 	},
 	[TFS_CONF_CLUSTER_ETCD] = {
 		.name = "cluster.etcd",
@@ -536,6 +592,7 @@ static const char *const type_names[] = {
 	[TFS_CONF_MS] = "milliseconds",
 	[TFS_CONF_ENUM] = "enum",
 	[TFS_CONF_STRING] = "string",
+	[TFS_CONF_OCTAL] = "octal",
 };
 
 static void __attribute__((format(printf, 3, 4)))
@@ -832,6 +889,35 @@ static int parse_int_key(const struct tfs_conf_desc *d, const char *value,
 	return 0;
 }
 
+/* Octal digits only, with surrounding blanks: "022", "0777", "0". */
+static int parse_octal_key(const struct tfs_conf_desc *d, const char *value,
+			   int64_t *out, char *err, size_t errlen)
+{
+	const char *s = value + strspn(value, BLANKS);
+	size_t n = strspn(s, "01234567");
+	char range[128];
+	int64_t v = 0;
+
+	if (n == 0 || s[n + strspn(s + n, BLANKS)] != '\0') {
+		set_err(err, errlen, "%s: '%.64s' is not an octal mode "
+			"(e.g. 022)", d->name, value);
+		return TFS_EBADCONF;
+	}
+	for (size_t i = 0; i < n; i++) {
+		v = v * 8 + (s[i] - '0');
+		if (v > d->max)
+			break;
+	}
+	if (v < d->min || v > d->max) {
+		format_range(d, range, sizeof(range));
+		set_err(err, errlen, "%s: '%.64s' is out of range (must be %s)",
+			d->name, value, range);
+		return TFS_EBADCONF;
+	}
+	*out = v;
+	return 0;
+}
+
 int tfs_conf_parse(enum tfs_conf_key key, const char *value, int64_t *out,
 		   char *err, size_t errlen)
 {
@@ -865,6 +951,8 @@ int tfs_conf_parse(enum tfs_conf_key key, const char *value, int64_t *out,
 	case TFS_CONF_STRING:
 		set_err(err, errlen, "%s: is a string, not a number", d->name);
 		return TFS_EBADCONF;
+	case TFS_CONF_OCTAL:
+		return parse_octal_key(d, value, out, err, errlen);
 	default:
 		return parse_int_key(d, value, out, err, errlen);
 	}
@@ -876,6 +964,8 @@ int tfs_conf_format(enum tfs_conf_key key, int64_t v, char *buf, size_t len)
 
 	if (d && d->type == TFS_CONF_BOOL)
 		return snprintf(buf, len, "%s", v ? "true" : "false");
+	if (d && d->type == TFS_CONF_OCTAL && v >= 0)
+		return snprintf(buf, len, "%#llo", (unsigned long long)v);
 	if (d && d->type == TFS_CONF_ENUM && v >= 0) {
 		for (int64_t i = 0; d->enum_values[i]; i++)
 			if (i == v)
@@ -1054,7 +1144,7 @@ static char *read_line(char *str, int num, void *stream)
 			  TFS_MIN(num, MAX_LINE) - 2);
 	if (ld->rc)
 		return NULL;
-	strcpy(str, p);
+	memcpy(str, p, strlen(p) + 1);
 	return str;
 }
 
@@ -1159,10 +1249,11 @@ static const char doc_units[] =
 	"(1024), `M` or `MiB`, `G` or `GiB`, `T` or `TiB`; `64MiB`, `64 M` "
 	"and `67108864` are the same.  Durations (type *milliseconds*) take "
 	"`ms` (the default), `s`, `m`, `h` or `d`, in lower case; `7d` is "
-	"`604800000`.  Where a key allows it, `-1` means no limit; no other "
-	"negative value is accepted.  Booleans are `true`/`false`, "
-	"`yes`/`no`, `on`/`off` or `1`/`0`, in any case.  Enumerations take "
-	"one of the listed names exactly.";
+	"`604800000`.  Where a key allows it, `-1` means no limit (for `uid` "
+	"and `gid`: the daemon's own); no other negative value is accepted.  "
+	"Modes (type *octal*) are octal digits, such as `022`.  Booleans are "
+	"`true`/`false`, `yes`/`no`, `on`/`off` or `1`/`0`, in any case.  "
+	"Enumerations take one of the listed names exactly.";
 
 /* The default of d as a user writes it, with units where natural. */
 static void format_default(const struct tfs_conf_desc *d, char *buf,

@@ -18,20 +18,35 @@
  * computed at start-up from the same GF(2) arithmetic the merge uses,
  * not copied from tables.  The last 128 bits, which are congruent to
  * everything before them, and the tail go through the crc32 instruction.
+ *
+ * The file is compiled for plain x86-64: only the functions that carry a
+ * target attribute use SSE4.2, PCLMULQDQ or AVX-512, and tfs_crc32c() calls
+ * them only after the CPU check in init(), so the table really runs on a
+ * CPU without them.  init() runs once (pthread_once) and sets everything
+ * the paths read; nothing is computed lazily afterwards.  TFS_CRC32C in
+ * the environment, read by init(), can force a lesser path (crc32c.h).
  */
 #include <immintrin.h>
 #include <nmmintrin.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "crc32c.h"
+#include "banned.h"
 
 #define POLY 0x82f63b78u	/* reflected Castagnoli polynomial */
 
+/* Set once by init(), read-only afterwards. */
 static uint32_t table[256];
 static bool have_sse42, have_vpclmul;
+static enum tfs_crc32c_impl impl;	/* what tfs_crc32c() uses */
+static uint32_t shift_stripe;		/* x^(8*STRIPE), see crc_hw() */
 static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+#define STRIPE 4096	/* bytes per stream per round in crc_hw() */
 
 /* Folding constants: [F, S] pairs for distances 256, 192, 128, 64, 48,
  * 32 and 16 bytes (see the header comment). */
@@ -39,9 +54,12 @@ enum { K256, K192, K128, K64, K48, K32, K16, NK };
 static uint64_t fold_k[NK][2];
 
 static void init_fold_constants(void);
+static uint32_t x_pow(uint64_t e);
 
 static void init(void)
 {
+	const char *force = getenv("TFS_CRC32C");
+
 	for (uint32_t i = 0; i < 256; i++) {
 		uint32_t c = i;
 		for (int k = 0; k < 8; k++)
@@ -50,9 +68,20 @@ static void init(void)
 	}
 	__builtin_cpu_init();
 	have_sse42 = __builtin_cpu_supports("sse4.2");
-	have_vpclmul = have_sse42 && __builtin_cpu_supports("avx512f") &&
+	have_vpclmul = have_sse42 && __builtin_cpu_supports("pclmul") &&
+		       __builtin_cpu_supports("avx512f") &&
 		       __builtin_cpu_supports("vpclmulqdq");
 	init_fold_constants();
+	shift_stripe = x_pow(8ull * STRIPE);
+
+	impl = have_vpclmul ? TFS_CRC32C_VPCLMUL
+	       : have_sse42 ? TFS_CRC32C_SSE42
+			    : TFS_CRC32C_TABLE;
+	/* Only ever a lesser path than the CPU allows. */
+	if (force && !strcmp(force, "table"))
+		impl = TFS_CRC32C_TABLE;
+	else if (force && !strcmp(force, "sse4.2") && have_sse42)
+		impl = TFS_CRC32C_SSE42;
 }
 
 static uint32_t crc_sw(uint32_t crc, const unsigned char *p, size_t n)
@@ -129,6 +158,7 @@ static __m512i k512(const uint64_t k[2])
 		_mm_set_epi64x((long long)k[1], (long long)k[0]));
 }
 
+__attribute__((target("sse4.2")))
 static uint32_t crc_hw(uint32_t crc, const unsigned char *p, size_t n);
 
 /*
@@ -168,15 +198,11 @@ static uint32_t crc_vpclmul(uint32_t crc, const unsigned char *p, size_t n)
 	return crc_hw((uint32_t)c, p, n);
 }
 
-#define STRIPE 4096	/* bytes per stream per round */
-
+__attribute__((target("sse4.2")))
 static uint32_t crc_hw(uint32_t crc, const unsigned char *p, size_t n)
 {
-	static uint32_t shift_stripe;	/* x^(8*STRIPE), computed once */
 	uint64_t c0 = crc;
 
-	if (!shift_stripe)
-		shift_stripe = x_pow(8ull * STRIPE);
 	while (n >= 3 * STRIPE) {
 		uint64_t c1 = 0, c2 = 0;
 		const unsigned char *a = p, *b = p + STRIPE, *c = p + 2 * STRIPE;
@@ -210,15 +236,49 @@ static uint32_t crc_hw(uint32_t crc, const unsigned char *p, size_t n)
 	return (uint32_t)c0;
 }
 
-uint32_t tfs_crc32c(uint32_t crc, const void *p, size_t n)
+static uint32_t crc_with(enum tfs_crc32c_impl which, uint32_t crc,
+			 const unsigned char *p, size_t n)
 {
-	pthread_once(&once, init);
 	crc = ~crc;
-	if (have_vpclmul && n >= 512)
+	if (which == TFS_CRC32C_VPCLMUL && n >= 512)
 		crc = crc_vpclmul(crc, p, n);
-	else if (have_sse42)
+	else if (which >= TFS_CRC32C_SSE42)
 		crc = crc_hw(crc, p, n);
 	else
 		crc = crc_sw(crc, p, n);
 	return ~crc;
+}
+
+uint32_t tfs_crc32c(uint32_t crc, const void *p, size_t n)
+{
+	pthread_once(&once, init);
+	return crc_with(impl, crc, p, n);
+}
+
+enum tfs_crc32c_impl tfs_crc32c_impl(void)
+{
+	pthread_once(&once, init);
+	return impl;
+}
+
+int tfs_crc32c_with(enum tfs_crc32c_impl which, uint32_t crc, const void *p,
+		    size_t n, uint32_t *out)
+{
+	pthread_once(&once, init);
+	switch (which) {
+	case TFS_CRC32C_TABLE:
+		break;
+	case TFS_CRC32C_SSE42:
+		if (!have_sse42)
+			return -ENOTSUP;
+		break;
+	case TFS_CRC32C_VPCLMUL:
+		if (!have_vpclmul)
+			return -ENOTSUP;
+		break;
+	default:
+		return -EINVAL;
+	}
+	*out = crc_with(which, crc, p, n);
+	return 0;
 }

@@ -80,6 +80,7 @@
 #include "err.h"
 #include "etcd.h"
 #include "log.h"
+#include "banned.h"
 
 #define RESP_MAX ((size_t)64 << 20)
 #define WATCH_STREAM_MS (60 * 1000)

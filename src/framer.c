@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "framer.h"
+#include "banned.h"
 
 void tfs_framer_init(struct tfs_framer *f)
 {

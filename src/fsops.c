@@ -21,6 +21,7 @@
 #include "fsops_int.h"
 #include "log.h"
 #include "util.h"
+#include "banned.h"
 
 /*
  * A lazy unmount (umount -l, fusermount3 -u -z) detaches the mount at
@@ -254,6 +255,7 @@ int tfs_fs_mount(struct tfs_store *store, const struct tfs_fs_config *cfg,
 {
 	struct tfs_fs *fs = tfs_calloc(1, sizeof(*fs));
 	struct tfs_buf before = TFS_BUF_INIT;
+	struct tfs_topic_perms def;
 
 	fs->store = store;
 	fs->conf = tfs_store_conf(store);
@@ -261,8 +263,10 @@ int tfs_fs_mount(struct tfs_store *store, const struct tfs_fs_config *cfg,
 	fs->mountpoint = cfg->mountpoint;
 	fs->version = cfg->version;
 	fs->started_wall = tfs_now_ms();
-	fs->uid = geteuid();
-	fs->gid = getegid();
+	/* .topicfs belongs to the owner of what root makes. */
+	tfs_store_new_topic_perms(store, 0, 0, 0, &def);
+	fs->uid = def.dir.uid;
+	fs->gid = def.dir.gid;
 	fs->cluster = cfg->cluster;
 	fs->produce = cfg->produce;
 	fs->remote = cfg->remote;

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "status.h"
 #include "util.h"
+#include "banned.h"
 
 /* --- handles ----------------------------------------------------------------- */
 

@@ -35,6 +35,7 @@
 #include "fsops_int.h"
 #include "log.h"
 #include "util.h"
+#include "banned.h"
 
 struct dirent_list {
 	size_t n;
@@ -186,9 +187,18 @@ static void set_time(struct stat *st, int64_t ms)
 	st->st_ctim = st->st_mtim;
 }
 
+static void set_owner(struct stat *st, const struct tfs_perm *perm,
+		      mode_t type, uint32_t mask)
+{
+	st->st_uid = perm->uid;
+	st->st_gid = perm->gid;
+	st->st_mode = type | (perm->mode & mask);
+}
+
 static void fill_attr(struct tfs_fs *fs, struct node *n, struct stat *st)
 {
 	struct tfs_partition_info in;
+	struct tfs_perm perm = { fs->uid, fs->gid, 0 };
 
 	memset(st, 0, sizeof(*st));
 	st->st_ino = n->ino;
@@ -201,7 +211,8 @@ static void fill_attr(struct tfs_fs *fs, struct node *n, struct stat *st)
 		struct tfs_topic **v = tfs_store_topics(fs->store, &cnt);
 
 		tfs_store_topics_free(v, cnt);
-		st->st_mode = S_IFDIR | 0755;
+		tfs_store_root_perm(fs->store, &perm);
+		set_owner(st, &perm, S_IFDIR, TFS_PERM_DIR_BITS);
 		st->st_nlink = 3 + cnt;
 		set_time(st, fs->started_wall);
 		break;
@@ -219,19 +230,26 @@ static void fill_attr(struct tfs_fs *fs, struct node *n, struct stat *st)
 		set_time(st, tfs_now_ms());
 		break;
 	case K_TOPIC:
-		st->st_mode = S_IFDIR | 0755;
+		tfs_topic_get_perm(n->t, &perm);
+		set_owner(st, &perm, S_IFDIR, TFS_PERM_DIR_BITS);
 		st->st_nlink = 3;
 		set_time(st, tfs_topic_created(n->t));
 		break;
 	case K_FDIR:
-		st->st_mode = S_IFDIR | 0555;
+		/* A view: the topic's owner, nobody writes. */
+		tfs_topic_get_perm(n->t, &perm);
+		set_owner(st, &perm, S_IFDIR, 0555);
 		st->st_nlink = 2;
 		set_time(st, tfs_topic_created(n->t));
 		break;
 	case K_PART:
 	case K_FOLLOW:
 		tfs_partition_info(n->p, &in);
-		st->st_mode = S_IFREG | (n->kind == K_PART ? 0644 : 0444);
+		/* Fails only for a partition of a deleted topic: the
+		 * daemon's owner, mode 0. */
+		tfs_topic_get_part_perm(n->t, n->part, &perm);
+		set_owner(st, &perm, S_IFREG,
+			  n->kind == K_PART ? TFS_PERM_FILE_BITS : 0555);
 		st->st_nlink = 1;
 		st->st_size = (off_t)in.hw;
 		st->st_blocks = (blkcnt_t)((in.disk_bytes + 511) / 512);
@@ -312,15 +330,88 @@ void fsops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fsops_node_release(&n);
 }
 
+/* Applies the owner, group and mode fields to_set names to perm. */
+static void change_perm(struct tfs_perm *perm, const struct stat *attr,
+			int to_set)
+{
+	if (to_set & FUSE_SET_ATTR_UID)
+		perm->uid = (uint32_t)attr->st_uid;
+	if (to_set & FUSE_SET_ATTR_GID)
+		perm->gid = (uint32_t)attr->st_gid;
+	if (to_set & FUSE_SET_ATTR_MODE)
+		perm->mode = (uint32_t)attr->st_mode & 07777;
+}
+
+/*
+ * chown and chmod of the root, a topic or a partition.  The kernel has
+ * already checked that the caller may (default_permissions: the owner
+ * chmods and chgrps to its own groups, root chowns) and serialises them
+ * per inode.  On the views (.follow, .topicfs), which show their source's
+ * owner, they are accepted and change nothing, like times: `chown -R` of
+ * a topic reaches .follow/<p> before <p>.  Returns 0, -EPERM (bits a
+ * partition or a directory cannot have), or what the store returned.
+ */
+static int set_perm(struct tfs_fs *fs, struct node *n, const struct stat *attr,
+		    int to_set)
+{
+	struct tfs_perm perm;
+	uint32_t bits = n->kind == K_PART ? TFS_PERM_FILE_BITS
+					  : TFS_PERM_DIR_BITS;
+	int rc;
+
+	switch (n->kind) {
+	case K_ROOT:
+		tfs_store_root_perm(fs->store, &perm);
+		break;
+	case K_TOPIC:
+		tfs_topic_get_perm(n->t, &perm);
+		break;
+	case K_PART:
+		rc = tfs_topic_get_part_perm(n->t, n->part, &perm);
+		if (rc)
+			return rc;
+		break;
+	default:
+		return 0;
+	}
+	change_perm(&perm, attr, to_set);
+	if (perm.mode & ~bits) {
+		tfs_info("chmod %04o refused: %s", perm.mode,
+			 n->kind == K_PART ? "a partition takes rwx bits only"
+					   : "a directory takes rwx, sticky "
+					     "and set-group-ID bits only");
+		return -EPERM;
+	}
+	if (n->kind == K_ROOT)
+		return tfs_store_set_root_perm(fs->store, &perm);
+	if (n->kind == K_TOPIC)
+		return tfs_topic_set_perm(n->t, &perm);
+	return tfs_topic_set_part_perm(n->t, n->part, &perm);
+}
+
 void fsops_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		   int to_set, struct fuse_file_info *fi)
 {
-	/* Sizes, modes and owners are the log's, not the user's; time
-	 * updates (touch) are accepted and have no effect. */
-	if (to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_MODE |
-		      FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) {
+	struct node n;
+	int rc;
+
+	/* The size is the log's: nobody truncates, not even the owner.
+	 * Time updates (touch) are accepted and have no effect. */
+	if (to_set & FUSE_SET_ATTR_SIZE) {
 		fuse_reply_err(req, EPERM);
 		return;
+	}
+	if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID |
+		      FUSE_SET_ATTR_GID)) {
+		rc = fsops_resolve(fs_of(req), ino, &n);
+		if (rc == 0) {
+			rc = set_perm(fs_of(req), &n, attr, to_set);
+			fsops_node_release(&n);
+		}
+		if (rc) {
+			reply_code(req, rc);
+			return;
+		}
 	}
 	fsops_getattr(req, ino, fi);
 }
@@ -440,10 +531,32 @@ void fsops_releasedir(fuse_req_t req, fuse_ino_t ino,
 	fuse_reply_err(req, 0);
 }
 
+/*
+ * A topic made by mkdir belongs to its maker and the maker's group; one
+ * root makes belongs to the uid and gid keys.  As on other Unix file
+ * systems, under a set-group-ID root it gets the root's group and the
+ * bit.  The kernel passes mode without the caller's umask (no
+ * FUSE_CAP_DONT_MASK); the store takes the daemon's umask off.
+ */
+static void new_topic_perms(struct tfs_fs *fs, const struct fuse_ctx *ctx,
+			    mode_t mode, struct tfs_topic_perms *out)
+{
+	struct tfs_perm root;
+
+	tfs_store_new_topic_perms(fs->store, (uint32_t)ctx->uid,
+				  (uint32_t)ctx->gid, (uint32_t)mode, out);
+	tfs_store_root_perm(fs->store, &root);
+	if (root.mode & S_ISGID) {
+		out->dir.gid = out->parts.gid = root.gid;
+		out->dir.mode |= S_ISGID;
+	}
+}
+
 void fsops_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode)
 {
 	struct tfs_fs *fs = fs_of(req);
+	struct tfs_topic_perms perms;
 	struct tfs_topic *t;
 	struct node n;
 	int rc;
@@ -456,11 +569,21 @@ void fsops_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EEXIST);
 		return;
 	}
-	if (fs->cluster)
+	new_topic_perms(fs, fuse_req_ctx(req), mode, &perms);
+	if (fs->cluster) {
 		rc = tfs_cluster_create_topic(fs->cluster, name, &t);
-	else
+		/* The cluster's topic records carry no owners yet: the
+		 * maker's ownership holds on this node only. */
+		if (rc == 0 && tfs_topic_set_perms(t, &perms))
+			tfs_warn("mkdir %s: the topic stays the daemon's",
+				 name);
+	} else {
 		rc = tfs_store_create_topic(
-			fs->store, &(struct tfs_topic_spec){ .name = name }, &t);
+			fs->store,
+			&(struct tfs_topic_spec){ .name = name,
+						  .perms = &perms },
+			&t);
+	}
 	if (rc) {
 		if (rc == -EINVAL)
 			tfs_info("mkdir %s: invalid topic name (allowed: "
@@ -789,6 +912,25 @@ static int set_topic_xattr(struct tfs_fs *fs, struct node *n, const char *key,
 	return rc;
 }
 
+/*
+ * Only the topic's owner or root changes its settings.  The kernel lets
+ * anyone who may write the directory set user.* attributes, which a
+ * shared, writable topic must not mean.
+ */
+static bool may_configure(fuse_req_t req, struct node *n)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+	struct tfs_perm perm;
+
+	tfs_topic_get_perm(n->t, &perm);
+	if (ctx->uid == 0 || (uint32_t)ctx->uid == perm.uid)
+		return true;
+	tfs_info("topic %s: settings refused to uid %u: only its owner "
+		 "(%u) or root may change them",
+		 tfs_topic_name(n->t), (unsigned)ctx->uid, perm.uid);
+	return false;
+}
+
 void fsops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
@@ -804,7 +946,9 @@ void fsops_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	if (strncmp(name, XATTR_PREFIX, strlen(XATTR_PREFIX))) {
 		rc = -ENOTSUP;
 	} else if (n.kind == K_TOPIC) {
-		if (flags & XATTR_CREATE)
+		if (!may_configure(req, &n))
+			rc = -EPERM;
+		else if (flags & XATTR_CREATE)
 			rc = -EEXIST;	/* every attribute always exists */
 		else if (!value_string(value, size, val, sizeof(val)))
 			rc = -EINVAL;

@@ -47,6 +47,7 @@
 
 #include "httpc.h"
 #include "log.h"
+#include "banned.h"
 
 enum { R_IDLE, R_QUEUED, R_ACTIVE, R_CANCEL };
 

@@ -96,6 +96,7 @@
 #include "httpd.h"
 #include "log.h"
 #include "util.h"
+#include "banned.h"
 
 /* Per connection: request line and headers must fit, plus read buffer. */
 #define CONN_MEMORY_LIMIT (256 * 1024)

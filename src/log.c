@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "banned.h"
 
 static atomic_int log_level = TFS_LOG_INFO;
 static atomic_bool log_syslog;

@@ -61,6 +61,7 @@
 #include "scrub.h"
 #include "store.h"
 #include "util.h"
+#include "banned.h"
 
 #define VERSION "0.1.0"
 #define MAX_FUSE_OPTS 64

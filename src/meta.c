@@ -15,6 +15,7 @@
 
 #include "err.h"
 #include "meta.h"
+#include "banned.h"
 
 bool tfs_idset_has(const struct tfs_idset *s, uint32_t id)
 {

@@ -45,6 +45,7 @@
 #include "log.h"
 #include "partition_int.h"
 #include "sysio.h"
+#include "banned.h"
 
 struct tfs_settings *tfs_settings_new(const struct tfs_conf *defaults)
 {

@@ -28,6 +28,7 @@
 #include "log.h"
 #include "partition_int.h"
 #include "sysio.h"
+#include "banned.h"
 
 /* --- the damage list ------------------------------------------------------- */
 

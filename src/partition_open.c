@@ -32,6 +32,7 @@
 #include "log.h"
 #include "partition_int.h"
 #include "sysio.h"
+#include "banned.h"
 
 #define CHECKPOINT "checkpoint"
 #define EPOCHS "leader-epoch"

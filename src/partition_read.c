@@ -27,6 +27,7 @@
 #include "log.h"
 #include "partition_int.h"
 #include "sysio.h"
+#include "banned.h"
 
 /* --- reading ------------------------------------------------------------- */
 

@@ -36,6 +36,7 @@
 #include "log.h"
 #include "produce.h"
 #include "util.h"
+#include "banned.h"
 
 #define RETRY_MS 50		/* after a leadership change */
 #define RETRY_SLOW_MS 200	/* too few replicas, no leader, unreachable */

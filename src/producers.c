@@ -9,6 +9,7 @@
 
 #include "producers.h"
 #include "util.h"
+#include "banned.h"
 
 void tfs_producers_init(struct tfs_producers *t)
 {

@@ -14,6 +14,7 @@
 #include "partition.h"
 #include "remote.h"
 #include "util.h"
+#include "banned.h"
 
 #define RETRY_MS 100
 #define MAX_READ (4u << 20)		/* bytes one answer carries, at most */

@@ -53,6 +53,7 @@
 #include "util.h"
 #include "wire.h"
 #include "workers.h"
+#include "banned.h"
 
 #define ISR_TICK_MS 200
 #define FETCH_SLACK_MS 5000		/* a fetch's timeout beyond its wait */

@@ -24,6 +24,7 @@
 #include "store.h"
 #include "util.h"
 #include "workers.h"
+#include "banned.h"
 
 #define SCRUB_CHUNK (1u << 20)		/* bytes read between paces */
 #define FIRST_PASS_MS (60 * 1000)	/* after start-up, at most */

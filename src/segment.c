@@ -101,6 +101,7 @@
 #include "segment_int.h"
 #include "sysio.h"
 #include "util.h"
+#include "banned.h"
 
 #define INDEX_MAGIC "TFSINDEX"
 

@@ -42,6 +42,7 @@
 #include "segment_int.h"
 #include "sysio.h"
 #include "util.h"
+#include "banned.h"
 
 /* --- checked bytes ---------------------------------------------------------- */
 

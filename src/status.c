@@ -68,6 +68,7 @@
 #include "err.h"
 #include "status.h"
 #include "status_int.h"
+#include "banned.h"
 
 /* One partition in the snapshot. */
 struct part_snap {

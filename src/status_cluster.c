@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "status_int.h"
+#include "banned.h"
 
 static json_t *ids_json(const struct tfs_idset *s)
 {

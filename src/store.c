@@ -4,7 +4,7 @@
  * LAYOUT
  *
  *   DATA_DIR/.lock                 flock()ed by the daemon that owns it
- *   DATA_DIR/meta                  "topicfs-store 1\nnext_topic_id N\n"
+ *   DATA_DIR/meta                  "topicfs-store 1\nnext_topic_id N\n..."
  *   DATA_DIR/topics/<name>/topic.json
  *   DATA_DIR/topics/<name>/<p>/    one partition (see partition.c)
  *   DATA_DIR/topics/.new-<name>/   a topic being created
@@ -12,9 +12,19 @@
  *
  * topic.json (jansson), written temp -> fsync -> rename -> fsync dir:
  *   {"version": 1, "id": 3, "name": "tweets", "partitions": 4,
- *    "created": 1732233600000, "config": {"retention.ms": "86400000"}}
+ *    "created": 1732233600000, "config": {"retention.ms": "86400000"},
+ *    "perm": {"dir": {"uid": 0, "gid": 0, "mode": "0755"},
+ *             "partitions": {"uid": 0, "gid": 0, "mode": "0644"},
+ *             "overrides": {"2": {"uid": 33, "gid": 4, "mode": "0640"}}}}
  * "config" holds only the keys set on the topic; the others follow the
- * daemon's configuration, as in Kafka.
+ * daemon's configuration, as in Kafka.  "perm" holds the directory's
+ * owner, group and mode (octal, as a string), the partitions' default and
+ * the partitions that differ from it; a file without it (written before
+ * permissions existed) gets the defaults (store.h, PERMISSIONS).
+ *
+ * meta: "topicfs-store 1", then "key value" lines: next_topic_id, and
+ * root.uid, root.gid, root.mode (octal) when the mount root's differ from
+ * their defaults.  Unknown keys are ignored with a warning.
  *
  * Topic ids are never reused (next_topic_id is persisted before a topic
  * directory is made) because FUSE inode numbers are built from them: a
@@ -48,8 +58,11 @@
 #include "log.h"
 #include "store.h"
 #include "sysio.h"
+#include "banned.h"
 
 #define TOPIC_META "topic.json"
+/* Room for the permissions of many partitions that differ. */
+#define TOPIC_META_MAX (64 << 20)
 #define MAX_PARTITIONS (1u << 20)
 
 struct tfs_topic {
@@ -64,6 +77,9 @@ struct tfs_topic {
 	pthread_mutex_t lock;
 	struct tfs_partition **parts;	/* (lock) */
 	uint32_t nparts;		/* (lock); only grows */
+	struct tfs_perm dir_perm;	/* (lock) the topic directory's */
+	struct tfs_perm part_perm;	/* (lock) the partitions' default */
+	struct tfs_perm *pperm;		/* (lock) each partition's */
 	bool explicit[TFS_CONF__COUNT];	/* (lock) set on this topic */
 	bool deleted;			/* (lock) */
 };
@@ -79,8 +95,13 @@ struct tfs_store {
 	struct tfs_topic **by_id;	/* (lock) sorted by id */
 	size_t ntopics;			/* (lock) */
 
-	pthread_mutex_t create_lock;	/* serialises create and delete */
+	pthread_mutex_t create_lock;	/* create, delete, meta writes */
 	uint32_t next_id;		/* (create_lock) */
+
+	uint32_t def_uid, def_gid;	/* the uid and gid keys, resolved */
+	uint32_t umask;
+	pthread_mutex_t perm_lock;	/* after create_lock */
+	struct tfs_perm root;		/* (perm_lock; set: create_lock) */
 
 	struct tfs_workers *syncer;
 	struct tfs_workers *fsyncer;
@@ -143,37 +164,158 @@ static void rm_tree(int dirfd, const char *name)
 
 /* --- store metadata ------------------------------------------------------ */
 
+static bool perm_eq(const struct tfs_perm *a, const struct tfs_perm *b)
+{
+	return a->uid == b->uid && a->gid == b->gid && a->mode == b->mode;
+}
+
+static bool perm_ok(const struct tfs_perm *p, uint32_t bits)
+{
+	return p->uid <= TFS_PERM_ID_MAX && p->gid <= TFS_PERM_ID_MAX &&
+	       !(p->mode & ~bits);
+}
+
+/* Parses all of s as a number in base (digits only) up to max. */
+static bool parse_u32(const char *s, int base, uint32_t max, uint32_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	errno = 0;
+	v = strtoull(s, &end, base);
+	if (errno || *end || v > max)
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+static struct tfs_perm root_default(struct tfs_store *s)
+{
+	return (struct tfs_perm){ s->def_uid, s->def_gid, 0755 };
+}
+
+/* Applies one "key value" line of meta.  Returns false if it is bad. */
+static bool meta_line(struct tfs_store *s, const char *key, const char *val)
+{
+	if (!strcmp(key, "next_topic_id"))
+		return parse_u32(val, 10, UINT32_MAX, &s->next_id) &&
+		       s->next_id != 0;
+	if (!strcmp(key, "root.uid"))
+		return parse_u32(val, 10, TFS_PERM_ID_MAX, &s->root.uid);
+	if (!strcmp(key, "root.gid"))
+		return parse_u32(val, 10, TFS_PERM_ID_MAX, &s->root.gid);
+	if (!strcmp(key, "root.mode"))
+		return parse_u32(val, 8, TFS_PERM_DIR_BITS, &s->root.mode);
+	tfs_warn("%s/meta: ignoring unknown key '%s'", s->dir, key);
+	return true;
+}
+
+/* Reads meta into next_id and root (already set to their defaults). */
 static int read_meta(struct tfs_store *s)
 {
-	char *text = NULL;
-	int version;
-	unsigned next;
+	char *text = NULL, *save = NULL, *line;
 	int rc = tfs_sys_read_file(s->dirfd, "meta", 4096, &text, NULL);
+	bool ok;
 
+	s->next_id = 0;
 	if (rc == -ENOENT) {
 		s->next_id = 1;
 		return 0;
 	}
 	if (rc)
 		return rc;
-	if (sscanf(text, "topicfs-store %d\nnext_topic_id %u", &version,
-		   &next) != 2 || version != 1 || next == 0) {
-		tfs_err("%s/meta: not a topicfs store meta file", s->dir);
+	line = strtok_r(text, "\n", &save);
+	ok = line && !strcmp(line, "topicfs-store 1");
+	while (ok && (line = strtok_r(NULL, "\n", &save))) {
+		char *sp = strchr(line, ' ');
+
+		if (!sp) {
+			ok = false;
+			break;
+		}
+		*sp = '\0';
+		ok = meta_line(s, line, sp + 1);
+		*sp = ' ';
+	}
+	if (!ok || s->next_id == 0) {
+		tfs_err("%s/meta: not a topicfs store meta file%s%s%s", s->dir,
+			line ? ": bad line '" : "", line ? line : "",
+			line ? "'" : "");
 		free(text);
 		return TFS_ECORRUPT;
 	}
 	free(text);
-	s->next_id = next;
 	return 0;
 }
 
+/* Writes meta with next_topic_id next.  create_lock held. */
 static int write_meta(struct tfs_store *s, uint32_t next)
 {
-	char buf[64];
-	int n = snprintf(buf, sizeof(buf), "topicfs-store 1\nnext_topic_id %u\n",
-			 next);
+	struct tfs_perm def = root_default(s);
+	struct tfs_buf b = TFS_BUF_INIT;
+	int rc;
 
-	return tfs_sys_write_atomic(s->dirfd, "meta", buf, (size_t)n);
+	tfs_buf_addf(&b, "topicfs-store 1\nnext_topic_id %u\n", next);
+	pthread_mutex_lock(&s->perm_lock);
+	if (s->root.uid != def.uid)
+		tfs_buf_addf(&b, "root.uid %u\n", s->root.uid);
+	if (s->root.gid != def.gid)
+		tfs_buf_addf(&b, "root.gid %u\n", s->root.gid);
+	if (s->root.mode != def.mode)
+		tfs_buf_addf(&b, "root.mode %04o\n", s->root.mode);
+	pthread_mutex_unlock(&s->perm_lock);
+	rc = tfs_sys_write_atomic(s->dirfd, "meta", b.data, b.len);
+	tfs_buf_release(&b);
+	return rc;
+}
+
+void tfs_store_root_perm(struct tfs_store *s, struct tfs_perm *out)
+{
+	pthread_mutex_lock(&s->perm_lock);
+	*out = s->root;
+	pthread_mutex_unlock(&s->perm_lock);
+}
+
+int tfs_store_set_root_perm(struct tfs_store *s, const struct tfs_perm *perm)
+{
+	struct tfs_perm old;
+	int rc;
+
+	if (!perm_ok(perm, TFS_PERM_DIR_BITS))
+		return -EINVAL;
+	pthread_mutex_lock(&s->create_lock);
+	pthread_mutex_lock(&s->perm_lock);
+	old = s->root;
+	s->root = *perm;
+	pthread_mutex_unlock(&s->perm_lock);
+	rc = write_meta(s, s->next_id);
+	if (rc) {
+		pthread_mutex_lock(&s->perm_lock);
+		s->root = old;
+		pthread_mutex_unlock(&s->perm_lock);
+		tfs_err("%s/meta: cannot save the root's permissions: %s",
+			s->dir, tfs_strerror(rc));
+	} else {
+		tfs_info("root: owner %u, group %u, mode %04o", perm->uid,
+			 perm->gid, perm->mode);
+	}
+	pthread_mutex_unlock(&s->create_lock);
+	return rc;
+}
+
+void tfs_store_new_topic_perms(struct tfs_store *s, uint32_t uid, uint32_t gid,
+			       uint32_t mode, struct tfs_topic_perms *out)
+{
+	if (uid == 0) {
+		uid = s->def_uid;
+		gid = s->def_gid;
+	}
+	memset(out, 0, sizeof(*out));
+	out->dir = (struct tfs_perm){ uid, gid,
+				      mode & ~s->umask & TFS_PERM_DIR_BITS };
+	out->parts = (struct tfs_perm){ uid, gid, 0666 & ~s->umask };
 }
 
 /* --- topic objects and topic.json ---------------------------------------- */
@@ -206,6 +348,7 @@ void tfs_topic_unref(struct tfs_topic *t)
 	for (uint32_t i = 0; i < t->nparts; i++)
 		tfs_partition_unref(t->parts[i]);
 	free(t->parts);
+	free(t->pperm);
 	tfs_settings_unref(t->settings);
 	tfs_sys_close(t->dirfd);
 	pthread_mutex_destroy(&t->lock);
@@ -240,6 +383,33 @@ void tfs_topic_explicit(struct tfs_topic *t, bool out[TFS_CONF__COUNT])
 	pthread_mutex_unlock(&t->lock);
 }
 
+static json_t *perm_json(const struct tfs_perm *p)
+{
+	char mode[16];
+
+	snprintf(mode, sizeof(mode), "%04o", p->mode);
+	return json_pack("{s:I, s:I, s:s}", "uid", (json_int_t)p->uid, "gid",
+			 (json_int_t)p->gid, "mode", mode);
+}
+
+/* The "perm" object of topic.json for nparts partitions.  Topic lock. */
+static json_t *perms_json(struct tfs_topic *t, uint32_t nparts)
+{
+	json_t *over = json_object();
+
+	for (uint32_t i = 0; i < nparts; i++) {
+		char key[16];
+
+		if (perm_eq(&t->pperm[i], &t->part_perm))
+			continue;
+		snprintf(key, sizeof(key), "%" PRIu32, i);
+		json_object_set_new(over, key, perm_json(&t->pperm[i]));
+	}
+	return json_pack("{s:o, s:o, s:o}", "dir", perm_json(&t->dir_perm),
+			 "partitions", perm_json(&t->part_perm), "overrides",
+			 over);
+}
+
 /* Serialises the topic's metadata with nparts partitions.  Topic lock. */
 static char *topic_json(struct tfs_topic *t, uint32_t nparts)
 {
@@ -256,10 +426,10 @@ static char *topic_json(struct tfs_topic *t, uint32_t nparts)
 		json_object_set_new(cfg, tfs_conf_desc(k)->name,
 				    json_string(buf));
 	}
-	root = json_pack("{s:i, s:I, s:s, s:I, s:I, s:o}", "version", 1, "id",
-			 (json_int_t)t->id, "name", t->name, "partitions",
+	root = json_pack("{s:i, s:I, s:s, s:I, s:I, s:o, s:o}", "version", 1,
+			 "id", (json_int_t)t->id, "name", t->name, "partitions",
 			 (json_int_t)nparts, "created", (json_int_t)t->created,
-			 "config", cfg);
+			 "config", cfg, "perm", perms_json(t, nparts));
 	text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
 	json_decref(root);
 	return text;
@@ -307,17 +477,128 @@ static int load_topic_config(struct tfs_topic *t, json_t *cfg, char *why,
 	return 0;
 }
 
+/*
+ * Makes the per-partition array of perms for nparts partitions (the
+ * default, then the overrides).  Returns 0 or -EINVAL when something is
+ * out of range or an override is given twice.
+ */
+static int perms_array(const struct tfs_topic_perms *perms, uint32_t nparts,
+		       struct tfs_perm **out)
+{
+	struct tfs_perm *a;
+	unsigned char *seen;
+	int rc = 0;
+
+	if (!perm_ok(&perms->dir, TFS_PERM_DIR_BITS) ||
+	    !perm_ok(&perms->parts, TFS_PERM_FILE_BITS))
+		return -EINVAL;
+	a = tfs_malloc((nparts ? nparts : 1) * sizeof(*a));
+	seen = tfs_calloc(nparts / 8 + 1, 1);
+	for (uint32_t i = 0; i < nparts; i++)
+		a[i] = perms->parts;
+	for (size_t j = 0; j < perms->noverrides; j++) {
+		const struct tfs_perm_override *o = &perms->overrides[j];
+		unsigned char bit = (unsigned char)(1u << (o->partition % 8));
+
+		if (o->partition >= nparts || (seen[o->partition / 8] & bit) ||
+		    !perm_ok(&o->perm, TFS_PERM_FILE_BITS)) {
+			rc = -EINVAL;
+			break;
+		}
+		seen[o->partition / 8] |= bit;
+		a[o->partition] = o->perm;
+	}
+	free(seen);
+	if (rc) {
+		free(a);
+		return rc;
+	}
+	*out = a;
+	return 0;
+}
+
+/* Parses {"uid": N, "gid": N, "mode": "0644"}; the caller checks the
+ * mode's bits. */
+static bool perm_from_json(json_t *j, struct tfs_perm *p)
+{
+	json_int_t uid, gid;
+	const char *mode;
+
+	if (!j || json_unpack(j, "{s:I, s:I, s:s}", "uid", &uid, "gid", &gid,
+			      "mode", &mode) ||
+	    uid < 0 || uid > TFS_PERM_ID_MAX || gid < 0 ||
+	    gid > TFS_PERM_ID_MAX ||
+	    !parse_u32(mode, 8, TFS_PERM_DIR_BITS, &p->mode))
+		return false;
+	p->uid = (uint32_t)uid;
+	p->gid = (uint32_t)gid;
+	return true;
+}
+
+/* Whether key is a partition number written canonically ("7", not "07"). */
+static bool parse_part_key(const char *key, uint32_t *out)
+{
+	char canon[16];
+
+	if (!parse_u32(key, 10, UINT32_MAX, out))
+		return false;
+	snprintf(canon, sizeof(canon), "%" PRIu32, *out);
+	return !strcmp(canon, key);
+}
+
+/* Sets t's permissions from topic.json's "perm" (NULL: the defaults). */
+static int load_topic_perms(struct tfs_topic *t, json_t *j, uint32_t nparts)
+{
+	struct tfs_topic_perms perms;
+	json_t *dir = NULL, *parts = NULL, *over = NULL, *val;
+	const char *key;
+	int rc;
+
+	tfs_store_new_topic_perms(t->store, 0, 0, 0777, &perms);
+	if (j && (json_unpack(j, "{s:o, s:o, s?o}", "dir", &dir, "partitions",
+			      &parts, "overrides", &over) ||
+		  !perm_from_json(dir, &perms.dir) ||
+		  !perm_from_json(parts, &perms.parts) ||
+		  (over && !json_is_object(over))))
+		goto out_bad;
+	if (over) {
+		perms.overrides = tfs_calloc(json_object_size(over) + 1,
+					     sizeof(*perms.overrides));
+		json_object_foreach(over, key, val) {
+			struct tfs_perm_override *o =
+				&perms.overrides[perms.noverrides++];
+
+			if (!parse_part_key(key, &o->partition) ||
+			    !perm_from_json(val, &o->perm))
+				goto out_bad;
+		}
+	}
+	rc = perms_array(&perms, nparts, &t->pperm);
+	if (rc)
+		goto out_bad;
+	t->dir_perm = perms.dir;
+	t->part_perm = perms.parts;
+	free(perms.overrides);
+	return 0;
+
+out_bad:
+	tfs_err("topic %s: %s: bad \"perm\"", t->name, TOPIC_META);
+	free(perms.overrides);
+	return TFS_ECORRUPT;
+}
+
 static int read_topic_json(struct tfs_topic *t, uint32_t *nparts, char *why,
 			   size_t whylen)
 {
 	char *text = NULL;
 	json_error_t jerr;
-	json_t *root, *cfg = NULL;
+	json_t *root, *cfg = NULL, *perm = NULL;
 	json_int_t id, parts, created;
 	const char *name;
 	int version, rc;
 
-	rc = tfs_sys_read_file(t->dirfd, TOPIC_META, 1 << 20, &text, NULL);
+	rc = tfs_sys_read_file(t->dirfd, TOPIC_META, TOPIC_META_MAX, &text,
+			       NULL);
 	if (rc) {
 		snprintf(why, whylen, "cannot read %s: %s", TOPIC_META,
 			 tfs_strerror(rc));
@@ -325,10 +606,10 @@ static int read_topic_json(struct tfs_topic *t, uint32_t *nparts, char *why,
 	}
 	root = json_loads(text, 0, &jerr);
 	free(text);
-	if (!root || json_unpack(root, "{s:i, s:I, s:s, s:I, s:I, s?o}",
+	if (!root || json_unpack(root, "{s:i, s:I, s:s, s:I, s:I, s?o, s?o}",
 				 "version", &version, "id", &id, "name", &name,
 				 "partitions", &parts, "created", &created,
-				 "config", &cfg) ||
+				 "config", &cfg, "perm", &perm) ||
 	    version != 1 || parts < 1 || parts > MAX_PARTITIONS ||
 	    id != t->id || strcmp(name, t->name)) {
 		tfs_err("topic %s: %s is not valid%s%s", t->name, TOPIC_META,
@@ -341,6 +622,11 @@ static int read_topic_json(struct tfs_topic *t, uint32_t *nparts, char *why,
 	t->created = created;
 	*nparts = (uint32_t)parts;
 	rc = cfg ? load_topic_config(t, cfg, why, whylen) : 0;
+	if (rc == 0) {
+		rc = load_topic_perms(t, perm, *nparts);
+		if (rc)
+			snprintf(why, whylen, "%s: bad \"perm\"", TOPIC_META);
+	}
 	json_decref(root);
 	return rc;
 }
@@ -606,7 +892,7 @@ static int load_topic(struct tfs_store *s, const char *name, char *why,
 		return fd;
 	}
 	/* The id is needed before the object: peek at topic.json. */
-	rc = tfs_sys_read_file(fd, TOPIC_META, 1 << 20, &text, NULL);
+	rc = tfs_sys_read_file(fd, TOPIC_META, TOPIC_META_MAX, &text, NULL);
 	root = rc ? NULL : json_loads(text, 0, &jerr);
 	free(text);
 	if (!root || json_unpack(root, "{s:I}", "id", &id) || id <= 0 ||
@@ -829,6 +1115,7 @@ static void store_free(struct tfs_store *s)
 	tfs_conf_release(&s->conf);
 	pthread_rwlock_destroy(&s->lock);
 	pthread_mutex_destroy(&s->create_lock);
+	pthread_mutex_destroy(&s->perm_lock);
 	free(s->dir);
 	free(s);
 }
@@ -845,6 +1132,15 @@ int tfs_store_open(const char *dir, const struct tfs_conf *conf,
 	s->started = tfs_mono_ms();
 	pthread_rwlock_init(&s->lock, NULL);
 	pthread_mutex_init(&s->create_lock, NULL);
+	pthread_mutex_init(&s->perm_lock, NULL);
+	s->def_uid = tfs_conf_get(conf, TFS_CONF_UID) < 0
+			     ? (uint32_t)geteuid()
+			     : (uint32_t)tfs_conf_get(conf, TFS_CONF_UID);
+	s->def_gid = tfs_conf_get(conf, TFS_CONF_GID) < 0
+			     ? (uint32_t)getegid()
+			     : (uint32_t)tfs_conf_get(conf, TFS_CONF_GID);
+	s->umask = (uint32_t)tfs_conf_get(conf, TFS_CONF_UMASK) & 0777;
+	s->root = root_default(s);
 	raise_fd_limit();
 
 	rc = mkdir(dir, 0755) < 0 && errno != EEXIST ? -errno : 0;
@@ -1002,6 +1298,27 @@ static void put_settings(struct tfs_topic *t, const int64_t v[TFS_CONF__COUNT],
 	}
 }
 
+/* Gives an unpublished t of nparts partitions perms, or the defaults. */
+static int set_new_perms(struct tfs_topic *t,
+			 const struct tfs_topic_perms *perms, uint32_t nparts)
+{
+	struct tfs_topic_perms def;
+	int rc;
+
+	if (!perms) {
+		tfs_store_new_topic_perms(t->store, 0, 0, 0777, &def);
+		perms = &def;
+	}
+	rc = perms_array(perms, nparts, &t->pperm);
+	if (rc) {
+		tfs_err("topic %s: invalid permissions", t->name);
+		return rc;
+	}
+	t->dir_perm = perms->dir;
+	t->part_perm = perms->parts;
+	return 0;
+}
+
 /* Builds a topic in .new-<name>; returns it without publishing it. */
 static int build_topic(struct tfs_store *s, const struct tfs_topic_spec *spec,
 		       uint32_t id, const char *tmpname, struct tfs_topic **out)
@@ -1020,6 +1337,8 @@ static int build_topic(struct tfs_store *s, const struct tfs_topic_spec *spec,
 		return -EINVAL;
 	}
 	rc = parse_spec_config(s, spec, v, set);
+	if (rc == 0)
+		rc = set_new_perms(t, spec->perms, nparts);
 	if (rc) {
 		tfs_topic_unref(t);
 		return rc;
@@ -1161,6 +1480,53 @@ static int apply_config(struct tfs_topic *t, const struct tfs_topic_spec *spec)
 	return rc;
 }
 
+int tfs_topic_set_perms(struct tfs_topic *t,
+			const struct tfs_topic_perms *perms)
+{
+	struct tfs_perm *a = NULL, old_dir, old_parts, *old_a;
+	int rc;
+
+	pthread_mutex_lock(&t->lock);
+	if (t->deleted) {
+		rc = -ENOENT;
+		goto out_unlock;
+	}
+	rc = perms_array(perms, t->nparts, &a);
+	if (rc) {
+		tfs_err("topic %s: invalid permissions", t->name);
+		goto out_unlock;
+	}
+	if (perm_eq(&perms->dir, &t->dir_perm) &&
+	    perm_eq(&perms->parts, &t->part_perm) &&
+	    !memcmp(a, t->pperm, t->nparts * sizeof(*a))) {
+		free(a);
+		goto out_unlock;
+	}
+	old_dir = t->dir_perm;
+	old_parts = t->part_perm;
+	old_a = t->pperm;
+	t->dir_perm = perms->dir;
+	t->part_perm = perms->parts;
+	t->pperm = a;
+	rc = write_topic_json(t, t->nparts);
+	if (rc) {
+		t->dir_perm = old_dir;
+		t->part_perm = old_parts;
+		t->pperm = old_a;
+		free(a);
+	} else {
+		free(old_a);
+		tfs_info("topic %s: permissions set (directory %u:%u %04o, "
+			 "partitions %u:%u %04o)",
+			 t->name, perms->dir.uid, perms->dir.gid,
+			 perms->dir.mode, perms->parts.uid, perms->parts.gid,
+			 perms->parts.mode);
+	}
+out_unlock:
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
 int tfs_store_apply_topic(struct tfs_store *s,
 			  const struct tfs_topic_spec *spec,
 			  struct tfs_topic **out)
@@ -1186,6 +1552,8 @@ int tfs_store_apply_topic(struct tfs_store *s,
 		rc = tfs_topic_set_partitions(t, spec->partitions);
 	if (rc == 0)
 		rc = apply_config(t, spec);
+	if (rc == 0 && spec->perms)
+		rc = tfs_topic_set_perms(t, spec->perms);
 	if (rc == 0 && out)
 		*out = tfs_topic_ref(t);
 	tfs_topic_unref(t);
@@ -1272,7 +1640,14 @@ int tfs_topic_set_partitions(struct tfs_topic *t, uint32_t n)
 		rc = 0;
 	} else {
 		uint32_t old = t->nparts;
+		struct tfs_perm np = { t->dir_perm.uid, t->dir_perm.gid,
+				       0666 & ~t->store->umask };
 
+		/* Before the partitions: a failed grow leaves the extra
+		 * entries unused, and the next grow fills them again. */
+		t->pperm = tfs_realloc(t->pperm, n * sizeof(*t->pperm));
+		for (uint32_t i = old; i < n; i++)
+			t->pperm[i] = np;
 		rc = open_partitions(t, old, n, true, NULL);
 		if (rc) {
 			/* open_partitions closed what it had opened. */
@@ -1332,4 +1707,109 @@ int tfs_topic_get_config(struct tfs_topic *t, enum tfs_conf_key key,
 {
 	return tfs_conf_format(key, tfs_settings_get(t->settings, key), buf,
 			       len);
+}
+
+/* --- permissions ------------------------------------------------------- */
+
+void tfs_topic_get_perm(struct tfs_topic *t, struct tfs_perm *out)
+{
+	pthread_mutex_lock(&t->lock);
+	*out = t->dir_perm;
+	pthread_mutex_unlock(&t->lock);
+}
+
+int tfs_topic_set_perm(struct tfs_topic *t, const struct tfs_perm *perm)
+{
+	struct tfs_perm old;
+	int rc;
+
+	if (!perm_ok(perm, TFS_PERM_DIR_BITS))
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	if (t->deleted) {
+		pthread_mutex_unlock(&t->lock);
+		return -ENOENT;
+	}
+	old = t->dir_perm;
+	t->dir_perm = *perm;
+	rc = write_topic_json(t, t->nparts);
+	if (rc) {
+		t->dir_perm = old;
+		tfs_err("topic %s: cannot save %s: %s", t->name, TOPIC_META,
+			tfs_strerror(rc));
+	} else {
+		tfs_info("topic %s: owner %u, group %u, mode %04o", t->name,
+			 perm->uid, perm->gid, perm->mode);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+int tfs_topic_get_part_perm(struct tfs_topic *t, uint32_t i,
+			    struct tfs_perm *out)
+{
+	int rc = -ENOENT;
+
+	pthread_mutex_lock(&t->lock);
+	if (i < t->nparts) {
+		*out = t->pperm[i];
+		rc = 0;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+int tfs_topic_set_part_perm(struct tfs_topic *t, uint32_t i,
+			    const struct tfs_perm *perm)
+{
+	struct tfs_perm old;
+	int rc;
+
+	if (!perm_ok(perm, TFS_PERM_FILE_BITS))
+		return -EINVAL;
+	pthread_mutex_lock(&t->lock);
+	if (t->deleted || i >= t->nparts) {
+		pthread_mutex_unlock(&t->lock);
+		return -ENOENT;
+	}
+	old = t->pperm[i];
+	t->pperm[i] = *perm;
+	rc = write_topic_json(t, t->nparts);
+	if (rc) {
+		t->pperm[i] = old;
+		tfs_err("topic %s: cannot save %s: %s", t->name, TOPIC_META,
+			tfs_strerror(rc));
+	} else {
+		tfs_info("topic %s/%u: owner %u, group %u, mode %04o", t->name,
+			 i, perm->uid, perm->gid, perm->mode);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+void tfs_topic_get_perms(struct tfs_topic *t, struct tfs_topic_perms *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&t->lock);
+	out->dir = t->dir_perm;
+	out->parts = t->part_perm;
+	for (uint32_t i = 0; i < t->nparts; i++) {
+		if (perm_eq(&t->pperm[i], &t->part_perm))
+			continue;
+		out->overrides = tfs_realloc(out->overrides,
+					     (out->noverrides + 1) *
+						     sizeof(*out->overrides));
+		out->overrides[out->noverrides++] =
+			(struct tfs_perm_override){ i, t->pperm[i] };
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+void tfs_topic_perms_release(struct tfs_topic_perms *p)
+{
+	if (!p)
+		return;
+	free(p->overrides);
+	p->overrides = NULL;
+	p->noverrides = 0;
 }

@@ -16,6 +16,7 @@
 
 #include "sysio.h"
 #include "util.h"
+#include "banned.h"
 
 struct fault {
 	atomic_uint countdown;	/* fires when it reaches 0 from 1 */

@@ -16,6 +16,7 @@
 
 #include "timer.h"
 #include "util.h"
+#include "banned.h"
 
 struct tfs_timers {
 	pthread_mutex_t lock;

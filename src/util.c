@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <immintrin.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 
 #include "err.h"
 #include "util.h"
+#include "banned.h"
 
 static void __attribute__((noreturn)) oom(size_t n)
 {
@@ -180,8 +182,20 @@ char *tfs_buf_detach(struct tfs_buf *b, size_t *len)
 /*
  * Newlines are counted on every append (record offsets need them), so this
  * is on the write path: a compare and a popcount of the byte mask, 64
- * bytes per step with AVX2 when the CPU has it, 16 with SSE2 otherwise.
+ * bytes per step with AVX2 when the CPU has it, 16 with SSE2 (part of
+ * x86-64) otherwise.  The CPU is asked once, under pthread_once: FUSE
+ * threads count newlines in parallel from the first write on.
  */
+static bool have_avx2;
+static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
+
+static void cpu_init(void)
+{
+	__builtin_cpu_init();
+	have_avx2 = __builtin_cpu_supports("avx2") &&
+		    __builtin_cpu_supports("popcnt");
+}
+
 __attribute__((target("avx2,popcnt")))
 static size_t newlines_avx2(const unsigned char *s, size_t n, size_t *done)
 {
@@ -218,14 +232,10 @@ static size_t newlines_sse2(const unsigned char *s, size_t n, size_t *done)
 
 size_t tfs_count_newlines(const void *p, size_t n)
 {
-	static int have_avx2 = -1;
 	const unsigned char *s = p;
 	size_t count, i;
 
-	if (have_avx2 < 0) {
-		__builtin_cpu_init();
-		have_avx2 = __builtin_cpu_supports("avx2");
-	}
+	pthread_once(&cpu_once, cpu_init);
 	count = have_avx2 ? newlines_avx2(s, n, &i) : newlines_sse2(s, n, &i);
 	for (; i < n; i++)
 		count += s[i] == '\n';

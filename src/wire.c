@@ -47,6 +47,7 @@
 
 #include "err.h"
 #include "wire.h"
+#include "banned.h"
 
 #define REQ_MAGIC "TFQ1"
 #define RESP_MAGIC "TFR1"

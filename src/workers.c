@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "workers.h"
+#include "banned.h"
 
 enum { IDLE, QUEUED, RUNNING, AGAIN };
 
@@ -209,15 +210,19 @@ int tfs_ticker_start(const char *name, int64_t period_ms,
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&t->cond, &ca);
 	pthread_condattr_destroy(&ca);
+	/* Before the thread exists: fn may read *out (to poll
+	 * tfs_ticker_stopping) from its first call on, and pthread_create
+	 * orders this store before anything the thread does. */
+	*out = t;
 	rc = pthread_create(&t->thread, NULL, ticker_main, t);
 	if (rc) {
 		tfs_err("cannot start %s thread: %s", name, strerror(rc));
+		*out = NULL;
 		pthread_cond_destroy(&t->cond);
 		pthread_mutex_destroy(&t->lock);
 		free(t);
 		return -rc;
 	}
-	*out = t;
 	return 0;
 }
 

@@ -103,9 +103,11 @@ crash_round() {
 			100000000 >"$T/synced.$id" 2>"$T/writer.$id.err" &
 		pids+=($!)
 	done
-	# Every writer has fsynced at least once, then a random moment.
+	# Every writer has fsynced at least once, then a random moment.  (A
+	# generous bound: under make tsan, on a loaded machine, 20 s was
+	# once not enough for the first fsync.)
 	for i in 0 1 2; do
-		wait_for 20 test -s "$T/synced.$((r * 3 + i))"
+		wait_for 60 test -s "$T/synced.$((r * 3 + i))"
 	done
 	sleep "0.$((RANDOM % 400 + 10))"
 	crash_node

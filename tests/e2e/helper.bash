@@ -6,10 +6,11 @@
 #   stop_node                         unmount; the daemon must exit 0
 #   crash_node                        kill -9 the daemon, clear the dead mount
 #   teardown_node                     stop, scan the log for sanitizer
-#                                     reports, remove the folder
+#                                     reports (ASan, UBSan, LSan, TSan),
+#                                     remove the folder
 #   wait_for SECONDS CMD...           poll CMD until it succeeds or fail
 #
-# TOPICFS_BUILD names the build folder (build/ or build-asan/).
+# TOPICFS_BUILD names the build folder (build/, build-asan/ or build-tsan/).
 
 TOPICFS_BUILD=${TOPICFS_BUILD:-$(cd "$BATS_TEST_DIRNAME/../../build" && pwd)}
 TOPICFS=$TOPICFS_BUILD/topicfs
@@ -131,8 +132,11 @@ crash_node() {
 	fusermount3 -u -z "$MNT" 2>/dev/null || true
 }
 
+# ASan and LSan say "ERROR: ...Sanitizer", UBSan "runtime error:", TSan
+# "WARNING: ThreadSanitizer: data race" (and "FATAL: ThreadSanitizer" when
+# it cannot run at all).
 check_log_clean() {
-	if grep -E 'ERROR: (Address|Leak|Thread)Sanitizer|runtime error:|SUMMARY: (Address|Undefined)' "$LOG" >&2; then
+	if grep -E '(ERROR|WARNING|FATAL): (Address|Leak|Thread|Memory)Sanitizer|ThreadSanitizer: (reported|unexpected)|runtime error:|SUMMARY: (Address|Undefined|Thread)' "$LOG" >&2; then
 		echo "sanitizer report in $LOG" >&2
 		return 1
 	fi

@@ -187,7 +187,7 @@ expect("ENOENT", os.stat, mnt + "/nosuch")
 	[ "$(fsize "$MNT/t/0")" -eq 0 ]
 }
 
-@test "partitions cannot be unlinked, renamed or re-moded" {
+@test "partitions cannot be unlinked, renamed or truncated; chmod and chown change only the mode and owner" {
 	mkdir "$MNT/t" "$MNT/u"
 	echo data >>"$MNT/t/0"
 	pyrun '
@@ -198,8 +198,12 @@ expect("EPERM", os.rename, mnt + "/t/0", mnt + "/t/1")
 expect("EPERM", os.rename, mnt + "/t/0", mnt + "/t/9")
 expect("EPERM", os.rename, mnt + "/t/0", mnt + "/u/0")
 expect("EPERM", os.rename, mnt + "/t", mnt + "/v")
-expect("EPERM", os.chmod, mnt + "/t/0", 0o600)
-expect("EPERM", os.chown, mnt + "/t/0", 1, 1)
+expect("EPERM", os.truncate, mnt + "/t/0", 0)
+os.chmod(mnt + "/t/0", 0o600)
+os.chown(mnt + "/t/0", 1, 1)
+st = os.stat(mnt + "/t/0")
+assert (st.st_mode & 0o7777, st.st_uid, st.st_gid) == (0o600, 1, 1), st
+assert oct(os.stat(mnt + "/t/1").st_mode & 0o7777) == "0o644"
 '
 	run rm -f "$MNT/t/0"
 	[ "$status" -ne 0 ]

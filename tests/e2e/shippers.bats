@@ -180,6 +180,8 @@ check_numbered() {
 	sleep 0.3
 	check_numbered "$MNT/syslog/0" message 2000
 	[ "$(grep -cE '^[0-9T:+-]+ [^ ]+ demo(\[[0-9]+\])?: message [0-9]+$' "$MNT/syslog/0")" -eq 2000 ]
+	# Its fchmod to perm() took effect, and left the log readable by all.
+	[ "$(stat -c %a "$MNT/syslog/0")" = 644 ]
 	kill -TERM "$(cat "$T/syslog-ng.pid")"
 	wait_pid_gone "$(cat "$T/syslog-ng.pid")" 10
 	if grep -iE 'error' "$T/syslog-ng.out"; then

@@ -139,6 +139,8 @@ for bad in ["-1", "x", "9223372036854775808"]:
 		[compression.level]="5 5"
 		[compression.frame.bytes]="64KiB 65536"
 		[durability]="sync sync"
+		[min.insync.replicas]="1 1"
+		[acks]="1 1"
 	)
 	keys=$(getfattr --absolute-names -d "$MNT/t" | sed -n 's/^user\.topicfs\.\([^=]*\)=.*/\1/p')
 	[ "$(echo "$keys" | wc -l)" -ge 9 ]

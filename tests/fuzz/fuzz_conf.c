@@ -9,7 +9,7 @@
  * parse must be in range, and a failed load must leave the configuration
  * untouched.
  *
- *   clang -O1 -g -fsanitize=fuzzer,address,undefined -msse4.2 -Iinclude \
+ *   clang -O1 -g -fsanitize=fuzzer,address,undefined -Iinclude \
  *	tests/fuzz/fuzz_conf.c src/conf.c src/util.c src/log.c \
  *	$(pkg-config --libs inih) -o /tmp/fuzz_conf
  *   /tmp/fuzz_conf tests/fuzz/corpus/fuzz_conf

@@ -125,14 +125,28 @@ static void check_at_rest(struct tfs_segment *s)
 	}
 }
 
+static char dir_[] = "/tmp/tfs-fuzz-XXXXXX";
+
+/* The scratch directory goes when the fuzzer exits (it left one per run). */
+static void remove_dir(void)
+{
+	static const char *const names[] = { "00000000000000000000.log",
+					     "00000000000000000000.zst",
+					     "00000000000000000000.index" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		unlinkat(dirfd_, names[i], 0);
+	close(dirfd_);
+	rmdir(dir_);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (dirfd_ < 0) {
-		char dir[] = "/tmp/tfs-fuzz-XXXXXX";
-
-		if (!mkdtemp(dir))
+		if (!mkdtemp(dir_))
 			abort();
-		dirfd_ = open(dir, O_RDONLY | O_DIRECTORY);
+		dirfd_ = open(dir_, O_RDONLY | O_DIRECTORY);
+		atexit(remove_dir);
 		tfs_log_set_level(TFS_LOG_ERROR - 1);
 	}
 	if (size < 5)

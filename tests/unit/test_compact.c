@@ -24,44 +24,7 @@
 #include "sysio.h"
 #include "util.h"
 
-static struct tfs_conf conf;
-static struct tfs_workers *syncer;
-static char root[64];
-static int counter;
-
-static int new_dir(void)
-{
-	char name[32];
-	int rfd = open(root, O_RDONLY | O_DIRECTORY), fd;
-
-	snprintf(name, sizeof(name), "case%d", counter++);
-	mkdirat(rfd, name, 0755);
-	fd = openat(rfd, name, O_RDONLY | O_DIRECTORY);
-	close(rfd);
-	return fd;
-}
-
-static int open_part(int dirfd, struct tfs_settings *st,
-		     struct tfs_partition **p)
-{
-	struct tfs_partition_env env = {
-		.syncer = syncer, .settings = st, .name = "t/0",
-		.role = TFS_ROLE_STANDALONE,
-	};
-	return tfs_partition_open(dirfd, 0, &env, true, p);
-}
-
-static void done_noop(struct tfs_append *a, int status)
-{
-}
-
-static int append_text(struct tfs_partition *p, const char *text, size_t n)
-{
-	struct iovec iov = { (void *)text, n };
-	struct tfs_append a = { .iov = &iov, .iovcnt = 1, .done = done_noop };
-
-	return tfs_partition_append(p, &a);
-}
+static struct tl_env tl;
 
 /* Web-log-like lines: compressible, varied. */
 static size_t make_line(char *buf, size_t cap, int i)
@@ -85,35 +48,11 @@ static void fill(struct tfs_partition *p, int n, struct tfs_buf *all)
 	for (int i = 0; i < n; i++) {
 		len += make_line(batch + len, sizeof(batch) - len, i);
 		if (i % 5 == 4 || i == n - 1) {
-			CHECK_EQ(append_text(p, batch, len), 0);
+			CHECK_EQ(tl_append_text(p, batch), 0);
 			tfs_buf_add(all, batch, len);
 			len = 0;
 		}
 	}
-}
-
-/* Every byte from off to the end equals all.data[off..]. */
-static bool same_from(struct tfs_partition *p, const struct tfs_buf *all,
-		      uint64_t off)
-{
-	char *buf = tfs_malloc(all->len + 1);
-	ssize_t r = tl_read_at(p, off, buf, all->len - off + 1);
-	bool ok = r == (ssize_t)(all->len - off) &&
-		  memcmp(buf, all->data + off, all->len - off) == 0;
-
-	if (!ok)
-		fprintf(stderr, "  read %zd bytes from %" PRIu64 ", want %zu\n",
-			r, off, all->len - (size_t)off);
-	free(buf);
-	return ok;
-}
-
-static struct tfs_settings *settings(int64_t seg_bytes)
-{
-	struct tfs_settings *s = tfs_settings_new(&conf);
-
-	atomic_store(&s->v[TFS_CONF_SEGMENT_BYTES], seg_bytes);
-	return s;
 }
 
 /* Closes (checkpoint) and reopens, so every sealed segment is eligible. */
@@ -121,7 +60,7 @@ static void reopen(int dfd, struct tfs_settings *st, struct tfs_partition **p)
 {
 	tfs_partition_close(*p, TFS_ESHUTDOWN);
 	tfs_partition_unref(*p);
-	CHECK_EQ(open_part(dfd, st, p), 0);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, p), 0);
 }
 
 static int compress_all(struct tfs_partition *p, size_t frame)
@@ -136,13 +75,13 @@ static int compress_all(struct tfs_partition *p, size_t frame)
 static void test_frames(void)
 {
 	TEST("compressed segment: frames, partial reads, cache, reopen");
-	int dfd = new_dir();
-	struct tfs_settings *st = settings(64 * 1024);
+	int dfd = tl_new_dir(&tl);
+	struct tfs_settings *st = tl_settings(&tl, 64 * 1024);
 	struct tfs_buf all = TFS_BUF_INIT;
 	struct tfs_partition *p;
 	struct tfs_partition_info in;
 
-	CHECK_EQ(open_part(dfd, st, &p), 0);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
 	fill(p, 3000, &all);
 	reopen(dfd, st, &p);
 	int n = compress_all(p, 8 * 1024);
@@ -152,7 +91,7 @@ static void test_frames(void)
 	CHECK_EQ(in.compressed_segments, (uint64_t)n);
 	CHECKF(in.data_bytes * 3 < in.logical_bytes,
 	       "ratio %" PRIu64 "/%" PRIu64, in.logical_bytes, in.data_bytes);
-	CHECK(same_from(p, &all, 0));
+	CHECK(tl_content_is(p, 0, all.data));
 
 	/* Reads that start and end inside frames, across frames and across
 	 * the compressed/raw boundary, are byte-identical. */
@@ -185,7 +124,7 @@ static void test_frames(void)
 	reopen(dfd, st, &p);
 	tfs_partition_info(p, &in);
 	CHECK_EQ(in.compressed_segments, (uint64_t)n);
-	CHECK(same_from(p, &all, 0));
+	CHECK(tl_content_is(p, 0, all.data));
 	uint64_t off;
 	CHECK_EQ(tfs_partition_offset_of_record(p, 1234, &off), 0);
 	char line[512];
@@ -205,7 +144,7 @@ static void test_frames(void)
 	c ^= 1;
 	CHECK(pwrite(zfd, &c, 1, zs.st_size - 30) == 1);
 	close(zfd);
-	CHECK_EQ(open_part(dfd, st, &p), TFS_ECORRUPT);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), TFS_ECORRUPT);
 	tfs_settings_unref(st);
 	tfs_buf_release(&all);
 	close(dfd);
@@ -213,14 +152,14 @@ static void test_frames(void)
 
 static void test_retention(void)
 {
-	struct tfs_settings *st = settings(16 * 1024);
+	struct tfs_settings *st = tl_settings(&tl, 16 * 1024);
 	struct tfs_buf all = TFS_BUF_INIT;
 	struct tfs_partition *p;
 	struct tfs_partition_info in;
-	int dfd = new_dir();
+	int dfd = tl_new_dir(&tl);
 
 	TEST("retention by size deletes the oldest sealed segments");
-	CHECK_EQ(open_part(dfd, st, &p), 0);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
 	fill(p, 2000, &all);
 	tfs_partition_info(p, &in);
 	uint64_t segs = in.segments;
@@ -246,7 +185,7 @@ static void test_retention(void)
 	CHECK(in.start > 0);
 	CHECK_EQ(in.end, all.len);
 	CHECK_EQ(in.deleted_segments, (uint64_t)deleted);
-	CHECK(same_from(p, &all, in.start));
+	CHECK(tl_content_is(p, in.start, all.data + in.start));
 	struct tfs_readv rv;
 	CHECK_EQ(tfs_partition_read(p, in.start - 1, 10, &rv),
 		 TFS_EBELOWSTART);
@@ -264,14 +203,14 @@ static void test_retention(void)
 	tfs_partition_info(p, &in);
 	CHECK_EQ(in.start, start);
 	CHECK_EQ(in.end_record, 2000);
-	CHECK(same_from(p, &all, start));
+	CHECK(tl_content_is(p, start, all.data + start));
 
 	TEST("retention by time, the active segment is never deleted");
 	CHECK_EQ(tfs_partition_retain(p, tfs_now_ms() + 10000, 1000, -1),
 		 (int)in.segments - 1);
 	tfs_partition_info(p, &in);
 	CHECK_EQ(in.segments, 1);
-	CHECK(same_from(p, &all, in.start));
+	CHECK(tl_content_is(p, in.start, all.data + in.start));
 	CHECK_EQ(tfs_partition_retain(p, tfs_now_ms() + 10000, 0, 0), 0);
 	CHECK_EQ(tfs_partition_retain(p, tfs_now_ms(), 60000, -1), 0);
 
@@ -283,9 +222,9 @@ static void test_retention(void)
 	CHECK_EQ(tfs_partition_roll_old(p, tfs_now_ms() + 9000, 1000), 0);
 	tfs_partition_info(p, &in);
 	CHECK_EQ(in.segments, 2);
-	CHECK_EQ(append_text(p, "after roll\n", 11), 0);
+	CHECK_EQ(tl_append_text(p, "after roll\n"), 0);
 	tfs_buf_add(&all, "after roll\n", 11);
-	CHECK(same_from(p, &all, in.start));
+	CHECK(tl_content_is(p, in.start, all.data + in.start));
 
 	TEST("everything retained away: the log restarts at the end");
 	CHECK_EQ(tfs_partition_roll_old(p, tfs_now_ms() + 5000, 1000), 0);
@@ -297,7 +236,7 @@ static void test_retention(void)
 	tfs_partition_info(p, &in);
 	CHECK_EQ(in.start, all.len);
 	CHECK_EQ(in.end_record, 2001);
-	CHECK_EQ(append_text(p, "next\n", 5), 0);
+	CHECK_EQ(tl_append_text(p, "next\n"), 0);
 	CHECK_EQ(tfs_partition_offset_of_record(p, 2001, &o), 0);
 	CHECK_EQ(o, all.len);
 	tfs_partition_close(p, TFS_ESHUTDOWN);
@@ -312,12 +251,12 @@ static void test_retention(void)
 static void crash_compress(enum tfs_sys_op op, unsigned nth, int *fired,
 			   int *bad)
 {
-	struct tfs_settings *st = settings(32 * 1024);
+	struct tfs_settings *st = tl_settings(&tl, 32 * 1024);
 	struct tfs_buf all = TFS_BUF_INIT;
 	struct tfs_partition *p;
-	int dfd = new_dir();
+	int dfd = tl_new_dir(&tl);
 
-	CHECK_EQ(open_part(dfd, st, &p), 0);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
 	fill(p, 800, &all);
 	reopen(dfd, st, &p);
 	tfs_sys_fault(op, nth, EIO, TFS_FAULT_STICKY);
@@ -326,10 +265,10 @@ static void crash_compress(enum tfs_sys_op op, unsigned nth, int *fired,
 		(*fired)++;
 	tfs_partition_unref(p);	/* crash */
 	tfs_sys_fault_clear();
-	if (open_part(dfd, st, &p)) {
+	if (tl_open_part(&tl, dfd, st, &p)) {
 		(*bad)++;
 	} else {
-		if (!same_from(p, &all, 0))
+		if (!tl_content_is(p, 0, all.data))
 			(*bad)++;
 		tfs_partition_close(p, TFS_ESHUTDOWN);
 		tfs_partition_unref(p);
@@ -343,13 +282,13 @@ static void crash_compress(enum tfs_sys_op op, unsigned nth, int *fired,
  * whole segments; everything from the start must be intact. */
 static void crash_retain(unsigned nth, int *fired, int *bad)
 {
-	struct tfs_settings *st = settings(8 * 1024);
+	struct tfs_settings *st = tl_settings(&tl, 8 * 1024);
 	struct tfs_buf all = TFS_BUF_INIT;
 	struct tfs_partition *p;
 	struct tfs_partition_info in;
-	int dfd = new_dir();
+	int dfd = tl_new_dir(&tl);
 
-	CHECK_EQ(open_part(dfd, st, &p), 0);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
 	fill(p, 600, &all);
 	reopen(dfd, st, &p);
 	tfs_sys_fault(TFS_SYS_UNLINKAT, nth, EIO, TFS_FAULT_STICKY);
@@ -358,11 +297,12 @@ static void crash_retain(unsigned nth, int *fired, int *bad)
 		(*fired)++;
 	tfs_partition_unref(p);
 	tfs_sys_fault_clear();
-	if (open_part(dfd, st, &p)) {
+	if (tl_open_part(&tl, dfd, st, &p)) {
 		(*bad)++;
 	} else {
 		tfs_partition_info(p, &in);
-		if (in.end != all.len || !same_from(p, &all, in.start))
+		if (in.end != all.len ||
+		    !tl_content_is(p, in.start, all.data + in.start))
 			(*bad)++;
 		tfs_partition_close(p, TFS_ESHUTDOWN);
 		tfs_partition_unref(p);
@@ -404,16 +344,11 @@ static void test_crashes(void)
 
 int main(void)
 {
-	if (tl_setup("compact", root, sizeof(root)))
-		return 1;
-	tfs_conf_init(&conf);
-	if (tfs_workers_start(2, "test-sync", &syncer))
+	if (tl_env_init(&tl, "compact", 0))
 		return 1;
 	test_frames();
 	test_retention();
 	test_crashes();
-	tfs_workers_stop(syncer);
-	tfs_conf_release(&conf);
-	tl_cleanup(root);
+	tl_env_release(&tl);
 	return check_done();
 }

@@ -130,6 +130,9 @@ static void test_defaults(void)
 	CHECK_EQ(tfs_conf_get(&c, TFS_CONF_COMPRESSION_LEVEL), 3);
 	CHECK_EQ(tfs_conf_get(&c, TFS_CONF_COMPRESSION_FRAME_BYTES), 262144);
 	CHECK_EQ(tfs_conf_get(&c, TFS_CONF_DURABILITY), TFS_DURABILITY_ASYNC);
+	CHECK_EQ(tfs_conf_get(&c, TFS_CONF_UID), -1);
+	CHECK_EQ(tfs_conf_get(&c, TFS_CONF_GID), -1);
+	CHECK_EQ(tfs_conf_get(&c, TFS_CONF_UMASK), 022);
 	for (int k = 0; k < TFS_CONF__COUNT; k++) {
 		const char *def = tfs_conf_desc(k)->def_string;
 
@@ -298,6 +301,48 @@ static void test_minus_one(void)
 	CHECK(fails_with(TFS_CONF_FLUSH_MS, "-1", "out of range"));
 	CHECK(fails_with(TFS_CONF_MAX_RECORD_BYTES, "-1", "out of range"));
 	CHECK(fails_with(TFS_CONF_RETENTION_MS, "--1", "is not a duration"));
+}
+
+static void test_owner_keys(void)
+{
+	char buf[16];
+
+	TEST("uid, gid: -1 or an id up to 4294967294");
+	CHECK_EQ(parse(TFS_CONF_UID, "-1"), -1);
+	CHECK_EQ(parse(TFS_CONF_UID, "0"), 0);
+	CHECK_EQ(parse(TFS_CONF_UID, "65534"), 65534);
+	CHECK_EQ(parse(TFS_CONF_GID, "4294967294"), 4294967294LL);
+	CHECK(fails_with(TFS_CONF_UID, "4294967295",
+			 "uid: '4294967295' is out of range (must be -1 or "
+			 "between 0 and 4294967294)"));
+	CHECK(fails_with(TFS_CONF_GID, "-2", "gid: '-2' is out of range"));
+	CHECK(fails_with(TFS_CONF_UID, "nobody",
+			 "uid: 'nobody' is not an integer"));
+	CHECK(fails_with(TFS_CONF_GID, "99999999999999999999", "out of range"));
+
+	TEST("umask: octal digits, at most 0777");
+	CHECK_EQ(parse(TFS_CONF_UMASK, "022"), 022);
+	CHECK_EQ(parse(TFS_CONF_UMASK, "22"), 022);
+	CHECK_EQ(parse(TFS_CONF_UMASK, " 0027 "), 027);
+	CHECK_EQ(parse(TFS_CONF_UMASK, "0"), 0);
+	CHECK_EQ(parse(TFS_CONF_UMASK, "777"), 0777);
+	CHECK_EQ(parse(TFS_CONF_UMASK, "0000000000000000000000000002"), 2);
+	CHECK(fails_with(TFS_CONF_UMASK, "0999",
+			 "umask: '0999' is not an octal mode (e.g. 022)"));
+	CHECK(fails_with(TFS_CONF_UMASK, "18", "is not an octal mode"));
+	CHECK(fails_with(TFS_CONF_UMASK, "", "is not an octal mode"));
+	CHECK(fails_with(TFS_CONF_UMASK, "-1", "is not an octal mode"));
+	CHECK(fails_with(TFS_CONF_UMASK, "0x12", "is not an octal mode"));
+	CHECK(fails_with(TFS_CONF_UMASK, "02 2", "is not an octal mode"));
+	CHECK(fails_with(TFS_CONF_UMASK, "1000",
+			 "umask: '1000' is out of range (must be between 0 "
+			 "and 0777)"));
+	CHECK(fails_with(TFS_CONF_UMASK, "77777777777777777777777777",
+			 "out of range"));
+	tfs_conf_format(TFS_CONF_UMASK, 022, buf, sizeof(buf));
+	CHECKF(!strcmp(buf, "022"), "%s", buf);
+	tfs_conf_format(TFS_CONF_UMASK, 0, buf, sizeof(buf));
+	CHECKF(!strcmp(buf, "0"), "%s", buf);
 }
 
 static void test_enum(void)
@@ -765,6 +810,7 @@ int main(void)
 	test_bytes();
 	test_ms();
 	test_minus_one();
+	test_owner_keys();
 	test_enum();
 	test_errors();
 	test_set_copy();

@@ -34,10 +34,8 @@
 #include "sysio.h"
 #include "util.h"
 
-static struct tfs_conf conf;
-static struct tfs_workers *syncer;
-static char root[64];
-static int counter;
+static struct tl_env tl;
+static int counter;		/* names of directories and logs */
 
 #define SEG_BYTES (16 * 1024)
 #define LINES_PER_BATCH 20
@@ -47,27 +45,15 @@ static int counter;
 /* A fresh directory for one case; its path in path. */
 static int new_dir(char *path, size_t len)
 {
-	snprintf(path, len, "%s/case%d", root, counter++);
+	snprintf(path, len, "%s/case%d", tl.root, counter++);
 	mkdir(path, 0755);
 	return open(path, O_RDONLY | O_DIRECTORY);
-}
-
-static struct tfs_settings *settings(void)
-{
-	struct tfs_settings *s = tfs_settings_new(&conf);
-
-	atomic_store(&s->v[TFS_CONF_SEGMENT_BYTES], SEG_BYTES);
-	return s;
 }
 
 static int open_part(int dirfd, struct tfs_settings *st,
 		     struct tfs_partition **p)
 {
-	struct tfs_partition_env env = {
-		.syncer = syncer, .settings = st, .name = "t/0",
-		.role = TFS_ROLE_STANDALONE,
-	};
-	return tfs_partition_open(dirfd, 0, &env, true, p);
+	return tl_open_part(&tl, dirfd, st, p);
 }
 
 static void done_noop(struct tfs_append *a, int status)
@@ -205,7 +191,7 @@ static void log_start(void)
 
 	tfs_log_set_level(TFS_LOG_INFO);
 	fflush(stderr);
-	snprintf(log_path, sizeof(log_path), "%s/log%d", root, counter++);
+	snprintf(log_path, sizeof(log_path), "%s/log%d", tl.root, counter++);
 	fd = open(log_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	saved_stderr = dup(2);
 	dup2(fd, 2);
@@ -217,8 +203,7 @@ static void log_stop(void)
 	fflush(stderr);
 	dup2(saved_stderr, 2);
 	close(saved_stderr);
-	tfs_log_set_level(getenv("TFS_TEST_VERBOSE") ? TFS_LOG_DEBUG
-						     : TFS_LOG_ERROR);
+	tl_quiet_log();
 	/* Failed checks made meanwhile went to the file too. */
 	FILE *f = fopen(log_path, "r");
 	char line[1024];
@@ -316,12 +301,13 @@ static void fixture_init(struct fixture *fx, int nbatches, int lines)
 {
 	memset(fx, 0, sizeof(*fx));
 	fx->dfd = new_dir(fx->dir, sizeof(fx->dir));
-	fx->st = settings();
+	fx->st = tl_settings(&tl, SEG_BYTES);
 	CHECK_EQ(open_part(fx->dfd, fx->st, &fx->p), 0);
 	fill(fx->p, nbatches, lines, &fx->all);
 	reopen(fx->dfd, fx->st, &fx->p);
 	/* The partition's own directory. */
-	strcat(fx->dir, "/0");
+	size_t n = strlen(fx->dir);
+	snprintf(fx->dir + n, sizeof(fx->dir) - n, "/0");
 	fx->nsegs = bases_of(fx->dir, fx->bases, 64);
 	CHECK(fx->nsegs >= 5);
 }
@@ -917,8 +903,8 @@ static void test_scrubber_thread(void)
 	uint64_t bases[64];
 	char err[128];
 
-	snprintf(dir, sizeof(dir), "%s/store%d", root, counter++);
-	CHECK_EQ(tfs_store_open(dir, &conf, &s), 0);
+	snprintf(dir, sizeof(dir), "%s/store%d", tl.root, counter++);
+	CHECK_EQ(tfs_store_open(dir, &tl.conf, &s), 0);
 	CHECK_EQ(tfs_store_create_topic(s, &(struct tfs_topic_spec){ .name = "t" }, &t), 0);
 	CHECK_EQ(tfs_topic_set_config(t, "segment.bytes", "16KiB", err,
 				      sizeof(err)), 0);
@@ -968,10 +954,7 @@ static void test_scrubber_thread(void)
 
 int main(void)
 {
-	if (tl_setup("corrupt", root, sizeof(root)))
-		return 1;
-	tfs_conf_init(&conf);
-	if (tfs_workers_start(1, "test-sync", &syncer))
+	if (tl_env_init(&tl, "corrupt", 0))
 		return 1;
 
 	test_log_flip();
@@ -984,8 +967,6 @@ int main(void)
 	test_read_ahead();
 	test_scrubber_thread();
 
-	tfs_workers_stop(syncer);
-	tfs_conf_release(&conf);
-	tl_cleanup(root);
+	tl_env_release(&tl);
 	return check_done();
 }

@@ -27,8 +27,7 @@
 #include "store.h"
 #include "util.h"
 
-static struct tfs_conf conf;
-static char tmp_root[64];
+static struct tl_env tl;
 
 static const struct tfs_node_info node = {
 	.version = "0.1.0",
@@ -42,18 +41,13 @@ static const struct tfs_node_info node = {
 /* Appends text (whole lines) as one batch to partition i of t. */
 static int append_text(struct tfs_topic *t, uint32_t i, const char *text)
 {
-	struct iovec iov = { (void *)text, strlen(text) };
 	struct tfs_partition *p = tfs_topic_partition(t, i);
-	struct done_rec d = { .a = { .iov = &iov, .iovcnt = 1,
-				     .done = on_done } };
 	int rc;
 
 	if (!p)
 		return -ENOENT;
-	rc = tfs_partition_append(p, &d.a);
+	rc = tl_append_text(p, text);
 	tfs_partition_unref(p);
-	if (rc == 0 && (d.calls != 1 || d.status))
-		return -1;
 	return rc;
 }
 
@@ -62,8 +56,8 @@ static struct tfs_store *open_store(const char *name)
 	char dir[128];
 	struct tfs_store *s = NULL;
 
-	snprintf(dir, sizeof(dir), "%s/%s", tmp_root, name);
-	if (tfs_store_open(dir, &conf, &s))
+	snprintf(dir, sizeof(dir), "%s/%s", tl.root, name);
+	if (tfs_store_open(dir, &tl.conf, &s))
 		return NULL;
 	return s;
 }
@@ -581,7 +575,7 @@ static void spoil_topic_json(const char *store, const char *topic,
 	char path[256];
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%s/%s/topics/%s/topic.json", tmp_root,
+	snprintf(path, sizeof(path), "%s/%s/topics/%s/topic.json", tl.root,
 		 store, topic);
 	f = fopen(path, "w");
 	CHECK(f != NULL);
@@ -686,9 +680,8 @@ static void print_example(void)
 
 int main(void)
 {
-	if (tl_setup("status", tmp_root, sizeof(tmp_root)))
+	if (tl_env_init(&tl, "status", 0))
 		return 1;
-	tfs_conf_init(&conf);
 
 	test_escape();
 	test_status();
@@ -697,7 +690,6 @@ int main(void)
 	if (getenv("TFS_STATUS_PRINT"))
 		print_example();
 
-	tfs_conf_release(&conf);
-	tl_cleanup(tmp_root);
+	tl_env_release(&tl);
 	return check_done();
 }

@@ -26,81 +26,7 @@
 #include "sysio.h"
 #include "util.h"
 
-static struct tfs_conf conf;
-static struct tfs_workers *syncer, *fsyncer;
-static char root[64];
-static int counter;
-
-/* A fresh directory for one case. */
-static int new_dir(void)
-{
-	char name[32];
-
-	snprintf(name, sizeof(name), "case%d", counter++);
-	int rfd = open(root, O_RDONLY | O_DIRECTORY);
-	mkdirat(rfd, name, 0755);
-	int fd = openat(rfd, name, O_RDONLY | O_DIRECTORY);
-	close(rfd);
-	return fd;
-}
-
-static struct tfs_settings *settings_with(int64_t seg_bytes)
-{
-	struct tfs_settings *s = tfs_settings_new(&conf);
-
-	atomic_store(&s->v[TFS_CONF_SEGMENT_BYTES], seg_bytes);
-	return s;
-}
-
-static int open_part(int dirfd, struct tfs_settings *st,
-		     struct tfs_partition **p)
-{
-	struct tfs_partition_env env = {
-		.syncer = syncer,
-		.fsyncer = fsyncer,
-		.settings = st,
-		.name = "t/0",
-		.role = TFS_ROLE_STANDALONE,
-	};
-	return tfs_partition_open(dirfd, 0, &env, true, p);
-}
-
-/* Appends text (whole lines) as one batch; returns the append's code. */
-static int append(struct tfs_partition *p, const char *text, unsigned flags,
-		  struct done_rec *d)
-{
-	struct iovec iov = { (void *)text, strlen(text) };
-
-	memset(d, 0, sizeof(*d));
-	d->a.iov = &iov;
-	d->a.iovcnt = 1;
-	d->a.flags = flags;
-	d->a.done = on_done;
-	return tfs_partition_append(p, &d->a);
-}
-
-static int append_text(struct tfs_partition *p, const char *text)
-{
-	struct done_rec d;
-	int rc = append(p, text, 0, &d);
-
-	if (rc == 0 && (d.calls != 1 || d.status))
-		return -1;
-	return rc;
-}
-
-static bool content_is(struct tfs_partition *p, uint64_t off, const char *want)
-{
-	size_t n = strlen(want);
-	char *buf = tfs_malloc(n + 1);
-	ssize_t r = tl_read_at(p, off, buf, n + 1);
-	bool ok = r == (ssize_t)n && memcmp(buf, want, n) == 0;
-
-	if (!ok)
-		fprintf(stderr, "  content: got %zd bytes, want %zu\n", r, n);
-	free(buf);
-	return ok;
-}
+static struct tl_env tl;
 
 static void test_index_format(void)
 {
@@ -193,16 +119,16 @@ static void write_v1_segment(int dfd, const char *const *batches, size_t n)
 static void test_index_v1(void)
 {
 	static const char *const v1[] = { "old one\n", "old two\n" };
-	struct tfs_settings *st = settings_with(1 << 20);
+	struct tfs_settings *st = tl_settings(&tl, 1 << 20);
 	struct tfs_partition *p;
 	struct tfs_partition_info in;
 	struct done_rec d;
 	char buf[64];
-	int dfd = new_dir();
+	int dfd = tl_new_dir(&tl);
 
 	TEST("a version 1 index is read; appends go to a new segment");
 	write_v1_segment(dfd, v1, 2);
-	CHECK_EQ(open_part(dfd, st, &p), 0);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
 	tfs_partition_info(p, &in);
 	CHECK_EQ(in.hw, 16);
 	CHECK_EQ(in.hw_record, 2);
@@ -212,12 +138,12 @@ static void test_index_v1(void)
 	uint64_t off;
 	CHECK_EQ(tfs_partition_offset_of_record(p, 1, &off), 0);
 	CHECK_EQ(off, 8);
-	CHECK_EQ(append(p, "new\n", 0, &d), 0);
+	CHECK_EQ(tl_append(p, "new\n", 0, &d), 0);
 	tfs_partition_close(p, TFS_ESHUTDOWN);
 	tfs_partition_unref(p);
 
 	TEST("both versions read back after a restart");
-	CHECK_EQ(open_part(dfd, st, &p), 0);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
 	CHECK_EQ(tl_read_at(p, 0, buf, sizeof(buf)), 20);
 	CHECK(!memcmp(buf, "old one\nold two\nnew\n", 20));
 	struct tfs_index_entry *e;
@@ -234,12 +160,12 @@ static void test_index_v1(void)
 	close(dfd);
 
 	TEST("an empty version 1 segment is made again in version 2");
-	dfd = new_dir();
+	dfd = tl_new_dir(&tl);
 	write_v1_segment(dfd, v1, 0);
-	CHECK_EQ(open_part(dfd, st, &p), 0);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
 	tfs_partition_info(p, &in);
 	CHECK_EQ(in.segments, 1);
-	CHECK_EQ(append(p, "first\n", 0, &d), 0);
+	CHECK_EQ(tl_append(p, "first\n", 0, &d), 0);
 	tfs_partition_close(p, TFS_ESHUTDOWN);
 	tfs_partition_unref(p);
 	CHECK_EQ(fsize(dfd, "0/00000000000000000000.index"),
@@ -251,17 +177,17 @@ static void test_index_v1(void)
 static void test_append_read_roll(void)
 {
 	TEST("append, read, roll by segment.bytes, reopen");
-	int dfd = new_dir();
-	struct tfs_settings *st = settings_with(4096);
+	int dfd = tl_new_dir(&tl);
+	struct tfs_settings *st = tl_settings(&tl, 4096);
 	struct tfs_partition *p;
 	struct tfs_buf all = TFS_BUF_INIT;
 	char line[128];
 
-	CHECK_EQ(open_part(dfd, st, &p), 0);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
 	for (int i = 0; i < 200; i++) {
 		int n = snprintf(line, sizeof(line), "record %04d %.*s\n", i,
 				 i % 50, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
-		CHECK_EQ(append_text(p, line), 0);
+		CHECK_EQ(tl_append_text(p, line), 0);
 		tfs_buf_add(&all, line, (size_t)n);
 	}
 	struct tfs_partition_info in;
@@ -271,8 +197,8 @@ static void test_append_read_roll(void)
 	CHECK_EQ(in.end_record, 200);
 	CHECKF(in.segments >= all.len / 4096, "%" PRIu64 " segments",
 	       in.segments);
-	CHECK(content_is(p, 0, all.data));
-	CHECK(content_is(p, 1000, all.data + 1000));
+	CHECK(tl_content_is(p, 0, all.data));
+	CHECK(tl_content_is(p, 1000, all.data + 1000));
 	struct tfs_readv rv;
 	CHECK_EQ(tfs_partition_read(p, all.len, 100, &rv), 0);
 	CHECK_EQ(rv.len, 0);
@@ -282,7 +208,7 @@ static void test_append_read_roll(void)
 	memset(big, 'b', 10000);
 	big[9999] = '\n';
 	big[10000] = '\0';
-	CHECK_EQ(append_text(p, big), 0);
+	CHECK_EQ(tl_append_text(p, big), 0);
 	tfs_buf_add(&all, big, 10000);
 	free(big);
 
@@ -290,7 +216,7 @@ static void test_append_read_roll(void)
 	tfs_partition_unref(p);
 
 	unsigned long preads = tfs_sys_calls(TFS_SYS_PREAD);
-	CHECK_EQ(open_part(dfd, st, &p), 0);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
 	/* A clean close leaves a checkpoint at the end: nothing is read but
 	 * each segment's header and first/last entries, and a binary search
 	 * for the recovery point in the last segment (201 batches here). */
@@ -300,10 +226,10 @@ static void test_append_read_roll(void)
 	       tfs_sys_calls(TFS_SYS_PREAD) - preads, in.segments);
 	CHECK_EQ(in.end, all.len);
 	CHECK_EQ(in.end_record, 201);
-	CHECK(content_is(p, 0, all.data));
-	CHECK_EQ(append_text(p, "after reopen\n"), 0);
+	CHECK(tl_content_is(p, 0, all.data));
+	CHECK_EQ(tl_append_text(p, "after reopen\n"), 0);
 	tfs_buf_add(&all, "after reopen\n", 13);
-	CHECK(content_is(p, 0, all.data));
+	CHECK(tl_content_is(p, 0, all.data));
 	tfs_partition_close(p, TFS_ESHUTDOWN);
 	tfs_partition_unref(p);
 	tfs_settings_unref(st);
@@ -314,13 +240,13 @@ static void test_append_read_roll(void)
 static void test_lookups(void)
 {
 	TEST("lookup by record offset and by time");
-	int dfd = new_dir();
-	struct tfs_settings *st = settings_with(4096);
+	int dfd = tl_new_dir(&tl);
+	struct tfs_settings *st = tl_settings(&tl, 4096);
 	struct tfs_partition *p;
 	uint64_t off, offsets[300];
 	uint64_t pos = 0;
 
-	CHECK_EQ(open_part(dfd, st, &p), 0);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
 	/* Batches of 3 records, 100 batches. */
 	for (int b = 0; b < 100; b++) {
 		char text[200];
@@ -332,7 +258,7 @@ static void test_lookups(void)
 				      "b%d r%d %.*s\n", b, r, (b + r) % 30,
 				      "yyyyyyyyyyyyyyyyyyyyyyyyyyyyyy");
 		}
-		CHECK_EQ(append_text(p, text), 0);
+		CHECK_EQ(tl_append_text(p, text), 0);
 		pos += (uint64_t)n;
 	}
 	int bad = 0;
@@ -356,7 +282,7 @@ static void test_lookups(void)
 	while (tfs_now_ms() < later)
 		usleep(1000);
 	uint64_t before = pos;
-	CHECK_EQ(append_text(p, "late\n"), 0);
+	CHECK_EQ(tl_append_text(p, "late\n"), 0);
 	CHECK_EQ(tfs_partition_offset_of_time(p, later, &off), 0);
 	CHECK_EQ(off, before);
 	tfs_partition_close(p, TFS_ESHUTDOWN);
@@ -368,17 +294,17 @@ static void test_lookups(void)
 static void test_truncate_epochs(void)
 {
 	TEST("truncate to a batch boundary, epochs");
-	int dfd = new_dir();
-	struct tfs_settings *st = settings_with(4096);
+	int dfd = tl_new_dir(&tl);
+	struct tfs_settings *st = tl_settings(&tl, 4096);
 	struct tfs_partition *p;
 	uint64_t ends[60], off;
 
-	CHECK_EQ(open_part(dfd, st, &p), 0);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
 	CHECK_EQ(tfs_partition_begin_epoch(p, 3), 0);
 	for (int i = 0; i < 60; i++) {
 		char line[200];
 		snprintf(line, sizeof(line), "line %d %0150d\n", i, i);
-		CHECK_EQ(append_text(p, line), 0);
+		CHECK_EQ(tl_append_text(p, line), 0);
 		struct tfs_partition_info in;
 		tfs_partition_info(p, &in);
 		ends[i] = in.end;
@@ -407,12 +333,12 @@ static void test_truncate_epochs(void)
 	CHECK_EQ(in.epoch, 3);
 	CHECK_EQ(tfs_partition_epoch_end(p, 5, &fe, &off), 0);
 	CHECK(fe == 3 && off == ends[20]);
-	CHECK_EQ(append_text(p, "new tail\n"), 0);
+	CHECK_EQ(tl_append_text(p, "new tail\n"), 0);
 	tfs_partition_close(p, TFS_ESHUTDOWN);
 	tfs_partition_unref(p);
 
 	/* The cut survives a reopen, and so does the epoch history. */
-	CHECK_EQ(open_part(dfd, st, &p), 0);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
 	tfs_partition_info(p, &in);
 	CHECK_EQ(in.end, ends[20] + 9);
 	CHECK_EQ(in.end_record, 22);
@@ -467,16 +393,16 @@ static int replicate(struct tfs_partition *leader,
 
 static void test_replication(void)
 {
-	struct tfs_settings *st = settings_with(4096);
+	struct tfs_settings *st = tl_settings(&tl, 4096);
 	struct tfs_partition *leader, *follower;
 	struct tfs_partition_info li, fi;
 	uint64_t mid = 0, off;
-	int ldir = new_dir(), fdir = new_dir();
+	int ldir = tl_new_dir(&tl), fdir = tl_new_dir(&tl);
 
 	TEST("a follower copies batches verbatim; hw moves only by set_hw");
-	CHECK_EQ(open_part(ldir, st, &leader), 0);
+	CHECK_EQ(tl_open_part(&tl, ldir, st, &leader), 0);
 	struct tfs_partition_env env = {
-		.syncer = syncer, .fsyncer = fsyncer, .settings = st,
+		.syncer = tl.syncer, .fsyncer = tl.fsyncer, .settings = st,
 		.name = "t/0", .role = TFS_ROLE_FOLLOWER,
 	};
 	CHECK_EQ(tfs_partition_open(fdir, 0, &env, true, &follower), 0);
@@ -484,7 +410,7 @@ static void test_replication(void)
 	for (int i = 0; i < 80; i++) {
 		char text[256];
 		snprintf(text, sizeof(text), "r%d a %060d\nr%d b\n", i, i, i);
-		CHECK_EQ(append_text(leader, text), 0);
+		CHECK_EQ(tl_append_text(leader, text), 0);
 		if (i == 39) {
 			tfs_partition_info(leader, &li);
 			mid = li.end;
@@ -529,7 +455,7 @@ static void test_replication(void)
 	free(b);
 
 	TEST("a follower refuses batches that do not continue its log");
-	CHECK_EQ(append_text(leader, "one more\n"), 0);
+	CHECK_EQ(tl_append_text(leader, "one more\n"), 0);
 	struct tfs_index_entry *e;
 	size_t n;
 	CHECK_EQ(tfs_partition_read_batches(leader, li.end, 1 << 20, false,
@@ -577,9 +503,9 @@ static void write_and_crash(int dfd, struct tfs_settings *st)
 {
 	struct tfs_partition *p;
 
-	CHECK_EQ(open_part(dfd, st, &p), 0);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
 	for (int i = 0; i < 3; i++)
-		CHECK_EQ(append_text(p, lines3[i]), 0);
+		CHECK_EQ(tl_append_text(p, lines3[i]), 0);
 	tfs_partition_unref(p);	/* the process dies: no close */
 }
 
@@ -630,37 +556,37 @@ static void check_recovered(int dfd, struct tfs_settings *st, int keep)
 
 	for (int i = 0; i < keep; i++)
 		strcat(want, lines3[i]);
-	CHECK_EQ(open_part(dfd, st, &p), 0);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
 	struct tfs_partition_info in;
 	tfs_partition_info(p, &in);
 	CHECK_EQ(in.end, strlen(want));
 	CHECK_EQ(in.end_record, keep);
-	CHECK(content_is(p, 0, want));
+	CHECK(tl_content_is(p, 0, want));
 	CHECK_EQ(fsize(dfd, LOG), (off_t)strlen(want));
 	CHECK_EQ(fsize(dfd, IDX),
 		 TFS_INDEX_HEADER_SIZE + keep * TFS_INDEX_ENTRY_SIZE);
 	/* And the log goes on from there. */
-	CHECK_EQ(append_text(p, "after recovery\n"), 0);
+	CHECK_EQ(tl_append_text(p, "after recovery\n"), 0);
 	strcat(want, "after recovery\n");
-	CHECK(content_is(p, 0, want));
+	CHECK(tl_content_is(p, 0, want));
 	tfs_partition_close(p, TFS_ESHUTDOWN);
 	tfs_partition_unref(p);
 }
 
 static void test_torn_tails(void)
 {
-	struct tfs_settings *st = settings_with(1 << 20);
+	struct tfs_settings *st = tl_settings(&tl, 1 << 20);
 	size_t l0 = strlen(lines3[0]), l1 = strlen(lines3[1]);
 	int dfd;
 
 	TEST("recovery: nothing torn keeps everything");
-	dfd = new_dir();
+	dfd = tl_new_dir(&tl);
 	write_and_crash(dfd, st);
 	check_recovered(dfd, st, 3);
 	close(dfd);
 
 	TEST("recovery: half a batch in .log without its entry");
-	dfd = new_dir();
+	dfd = tl_new_dir(&tl);
 	write_and_crash(dfd, st);
 	truncate_file(dfd, IDX, TFS_INDEX_HEADER_SIZE + 2 * TFS_INDEX_ENTRY_SIZE);
 	truncate_file(dfd, LOG, (off_t)(l0 + l1 + 5));
@@ -668,28 +594,28 @@ static void test_torn_tails(void)
 	close(dfd);
 
 	TEST("recovery: an index entry without its bytes");
-	dfd = new_dir();
+	dfd = tl_new_dir(&tl);
 	write_and_crash(dfd, st);
 	truncate_file(dfd, LOG, (off_t)(l0 + l1 + 3));
 	check_recovered(dfd, st, 2);
 	close(dfd);
 
 	TEST("recovery: bytes without an index entry");
-	dfd = new_dir();
+	dfd = tl_new_dir(&tl);
 	write_and_crash(dfd, st);
 	truncate_file(dfd, IDX, TFS_INDEX_HEADER_SIZE + 1 * TFS_INDEX_ENTRY_SIZE);
 	check_recovered(dfd, st, 1);
 	close(dfd);
 
 	TEST("recovery: garbage after the last batch");
-	dfd = new_dir();
+	dfd = tl_new_dir(&tl);
 	write_and_crash(dfd, st);
 	poke(dfd, LOG, fsize(dfd, LOG), "garbage without newline", 23);
 	check_recovered(dfd, st, 3);
 	close(dfd);
 
 	TEST("recovery: a partial index entry");
-	dfd = new_dir();
+	dfd = tl_new_dir(&tl);
 	write_and_crash(dfd, st);
 	truncate_file(dfd, IDX,
 		      TFS_INDEX_HEADER_SIZE + 3 * TFS_INDEX_ENTRY_SIZE - 10);
@@ -697,21 +623,21 @@ static void test_torn_tails(void)
 	close(dfd);
 
 	TEST("recovery: a flipped bit in the second batch's bytes");
-	dfd = new_dir();
+	dfd = tl_new_dir(&tl);
 	write_and_crash(dfd, st);
 	flip_bit(dfd, LOG, (off_t)(l0 + 4));
 	check_recovered(dfd, st, 1);
 	close(dfd);
 
 	TEST("recovery: a flipped bit in the third index entry");
-	dfd = new_dir();
+	dfd = tl_new_dir(&tl);
 	write_and_crash(dfd, st);
 	flip_bit(dfd, IDX, TFS_INDEX_HEADER_SIZE + 2 * TFS_INDEX_ENTRY_SIZE + 9);
 	check_recovered(dfd, st, 2);
 	close(dfd);
 
 	TEST("recovery: zeroed tail pages in both files");
-	dfd = new_dir();
+	dfd = tl_new_dir(&tl);
 	write_and_crash(dfd, st);
 	char zeros[64] = { 0 };
 	poke(dfd, LOG, (off_t)l0, zeros, sizeof(zeros));
@@ -721,16 +647,16 @@ static void test_torn_tails(void)
 	close(dfd);
 
 	TEST("recovery: trusted data before the checkpoint is not re-read");
-	dfd = new_dir();
+	dfd = tl_new_dir(&tl);
 	struct tfs_partition *p;
-	CHECK_EQ(open_part(dfd, st, &p), 0);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
 	for (int i = 0; i < 3; i++)
-		CHECK_EQ(append_text(p, lines3[i]), 0);
+		CHECK_EQ(tl_append_text(p, lines3[i]), 0);
 	tfs_partition_close(p, TFS_ESHUTDOWN);
 	tfs_partition_unref(p);
 	/* A bit flipped in checkpointed bytes is not looked at on start. */
 	flip_bit(dfd, LOG, 2);
-	CHECK_EQ(open_part(dfd, st, &p), 0);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
 	struct tfs_partition_info in;
 	tfs_partition_info(p, &in);
 	CHECK_EQ(in.end_record, 3);
@@ -745,18 +671,18 @@ static void test_torn_tails(void)
 
 static void test_faults(void)
 {
-	struct tfs_settings *st = settings_with(1 << 20);
+	struct tfs_settings *st = tl_settings(&tl, 1 << 20);
 	struct tfs_partition *p;
 	struct tfs_partition_info in;
 	struct done_rec d;
 	int dfd;
 
 	TEST("a failed write (ENOSPC) stores nothing and the next works");
-	dfd = new_dir();
-	CHECK_EQ(open_part(dfd, st, &p), 0);
-	CHECK_EQ(append_text(p, "one\n"), 0);
+	dfd = tl_new_dir(&tl);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
+	CHECK_EQ(tl_append_text(p, "one\n"), 0);
 	tfs_sys_fault(TFS_SYS_PWRITE, 1, ENOSPC, TFS_FAULT_SHORT);
-	CHECK_EQ(append(p, "two two two two\n", 0, &d), -ENOSPC);
+	CHECK_EQ(tl_append(p, "two two two two\n", 0, &d), -ENOSPC);
 	CHECK_EQ(d.calls, 0);
 	tfs_sys_fault_clear();
 	CHECK_EQ(fsize(dfd, LOG), 4);
@@ -770,37 +696,37 @@ static void test_faults(void)
 	while (TFS_INDEX_HEADER_SIZE + (off_t)(filled + 1) *
 						 TFS_INDEX_ENTRY_SIZE <=
 	       idx_cap) {
-		CHECK_EQ(append_text(p, "x\n"), 0);
+		CHECK_EQ(tl_append_text(p, "x\n"), 0);
 		tfs_buf_add(&want, "x\n", 2);
 		filled++;
 	}
 	CHECK(filled > 100);
 	off_t log_size = fsize(dfd, LOG);
 	tfs_sys_fault(TFS_SYS_PWRITE, 1, ENOSPC, TFS_FAULT_SHORT);
-	CHECK_EQ(append(p, "three\n", 0, &d), -ENOSPC);
+	CHECK_EQ(tl_append(p, "three\n", 0, &d), -ENOSPC);
 	tfs_sys_fault_clear();
 	CHECK_EQ(fsize(dfd, LOG), log_size);
 	CHECK_EQ(fsize(dfd, IDX), idx_cap);
-	CHECK_EQ(append_text(p, "four\n"), 0);
+	CHECK_EQ(tl_append_text(p, "four\n"), 0);
 	tfs_buf_add(&want, "four\n", 5);
-	CHECK(content_is(p, 0, want.data));
+	CHECK(tl_content_is(p, 0, want.data));
 	tfs_partition_close(p, TFS_ESHUTDOWN);
 	tfs_partition_unref(p);
 	/* A clean close gives the preallocated index space back. */
 	CHECK_EQ(fsize(dfd, IDX),
 		 TFS_INDEX_HEADER_SIZE + (filled + 1) * TFS_INDEX_ENTRY_SIZE);
-	CHECK_EQ(open_part(dfd, st, &p), 0);
-	CHECK(content_is(p, 0, want.data));
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
+	CHECK(tl_content_is(p, 0, want.data));
 	tfs_partition_close(p, TFS_ESHUTDOWN);
 	tfs_partition_unref(p);
 	tfs_buf_release(&want);
 	close(dfd);
 
 	TEST("a crash leaves a preallocated index tail: trimmed, not an error");
-	dfd = new_dir();
-	CHECK_EQ(open_part(dfd, st, &p), 0);
-	CHECK_EQ(append_text(p, "alpha\n"), 0);
-	CHECK_EQ(append_text(p, "beta\n"), 0);
+	dfd = tl_new_dir(&tl);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
+	CHECK_EQ(tl_append_text(p, "alpha\n"), 0);
+	CHECK_EQ(tl_append_text(p, "beta\n"), 0);
 	CHECK(fsize(dfd, IDX) > TFS_INDEX_HEADER_SIZE + 2 * TFS_INDEX_ENTRY_SIZE);
 	tfs_partition_unref(p);	/* crash */
 	struct tfs_segment *sg;
@@ -812,24 +738,24 @@ static void test_faults(void)
 	tfs_segment_unref(sg);
 	close(pfd);
 	CHECK_EQ(fsize(dfd, IDX), TFS_INDEX_HEADER_SIZE + 2 * TFS_INDEX_ENTRY_SIZE);
-	CHECK_EQ(open_part(dfd, st, &p), 0);
-	CHECK(content_is(p, 0, "alpha\nbeta\n"));
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
+	CHECK(tl_content_is(p, 0, "alpha\nbeta\n"));
 	tfs_partition_close(p, TFS_ESHUTDOWN);
 	tfs_partition_unref(p);
 	close(dfd);
 
 	TEST("a failed fsync fails the waiters and refuses writes");
-	dfd = new_dir();
-	CHECK_EQ(open_part(dfd, st, &p), 0);
+	dfd = tl_new_dir(&tl);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
 	tfs_sys_fault(TFS_SYS_FSYNC, 1, EIO, 0);
-	CHECK_EQ(append(p, "synced?\n", TFS_APPEND_SYNC, &d), 0);
+	CHECK_EQ(tl_append(p, "synced?\n", TFS_APPEND_SYNC, &d), 0);
 	tfs_partition_quiesce(p);
 	for (int i = 0; i < 200 && d.calls == 0; i++)
 		usleep(5000);
 	CHECK_EQ(d.calls, 1);
 	CHECK_EQ(d.status, -EIO);
 	tfs_sys_fault_clear();
-	CHECK_EQ(append(p, "more\n", 0, &d), -EIO);
+	CHECK_EQ(tl_append(p, "more\n", 0, &d), -EIO);
 	tfs_partition_info(p, &in);
 	CHECK_EQ(in.failed, -EIO);
 	tfs_partition_close(p, TFS_ESHUTDOWN);
@@ -837,16 +763,16 @@ static void test_faults(void)
 	close(dfd);
 
 	TEST("a failed checkpoint rename keeps the old checkpoint");
-	dfd = new_dir();
-	CHECK_EQ(open_part(dfd, st, &p), 0);
-	CHECK_EQ(append_text(p, "kept\n"), 0);
+	dfd = tl_new_dir(&tl);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
+	CHECK_EQ(tl_append_text(p, "kept\n"), 0);
 	tfs_sys_fault(TFS_SYS_RENAMEAT, 1, EIO, 0);
 	tfs_partition_close(p, TFS_ESHUTDOWN);
 	tfs_partition_unref(p);
 	tfs_sys_fault_clear();
 	CHECK(faccessat(dfd, "0/checkpoint.tmp", F_OK, 0) < 0);
-	CHECK_EQ(open_part(dfd, st, &p), 0);
-	CHECK(content_is(p, 0, "kept\n"));
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
+	CHECK(tl_content_is(p, 0, "kept\n"));
 	tfs_partition_close(p, TFS_ESHUTDOWN);
 	tfs_partition_unref(p);
 	close(dfd);
@@ -870,13 +796,13 @@ static void on_wake(struct tfs_waiter *w, int status)
 
 static void test_waiters_and_sync(void)
 {
-	struct tfs_settings *st = settings_with(1 << 20);
+	struct tfs_settings *st = tl_settings(&tl, 1 << 20);
 	struct tfs_partition *p;
 	struct wait_rec w[5];
-	int dfd = new_dir();
+	int dfd = tl_new_dir(&tl);
 
 	TEST("waiters wake exactly when the end passes their offset");
-	CHECK_EQ(open_part(dfd, st, &p), 0);
+	CHECK_EQ(tl_open_part(&tl, dfd, st, &p), 0);
 	uint64_t offs[5] = { 0, 3, 10, 10, 1000000 };
 	for (int i = 0; i < 5; i++) {
 		memset(&w[i], 0, sizeof(w[i]));
@@ -884,11 +810,11 @@ static void test_waiters_and_sync(void)
 		w[i].w.wake = on_wake;
 		CHECK_EQ(tfs_partition_wait(p, &w[i].w), 0);
 	}
-	CHECK_EQ(append_text(p, "abcd\n"), 0);	/* end 5 */
+	CHECK_EQ(tl_append_text(p, "abcd\n"), 0);	/* end 5 */
 	CHECK(w[0].calls == 1 && w[1].calls == 1 && w[2].calls == 0);
 	CHECK(tfs_partition_wait_cancel(p, &w[3].w));
 	CHECK(!tfs_partition_wait_cancel(p, &w[0].w));
-	CHECK_EQ(append_text(p, "efghijk\n"), 0);	/* end 13 */
+	CHECK_EQ(tl_append_text(p, "efghijk\n"), 0);	/* end 13 */
 	CHECK(w[2].calls == 1 && w[3].calls == 0 && w[4].calls == 0);
 	struct wait_rec now = { .w = { .offset = 12, .wake = on_wake } };
 	CHECK_EQ(tfs_partition_wait(p, &now.w), 1);
@@ -897,7 +823,8 @@ static void test_waiters_and_sync(void)
 	struct done_rec d[20];
 	unsigned long before = tfs_sys_calls(TFS_SYS_FSYNC);
 	for (int i = 0; i < 20; i++)
-		CHECK_EQ(append(p, "durable line\n", TFS_APPEND_SYNC, &d[i]), 0);
+		CHECK_EQ(tl_append(p, "durable line\n", TFS_APPEND_SYNC,
+				   &d[i]), 0);
 	tfs_partition_quiesce(p);
 	for (int t = 0; t < 400; t++) {
 		int n = 0;
@@ -923,7 +850,7 @@ static void test_waiters_and_sync(void)
 	tfs_partition_close(p, TFS_ESHUTDOWN);
 	CHECK(w[4].calls == 1 && w[4].status == TFS_ESHUTDOWN);
 	struct done_rec late;
-	CHECK_EQ(append(p, "late\n", 0, &late), TFS_ESHUTDOWN);
+	CHECK_EQ(tl_append(p, "late\n", 0, &late), TFS_ESHUTDOWN);
 	tfs_partition_unref(p);
 	tfs_settings_unref(st);
 	close(dfd);
@@ -1008,15 +935,15 @@ static void power_loss(void)
 static void crash_run(enum tfs_sys_op op, unsigned nth, int *fired,
 		      int *bad, int *acked)
 {
-	struct tfs_settings *st = settings_with(4096);
+	struct tfs_settings *st = tl_settings(&tl, 4096);
 	struct tfs_partition *p = NULL;
 	struct done_rec d[40];
 	char lines[40][256];
-	int dfd = new_dir();
+	int dfd = tl_new_dir(&tl);
 
 	tfs_sys_fault_clear();
 	ntracked = 0;
-	if (open_part(dfd, st, &p)) {
+	if (tl_open_part(&tl, dfd, st, &p)) {
 		(*bad)++;
 		goto out;
 	}
@@ -1024,7 +951,7 @@ static void crash_run(enum tfs_sys_op op, unsigned nth, int *fired,
 	for (int i = 0; i < 40; i++) {
 		snprintf(lines[i], sizeof(lines[i]), "crash line %02d %0*d\n",
 			 i, 100 + (i * 37) % 80, i);
-		if (append(p, lines[i], TFS_APPEND_SYNC, &d[i]))
+		if (tl_append(p, lines[i], TFS_APPEND_SYNC, &d[i]))
 			d[i].calls = -1;	/* refused */
 		if (i % 8 == 7)
 			tfs_partition_flush(p);	/* a checkpoint */
@@ -1038,7 +965,7 @@ static void crash_run(enum tfs_sys_op op, unsigned nth, int *fired,
 	power_loss();
 
 	/* Every append acknowledged as durable must be there, in order. */
-	if (open_part(dfd, st, &p)) {
+	if (tl_open_part(&tl, dfd, st, &p)) {
 		(*bad)++;
 		goto out;
 	}
@@ -1124,8 +1051,8 @@ static void test_store_topics(void)
 	CHECK(tfs_topic_name_valid(longname));
 
 	TEST("store: create, grow, configure, reopen, delete");
-	snprintf(dir, sizeof(dir), "%s/store", root);
-	CHECK_EQ(tfs_store_open(dir, &conf, &s), 0);
+	snprintf(dir, sizeof(dir), "%s/store", tl.root);
+	CHECK_EQ(tfs_store_open(dir, &tl.conf, &s), 0);
 	CHECK_EQ(tfs_store_create_topic(s, &(struct tfs_topic_spec){ .name = "bad/name" }, NULL), -EINVAL);
 	CHECK_EQ(tfs_store_create_topic(s, &(struct tfs_topic_spec){ .name = "tweets" }, &t), 0);
 	CHECK_EQ(tfs_store_create_topic(s, &(struct tfs_topic_spec){ .name = "tweets" }, NULL), -EEXIST);
@@ -1140,7 +1067,7 @@ static void test_store_topics(void)
 				      sizeof(err)), -ENOENT);
 	struct tfs_partition *p = tfs_topic_partition(t, 2);
 	CHECK(p != NULL);
-	CHECK_EQ(append_text(p, "hello\n"), 0);
+	CHECK_EQ(tl_append_text(p, "hello\n"), 0);
 	tfs_partition_unref(p);
 	uint32_t id = tfs_topic_id(t);
 	tfs_topic_unref(t);
@@ -1152,10 +1079,10 @@ static void test_store_topics(void)
 	      !strcmp(tfs_topic_name(all[1]), "tweets"));
 	tfs_store_topics_free(all, n);
 	struct tfs_store *s2 = NULL;
-	CHECK_EQ(tfs_store_open(dir, &conf, &s2), -EBUSY);
+	CHECK_EQ(tfs_store_open(dir, &tl.conf, &s2), -EBUSY);
 	tfs_store_close(s);
 
-	CHECK_EQ(tfs_store_open(dir, &conf, &s), 0);
+	CHECK_EQ(tfs_store_open(dir, &tl.conf, &s), 0);
 	t = tfs_store_topic_by_id(s, id);
 	CHECK(t && !strcmp(tfs_topic_name(t), "tweets"));
 	CHECK_EQ(tfs_topic_partitions(t), 3);
@@ -1163,7 +1090,7 @@ static void test_store_topics(void)
 	tfs_topic_get_config(t, TFS_CONF_RETENTION_MS, buf, sizeof(buf));
 	CHECK_EQ(strtoll(buf, NULL, 10), 3600000);
 	p = tfs_topic_partition(t, 2);
-	CHECK(p && content_is(p, 0, "hello\n"));
+	CHECK(p && tl_content_is(p, 0, "hello\n"));
 	tfs_topic_unref(t);
 
 	struct wait_rec w = { .w = { .offset = 6, .wake = on_wake } };
@@ -1172,7 +1099,7 @@ static void test_store_topics(void)
 	CHECK(w.calls == 1 && w.status == TFS_EDELETED);
 	CHECK(tfs_store_find_topic(s, "tweets") == NULL);
 	/* A reader holding the partition still reads its bytes. */
-	CHECK(content_is(p, 0, "hello\n"));
+	CHECK(tl_content_is(p, 0, "hello\n"));
 	tfs_partition_unref(p);
 	CHECK_EQ(tfs_store_delete_topic(s, "tweets"), -ENOENT);
 	CHECK_EQ(tfs_store_create_topic(s, &(struct tfs_topic_spec){ .name = "tweets" }, &t), 0);
@@ -1183,11 +1110,7 @@ static void test_store_topics(void)
 
 int main(void)
 {
-	if (tl_setup("store", root, sizeof(root)))
-		return 1;
-	tfs_conf_init(&conf);
-	if (tfs_workers_start(2, "test-sync", &syncer) ||
-	    tfs_workers_start(2, "test-fsync", &fsyncer))
+	if (tl_env_init(&tl, "store", TL_FSYNCER))
 		return 1;
 
 	test_index_format();
@@ -1202,9 +1125,6 @@ int main(void)
 	test_crash_every_step();
 	test_store_topics();
 
-	tfs_workers_stop(syncer);
-	tfs_workers_stop(fsyncer);
-	tfs_conf_release(&conf);
-	tl_cleanup(root);
+	tl_env_release(&tl);
 	return check_done();
 }

@@ -1,11 +1,19 @@
-/* Unit tests for the leaf helpers: CRC-32C, newline counting, buffers. */
+/*
+ * Unit tests for the leaf helpers: CRC-32C (every implementation the CPU
+ * has against the portable table, and the table forced through the
+ * environment), newline counting, buffers, errors, the syscall table.
+ */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "check.h"
+#include "testlib.h"
 #include "crc32c.h"
 #include "err.h"
 #include "sysio.h"
@@ -82,6 +90,165 @@ static void test_crc_lengths(void)
 	free(b);
 }
 
+/* xorshift64: reproducible random bytes, lengths and seeds. */
+static uint64_t rnd_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rnd(void)
+{
+	rnd_state ^= rnd_state << 13;
+	rnd_state ^= rnd_state >> 7;
+	rnd_state ^= rnd_state << 17;
+	return rnd_state;
+}
+
+static const char *const impl_names[] = { "table", "sse4.2", "vpclmul" };
+
+static bool cpu_has(enum tfs_crc32c_impl impl)
+{
+	__builtin_cpu_init();
+	switch (impl) {
+	case TFS_CRC32C_TABLE:
+		return true;
+	case TFS_CRC32C_SSE42:
+		return __builtin_cpu_supports("sse4.2");
+	case TFS_CRC32C_VPCLMUL:
+		return __builtin_cpu_supports("sse4.2") &&
+		       __builtin_cpu_supports("pclmul") &&
+		       __builtin_cpu_supports("avx512f") &&
+		       __builtin_cpu_supports("vpclmulqdq");
+	}
+	return false;
+}
+
+/* impl against the table over buf + off for n bytes from a random crc,
+ * whole and split in two at a random point; returns the mismatches. */
+static int compare_impl(enum tfs_crc32c_impl impl, const unsigned char *buf,
+			size_t off, size_t n)
+{
+	uint32_t start = (uint32_t)rnd(), want, got, part;
+	size_t cut = n ? (size_t)(rnd() % (n + 1)) : 0;
+	int bad = 0;
+
+	if (tfs_crc32c_with(TFS_CRC32C_TABLE, start, buf + off, n, &want) ||
+	    tfs_crc32c_with(impl, start, buf + off, n, &got))
+		return 1;
+	bad += got != want;
+	if (tfs_crc32c_with(impl, start, buf + off, cut, &part) ||
+	    tfs_crc32c_with(impl, part, buf + off + cut, n - cut, &got))
+		return 1;
+	bad += got != want;
+	return bad;
+}
+
+static void test_crc_impls(void)
+{
+	size_t cap = (4u << 20) + 64;
+	unsigned char *buf = tfs_malloc(cap);
+	uint32_t c;
+
+	for (size_t i = 0; i < cap; i += 8) {
+		uint64_t r = rnd();
+		memcpy(buf + i, &r, 8);
+	}
+
+	TEST("crc32c: the table against the bit-at-a-time reference");
+	int bad = 0;
+	for (size_t n = 0; n <= 4096; n += n < 64 ? 1 : 97) {
+		CHECK_EQ(tfs_crc32c_with(TFS_CRC32C_TABLE, 0, buf + 5, n, &c), 0);
+		bad += c != crc_ref(buf + 5, n);
+	}
+	CHECK_EQ(bad, 0);
+	CHECK_EQ(tfs_crc32c_with(TFS_CRC32C_TABLE, 0, "123456789", 9, &c), 0);
+	CHECK_EQ(c, 0xe3069283u);
+	CHECK_EQ(tfs_crc32c_with((enum tfs_crc32c_impl)7, 0, "x", 1, &c),
+		 -EINVAL);
+
+	TEST("crc32c: tfs_crc32c() uses the best path the CPU has");
+	enum tfs_crc32c_impl best = cpu_has(TFS_CRC32C_VPCLMUL)
+					    ? TFS_CRC32C_VPCLMUL
+				    : cpu_has(TFS_CRC32C_SSE42)
+					    ? TFS_CRC32C_SSE42
+					    : TFS_CRC32C_TABLE;
+	const char *forced = getenv("TFS_CRC32C");
+	CHECKF(forced || tfs_crc32c_impl() == best, "uses %s, CPU has %s",
+	       impl_names[tfs_crc32c_impl()], impl_names[best]);
+
+	for (int impl = TFS_CRC32C_SSE42; impl <= TFS_CRC32C_VPCLMUL; impl++) {
+		char title[96];
+
+		snprintf(title, sizeof(title),
+			 "crc32c: %s equals the table, random buffers",
+			 impl_names[impl]);
+		TEST(title);
+		if (!cpu_has(impl)) {
+			/* Said, not skipped silently: the CPU decides. */
+			fprintf(stderr, "# this CPU has no %s: only its "
+				"refusal is checked\n", impl_names[impl]);
+			CHECK_EQ(tfs_crc32c_with(impl, 0, buf, 1, &c),
+				 -ENOTSUP);
+			continue;
+		}
+		bad = 0;
+		for (size_t n = 0; n <= 4096; n++)
+			bad += compare_impl(impl, buf, rnd() % 64, n);
+		static const size_t big[] = {
+			8191, 12287, 12288, 12289, 3 * 4096 * 2 + 511,
+			65536 + 3, (1 << 20) + 77, 4u << 20,
+		};
+		for (size_t i = 0; i < TFS_ARRAY_SIZE(big); i++)
+			bad += compare_impl(impl, buf, rnd() % 64, big[i]);
+		for (int i = 0; i < 200; i++)
+			bad += compare_impl(impl, buf, rnd() % 64,
+					    rnd() % (1 << 20));
+		CHECK_EQ(bad, 0);
+	}
+	free(buf);
+}
+
+/* The child of test_crc_forced(): prints the path in use and two crcs. */
+static int crc_child(void)
+{
+	static unsigned char big[100000];
+
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (unsigned char)(i * 2654435761u >> 13);
+	printf("%d %08x %08x\n", (int)tfs_crc32c_impl(),
+	       tfs_crc32c(0, "123456789", 9), tfs_crc32c(0, big, sizeof(big)));
+	return 0;
+}
+
+static void test_crc_forced(void)
+{
+	TEST("crc32c: TFS_CRC32C=table forces the table in a new process");
+	static unsigned char big[100000];
+	char self[PATH_MAX], cmd[PATH_MAX + 32], line[64] = "";
+	ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	int impl = -1;
+	unsigned a = 0, b = 0;
+
+	CHECK(len > 0);
+	if (len <= 0)
+		return;
+	self[len] = '\0';
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (unsigned char)(i * 2654435761u >> 13);
+	snprintf(cmd, sizeof(cmd), "'%s' crc-child", self);
+	setenv("TFS_CRC32C", "table", 1);
+	FILE *f = popen(cmd, "r");
+	unsetenv("TFS_CRC32C");
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	if (!fgets(line, sizeof(line), f))
+		line[0] = '\0';
+	CHECK_EQ(pclose(f), 0);
+	CHECKF(sscanf(line, "%d %x %x", &impl, &a, &b) == 3, "child said [%s]",
+	       line);
+	CHECK_EQ(impl, TFS_CRC32C_TABLE);
+	CHECK_EQ(a, 0xe3069283u);
+	CHECK_EQ(b, crc_ref(big, sizeof(big)));
+}
+
 static void test_newlines(void)
 {
 	TEST("count newlines");
@@ -144,8 +311,11 @@ static void test_errors(void)
 static void test_sysio(void)
 {
 	TEST("syscall table: nth fault, sticky, atomic write");
-	char dir[] = "/tmp/tfs-util-XXXXXX";
-	CHECK(mkdtemp(dir) != NULL);
+	char dir[64];
+	int rc = tl_setup("util", dir, sizeof(dir));
+	CHECK_EQ(rc, 0);
+	if (rc)
+		return;
 	int dfd = open(dir, O_RDONLY | O_DIRECTORY);
 	CHECK(dfd >= 0);
 
@@ -172,13 +342,17 @@ static void test_sysio(void)
 	unlinkat(dfd, "f", 0);
 	unlinkat(dfd, "meta", 0);
 	close(dfd);
-	rmdir(dir);
+	tl_cleanup(dir);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "crc-child"))
+		return crc_child();
 	test_crc();
 	test_crc_lengths();
+	test_crc_impls();
+	test_crc_forced();
 	test_newlines();
 	test_buf();
 	test_errors();
