@@ -555,9 +555,10 @@ size_t tfs_partition_damage(struct tfs_partition *p, struct tfs_damage **out);
  * the replica's index entry for it, bytes its e->length bytes (or NULL
  * to keep the bytes on disk and rewrite only the entry).  e must be
  * exactly the damaged batch's place: for damaged bytes, the partition's
- * own entry at that offset must equal e; for a damaged entry, e must
- * start where the good entry before it ends, continue its record
- * numbers, and fit before the next good entry.  The bytes (the given
+ * own entry at that offset must describe the same batch (offset, record,
+ * count, length, CRC); for a damaged entry, e must start where the good
+ * entry before it ends, continue its record numbers, and end where the
+ * next good entry starts (or before the next damaged one).  The bytes (the given
  * ones, or those on disk) must match e: CRC-32C, length and newline
  * count.  The batch and/or its entry are rewritten in place, fdatasynced
  * and read back through the checks; the range then leaves the damage
