@@ -72,20 +72,45 @@ struct tfs_zbuf {
 	uint64_t uid;		/* the segment's unique id */
 	uint32_t frame;
 	size_t len;
+	/* Bytes from the start that passed the caller's check: len, or the
+	 * position of the first damaged batch.  Never serve past it. */
+	size_t good;
 	struct tfs_list lru;	/* cache lock: the cache's LRU, newest first */
 	struct tfs_zbuf *hnext;	/* cache lock: next in the hash bucket */
 	char data[];
 };
 
 /*
+ * Checks a frame just decompressed, before it enters the cache: sets
+ * *good to how many bytes from its start are good (len when all are).
+ * Returns 0, or -errno when it could not check (an I/O error reading the
+ * index): the frame is then neither cached nor returned.  The segment
+ * module checks each batch against its index entry here.
+ */
+typedef int (*tfs_zcheck_fn)(void *arg, uint32_t frame, const char *data,
+			     size_t len, size_t *good);
+
+/*
  * Returns frame i of the segment uid (file fd, table zi) decompressed,
  * with a reference the caller drops with tfs_zbuf_unref.  From the cache
- * when present.  Returns 0, TFS_ECORRUPT (the frame does not decompress
- * to its recorded size) or -errno.  Any thread; no lock held while
- * decompressing.
+ * when present; a frame decompressed now is first passed to check (when
+ * not NULL), which sets b->good, so a damaged batch is never served from
+ * the cache either.  Returns 0, TFS_ECORRUPT (the frame does not
+ * decompress to its recorded size: not logged here, the caller knows
+ * which file it is) or -errno.  Any thread; no lock held while
+ * decompressing or checking.
  */
 int tfs_zframe_get(uint64_t uid, int fd, const struct tfs_zindex *zi,
-		   uint32_t i, struct tfs_zbuf **out);
+		   uint32_t i, tfs_zcheck_fn check, void *arg,
+		   struct tfs_zbuf **out);
+
+/*
+ * Decompresses frame i into buf (zi->f[i].raw_len bytes) without the
+ * cache: for the scrubber, which reads everything once and must not push
+ * the readers' frames out.  Returns 0, TFS_ECORRUPT or -errno.
+ */
+int tfs_zframe_read(int fd, const struct tfs_zindex *zi, uint32_t i,
+		    void *buf);
 void tfs_zbuf_unref(struct tfs_zbuf *b);
 
 /* Sets the cache capacity in bytes (0 disables caching). */

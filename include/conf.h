@@ -59,6 +59,8 @@ enum tfs_conf_key {
 	TFS_CONF_DELETE_TOPIC_ENABLE,	/* delete.topic.enable: bool */
 	TFS_CONF_RETENTION_CHECK_INTERVAL_MS, /* retention.check.interval.ms */
 	TFS_CONF_COMPRESSION_CACHE_BYTES, /* compression.cache.bytes: bytes */
+	TFS_CONF_SCRUB_INTERVAL_MS,	/* scrub.interval.ms: ms, 0 = off */
+	TFS_CONF_SCRUB_BYTES_PER_SECOND, /* scrub.bytes.per.second: bytes */
 	TFS_CONF_UID,			/* uid: int, -1 = the daemon's */
 	TFS_CONF_GID,			/* gid: int, -1 = the daemon's */
 	TFS_CONF_UMASK,			/* umask: octal 0..0777 */

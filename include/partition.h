@@ -201,14 +201,13 @@ bool tfs_wait_cancel(struct tfs_partition *p, struct tfs_wait *w, int status);
 #define TFS_READ_MAX_EXTENTS 32
 
 /*
- * A piece of a read: a file range (seg != NULL: fd, pos) or decompressed
- * memory (zbuf != NULL: mem).  Each holds a reference.
+ * A piece of a read: bytes in memory that passed their checks, either
+ * read from a raw segment (rbuf) or a decompressed frame of a compressed
+ * one (zbuf).  Each holds a reference on what keeps mem alive.
  */
 struct tfs_extent {
-	struct tfs_segment *seg;	/* keeps fd open */
-	int fd;
-	uint64_t pos;			/* file position of the bytes */
-	struct tfs_zbuf *zbuf;		/* keeps mem alive */
+	struct tfs_rbuf *rbuf;		/* checked bytes of a raw segment */
+	struct tfs_zbuf *zbuf;		/* a checked decompressed frame */
 	const char *mem;
 	size_t len;
 };
@@ -218,6 +217,19 @@ struct tfs_readv {
 	size_t len;			/* sum of the extents' lengths */
 	struct tfs_extent ext[TFS_READ_MAX_EXTENTS];
 };
+
+/*
+ * A reader's read-ahead (one per open file): a read covers whole batches,
+ * so it ends inside the last one it returns; the checked rest of that
+ * batch is kept here for the next read, which then neither reads nor
+ * checks it again.  Zero it to start; release it when the reader goes.
+ * Readers of one read-ahead may run at once (it is swapped atomically:
+ * at worst one of them reads the batch again).
+ */
+struct tfs_readahead {
+	_Atomic(struct tfs_rbuf *) keep;
+};
+void tfs_readahead_release(struct tfs_readahead *ra);
 
 /* A consistent snapshot for status, metrics and xattrs. */
 struct tfs_partition_info {
@@ -239,6 +251,8 @@ struct tfs_partition_info {
 	int64_t last_retention;		/* ms of the last retention run, 0 */
 	uint64_t deleted_bytes, deleted_segments;
 	uint64_t compressions;		/* segments compressed */
+	uint64_t corrupt_batches;	/* damaged batches known, not repaired */
+	uint64_t repaired_batches;	/* repaired since the partition opened */
 };
 
 struct tfs_epoch {
@@ -328,18 +342,26 @@ int tfs_partition_append_batches(struct tfs_partition *p,
 				 size_t n, const void *data);
 
 /*
- * Reads committed bytes at off, up to max: fills rv with extents (each
- * holding a segment reference; release with tfs_readv_release).  rv->len
- * is 0 at or past hw.  Returns 0 or TFS_EBELOWSTART.
+ * Reads committed bytes at off, up to max: fills rv with extents of
+ * checked bytes (each holding a reference; release with
+ * tfs_readv_release).  Every batch the read touches is checked against
+ * its index entry first (CRC-32C; segment.h, DAMAGE AT REST), and so is
+ * every entry it uses.  A read that reaches a damaged batch returns the
+ * bytes before it; one that starts in it fails with TFS_ECORRUPT; the
+ * damage is recorded (tfs_partition_damage) and logged once.  ra (or
+ * NULL) is the reader's read-ahead.  rv->len is 0 at or past hw.
+ * Returns 0, TFS_EBELOWSTART, TFS_ECORRUPT or -errno (an I/O error with
+ * nothing read).  No lock held; any thread.
  */
 int tfs_partition_read(struct tfs_partition *p, uint64_t off, size_t max,
 		       struct tfs_readv *rv);
+int tfs_partition_read_ahead(struct tfs_partition *p, struct tfs_readahead *ra,
+			     uint64_t off, size_t max, struct tfs_readv *rv);
 void tfs_readv_release(struct tfs_readv *rv);
 
 /*
  * Copies up to len bytes of rv's extents, from byte `skip` of the read on,
- * into buf (file ranges with pread, frames with memcpy).  Returns the
- * bytes copied, or -errno.
+ * into buf.  Returns the bytes copied.
  */
 ssize_t tfs_readv_copy(const struct tfs_readv *rv, size_t skip, void *buf,
 		       size_t len);
@@ -347,9 +369,12 @@ ssize_t tfs_readv_copy(const struct tfs_readv *rv, size_t skip, void *buf,
 /*
  * Reads whole batches from off (a batch start, below end): up to max
  * bytes, at least one batch.  Fills entries (malloc'd, *n of them) and rv.
- * upto_hw limits to committed data.  For replication fetches.  *n is 0 at
- * the limit.  Returns 0, TFS_EBELOWSTART, TFS_ENOTBOUNDARY when off is
- * not a batch start, TFS_ECORRUPT (a damaged index entry) or -errno.
+ * upto_hw limits to committed data.  For replication fetches: every batch
+ * is checked as tfs_partition_read checks it, so a leader never serves a
+ * damaged batch; the batches before one are returned.  *n is 0 at the
+ * limit.  Returns 0, TFS_EBELOWSTART, TFS_ENOTBOUNDARY when off is not a
+ * batch start, TFS_ECORRUPT (the batch at off, or its index entry, is
+ * damaged) or -errno.
  */
 int tfs_partition_read_batches(struct tfs_partition *p, uint64_t off,
 			       size_t max, bool upto_hw,
@@ -522,5 +547,68 @@ int tfs_partition_compress_next(struct tfs_partition *p, int level,
 
 /* Marks the partition failed: appends and syncs get -EIO from now on. */
 void tfs_partition_fail(struct tfs_partition *p, int why);
+
+/*
+ * DAMAGE AT REST AND REPAIR.  A batch whose bytes fail their CRC-32C, an
+ * index entry that fails its own, a compressed frame that does not
+ * decompress: each is found by a read, a lookup, the compactor or the
+ * scrubber (segment.h describes the checks), recorded here as a struct
+ * tfs_damage, logged once with the partition, the file and the byte
+ * offset, and counted (corrupt_batches).  Reads and lookups that need it
+ * fail with TFS_ECORRUPT (EIO); the rest of the partition is served, and
+ * appends go on.  The compactor leaves a damaged segment raw.  A record
+ * leaves the list when the range is repaired, or when its segment goes
+ * (retention, truncation).  Nothing is persisted: after a restart damage
+ * is found again by whatever reads it first.
+ */
+
+/*
+ * Copies the damaged ranges known now, in the order found, into *out
+ * (malloc'd; NULL when there are none).  Returns how many.  Any thread.
+ */
+size_t tfs_partition_damage(struct tfs_partition *p, struct tfs_damage **out);
+
+/*
+ * Repairs a damaged batch with a good copy from a healthy replica: e is
+ * the replica's index entry for it, bytes its e->length bytes (or NULL
+ * to keep the bytes on disk and rewrite only the entry).  e must be
+ * exactly the damaged batch's place: for damaged bytes, the partition's
+ * own entry at that offset must describe the same batch (offset, record,
+ * count, length, CRC); for a damaged entry, e must start where the good
+ * entry before it ends, continue its record numbers, and end where the
+ * next good entry starts (or before the next damaged one).  The bytes (the given
+ * ones, or those on disk) must match e: CRC-32C, length and newline
+ * count.  The batch and/or its entry are rewritten in place, fdatasynced
+ * and read back through the checks; the range then leaves the damage
+ * list and repaired_batches counts it.
+ *
+ * A compressed segment is not repaired (-EOPNOTSUPP): its frames are
+ * written once and rewriting one means rewriting the file.  The cluster
+ * repairs such a range by having the whole segment's range copied again
+ * (a follower truncates below it and refetches); a leader hands
+ * leadership to a replica with a good copy.
+ *
+ * Returns 0; -ENOENT when no damaged range is at e->offset; -EINVAL when
+ * the damaged bytes are to be rewritten but bytes is NULL;
+ * TFS_ENOTBOUNDARY when e is not exactly the damaged batch's place;
+ * TFS_ECORRUPT when the bytes do not match e (or still fail when read
+ * back); -EOPNOTSUPP (compressed segment, or an entry of a version 1
+ * index); TFS_EBELOWSTART; -errno from the writes.  Logged.  Takes
+ * maint, then the lock for short moments; the file I/O runs without the
+ * lock.  Any thread.
+ */
+int tfs_partition_repair(struct tfs_partition *p,
+			 const struct tfs_index_entry *e, const void *bytes);
+
+/*
+ * The scrubber's pass over the partition's sealed segments (segment.h,
+ * tfs_segment_scrub): damage found is recorded and logged as reads
+ * record it.  Reads about `chunk` bytes at a time, and after each calls
+ * pace(arg, bytes read), which sleeps to keep the scrubber to its budget
+ * and returns false to stop the pass.  Returns the bytes read, or < 0 if
+ * stopped.  Runs on the scrubber's thread; no lock held during the I/O.
+ */
+int64_t tfs_partition_scrub(struct tfs_partition *p, size_t chunk,
+			    bool (*pace)(void *arg, size_t bytes), void *arg);
 
 #endif

@@ -71,6 +71,60 @@ int tfs_index_header_decode(const unsigned char in[TFS_INDEX_HEADER_SIZE],
  */
 int tfs_batch_verify(const struct tfs_index_entry *e, const void *p);
 
+/*
+ * DAMAGE AT REST.  Bytes that passed their checks when written can rot on
+ * the disk (or be overwritten by a stray tool).  Every path that hands
+ * bytes out checks them first: each batch against the CRC-32C of its
+ * index entry, each index entry against its own CRC.  What fails is
+ * described by a struct tfs_damage, which the segment functions below
+ * fill in and the partition records (partition.h: logged once, counted,
+ * listed for repair).
+ */
+enum tfs_damage_kind {
+	TFS_DAMAGE_NONE,
+	TFS_DAMAGE_BATCH,	/* the batch's bytes fail its entry's CRC-32C
+				 * (or are missing from the file) */
+	TFS_DAMAGE_ENTRY,	/* the batch's index entry fails its own CRC
+				 * or does not follow the entry before it */
+	TFS_DAMAGE_FRAME,	/* a zstd frame does not decompress: every
+				 * batch in it is lost */
+};
+
+struct tfs_damage {
+	enum tfs_damage_kind kind;
+	uint64_t segment;	/* base offset of the segment (its file name) */
+	uint64_t offset;	/* byte offset of the damaged range */
+	uint64_t length;	/* its bytes; for an entry, the bytes between
+				 * the good entries around it (0 while not
+				 * known: up to the segment's end) */
+	uint64_t entry;		/* index entry of the (first) batch */
+	uint64_t file_pos;	/* where in the damaged file: the batch in the
+				 * .log, the entry in the .index, the frame in
+				 * the .zst */
+	uint32_t batches;	/* batches it stands for */
+	bool zst;		/* in a compressed segment (.zst, not .log) */
+	uint32_t frame;		/* zstd frame holding it (.zst only) */
+	const char *why;	/* a static phrase for the log */
+};
+
+/*
+ * Bytes of a segment that passed their checks: whole batches, read for
+ * one reader and shared by reference (an extent of a read holds one, and
+ * a reader's read-ahead keeps the rest of the last batch it read).
+ */
+struct tfs_rbuf {
+	atomic_int refs;
+	uint64_t uid;		/* the segment's uid */
+	uint64_t cuts;		/* its cut count when read (tfs_segment.cuts) */
+	uint64_t off;		/* byte offset of data[0]: a batch start */
+	uint64_t next_entry;	/* index entry of the batch after the data */
+	size_t len;		/* bytes, ending at a batch boundary */
+	char data[];
+};
+
+struct tfs_rbuf *tfs_rbuf_ref(struct tfs_rbuf *b);
+void tfs_rbuf_unref(struct tfs_rbuf *b);	/* NULL is fine */
+
 enum tfs_segment_kind {
 	TFS_SEG_RAW,		/* <base>.log holds the bytes */
 	TFS_SEG_ZSTD,		/* <base>.zst holds them as zstd frames */
@@ -106,6 +160,12 @@ struct tfs_segment {
 
 	uint64_t synced_size;	/* (P) log bytes known to be on disk */
 	uint64_t synced_entries;/* (P) index entries known to be on disk */
+
+	/* (P) times tfs_segment_truncate cut it back: checks made on a
+	 * snapshot taken before a cut may fail on bytes that are gone, and
+	 * such failures are not damage. */
+	uint64_t cuts;
+	bool no_compress;	/* (P) the compactor leaves it raw */
 };
 
 /* What recovery of one segment found (for the log and the tests). */
@@ -169,29 +229,101 @@ enum tfs_find_key {
 /*
  * Binary search over the index (entries [0, n)).  Returns the entry's
  * position in *pos (n when no entry matches for TFS_FIND_TIME, -1 as
- * UINT64_MAX when none for the others).  0, -errno or TFS_ECORRUPT.
+ * UINT64_MAX when none for the others).  Damaged entries are stepped
+ * around: the search fails only when the answer may be one of them, with
+ * TFS_ECORRUPT and *d (when not NULL) describing the first.  0, -errno or
+ * TFS_ECORRUPT.
  */
 int tfs_segment_find(struct tfs_segment *s, uint64_t n, enum tfs_find_key key,
-		     uint64_t v, uint64_t *pos);
+		     uint64_t v, uint64_t *pos, struct tfs_damage *d);
 
 /*
  * Reads len bytes at segment position pos (pos + len <= size) of either
- * kind into buf.  Returns 0, TFS_ECORRUPT or -errno.  No lock needed for
- * bytes below a size the caller saw.
+ * kind into buf, unchecked (the fuzzer's; readers use the checked reads
+ * below).  Returns 0, TFS_ECORRUPT or -errno.  No lock needed for bytes
+ * below a size the caller saw.
  */
 int tfs_segment_pread(struct tfs_segment *s, void *buf, size_t len,
 		      uint64_t pos);
+
+/*
+ * Checked read, for every reader: the whole batches of s that hold
+ * segment positions [pos, pos + len), each checked against its index
+ * entry (batch CRC-32C, and the entry's own CRC and continuity).  n and
+ * size are a snapshot of the segment's entries and size (the partition
+ * lock's), pos + len <= size; first is the index entry where pos starts
+ * if the caller knows it (a read-ahead's next_entry), else UINT64_MAX.
+ * When want_entries is not NULL, the entries of the batches are returned
+ * there (malloc'd, *nentries of them).  Returns 0 with *out, which starts
+ * at the batch holding pos and ends at a batch boundary at or past
+ * pos + len, or before that at the first damage (then d->kind is set);
+ * TFS_ECORRUPT when the batch at pos is damaged itself (d set, or d->kind
+ * NONE when a compressed frame found damaged before is refused); or
+ * -errno.  No lock held.
+ */
+int tfs_segment_read_checked(struct tfs_segment *s, uint64_t n, uint64_t size,
+			     uint64_t pos, size_t len, uint64_t first,
+			     struct tfs_rbuf **out,
+			     struct tfs_index_entry **want_entries,
+			     size_t *nentries, struct tfs_damage *d);
+
+/*
+ * Frame i of compressed segment s, decompressed and checked (each batch
+ * against its entry) before it enters the shared frame cache; b->good
+ * says how much of it passed.  When the damage is found by this call,
+ * *d describes it.  Returns 0 (b->good may be < b->len), TFS_ECORRUPT
+ * when the frame does not decompress (d set), or -errno.  No lock.
+ */
+int tfs_segment_frame(struct tfs_segment *s, uint32_t i, struct tfs_zbuf **b,
+		      struct tfs_damage *d);
+
+/* Where a scrub of a segment is: zero it to start. */
+struct tfs_scrub_cursor {
+	uint64_t entry;		/* the next index entry to check */
+	uint64_t pos;		/* the segment position its batch starts at */
+};
+
+/*
+ * The scrubber's check of a sealed segment (n entries, size bytes), from
+ * cursor c on: every index entry against its CRC and the one before it,
+ * every batch against its entry (CRC-32C, newline count, last byte),
+ * every frame of a compressed segment decompressed (outside the frame
+ * cache).  Reads about `chunk` bytes of batches (one frame of a
+ * compressed segment), then moves c (c->pos reaches size when done) and
+ * sets *read to the bytes it read.  found is called for each damage (all
+ * of them, not only the first).  Returns 0 or -errno.  No lock.
+ */
+int tfs_segment_scrub(struct tfs_segment *s, uint64_t n, uint64_t size,
+		      struct tfs_scrub_cursor *c, size_t chunk, size_t *read,
+		      void (*found)(void *arg, const struct tfs_damage *d),
+		      void *arg);
+
+/*
+ * Repair of a raw segment (the cluster's, with a batch from a healthy
+ * replica): writes entry e as index entry i and/or the batch's bytes
+ * (NULL: keep those on disk) at e->offset, then fdatasyncs what it wrote
+ * and reads it back through the checks.  The caller has made sure that e
+ * is exactly the damaged batch's place and that bytes match e.  Returns
+ * 0, TFS_ECORRUPT when what is on disk afterwards still fails (*d says
+ * what), -EOPNOTSUPP for a compressed segment, or -errno.  No lock; the
+ * partition's maint lock keeps truncation away.
+ */
+int tfs_segment_repair(struct tfs_segment *s, uint64_t i,
+		       const struct tfs_index_entry *e, const void *bytes,
+		       struct tfs_damage *d);
 
 /*
  * Writes a compressed copy of the sealed raw segment s: <base>.zst.tmp,
  * frames of about frame_bytes cut at batch boundaries, fsync, rename to
  * <base>.zst, fsync the directory; then opens it as a new segment object
  * (*out).  The .log is left for the caller to unlink once *out replaced s.
- * No lock held: s must be sealed.  Returns 0 or -errno/TFS_ECORRUPT (the
- * temporary file is removed).
+ * Every entry and batch is checked on the way, so damage is never baked
+ * into a frame.  No lock held: s must be sealed.  Returns 0, -errno, or
+ * TFS_ECORRUPT with *d describing the damage found (the temporary file
+ * is removed).
  */
 int tfs_segment_compress(struct tfs_segment *s, int level, size_t frame_bytes,
-			 struct tfs_segment **out);
+			 struct tfs_segment **out, struct tfs_damage *d);
 
 /* Unlinks the .log of a segment replaced by its compressed copy. */
 int tfs_segment_unlink_log(struct tfs_segment *s);

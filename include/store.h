@@ -193,6 +193,25 @@ int tfs_topic_get_config(struct tfs_topic *t, enum tfs_conf_key key,
 			 char *buf, size_t len);
 
 /*
+ * A topic whose directory is in the store but which could not be loaded
+ * at start (a damaged topic.json, a partition that cannot open, too few
+ * descriptors...).  Its files are left untouched; it serves nothing, its
+ * name stays taken (mkdir gets EEXIST), and status lists it as failed
+ * until a restart loads it.
+ */
+struct tfs_topic_failure {
+	char name[TFS_TOPIC_NAME_MAX + 1];
+	char error[256];		/* why, for people */
+};
+
+/*
+ * The topics that failed to load at start, sorted by name: a malloc'd
+ * array in *out (NULL when none).  Returns how many.  Any thread.
+ */
+size_t tfs_store_failed_topics(struct tfs_store *s,
+			       struct tfs_topic_failure **out);
+
+/*
  * Permissions (see PERMISSIONS above).  Getters and setters take the
  * topic's lock; setters persist topic.json (or meta, for the root) before
  * they return and apply at once; on failure nothing changes.  Any thread.

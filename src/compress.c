@@ -31,7 +31,10 @@
  * segment's unique id and the frame number, bounded in bytes, evicted in
  * LRU order.  A miss decompresses without the cache lock; two readers
  * missing the same frame at once both decompress it and the second
- * insertion is dropped, which is cheaper than making readers wait.
+ * insertion is dropped, which is cheaper than making readers wait.  The
+ * caller's check hook runs on a frame before it is inserted (the segment
+ * module checks each batch against its index entry); the frame keeps how
+ * much of it passed (`good`), so the cache never serves a damaged batch.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -340,7 +343,7 @@ static void insert(struct tfs_zbuf *b)
 	cache.frames++;
 }
 
-static int decompress(int fd, const struct tfs_zframe *f, struct tfs_zbuf *b)
+static int decompress(int fd, const struct tfs_zframe *f, void *out)
 {
 	char *comp = tfs_malloc(f->comp_len);
 	ssize_t r = tfs_sys_pread(fd, comp, f->comp_len, (off_t)f->pos);
@@ -349,7 +352,7 @@ static int decompress(int fd, const struct tfs_zframe *f, struct tfs_zbuf *b)
 	if (r != (ssize_t)f->comp_len) {
 		rc = r < 0 ? (int)r : TFS_ECORRUPT;
 	} else {
-		size_t n = ZSTD_decompress(b->data, f->raw_len, comp,
+		size_t n = ZSTD_decompress(out, f->raw_len, comp,
 					   f->comp_len);
 
 		if (ZSTD_isError(n) || n != f->raw_len)
@@ -359,8 +362,15 @@ static int decompress(int fd, const struct tfs_zframe *f, struct tfs_zbuf *b)
 	return rc;
 }
 
+int tfs_zframe_read(int fd, const struct tfs_zindex *zi, uint32_t i,
+		    void *buf)
+{
+	return decompress(fd, &zi->f[i], buf);
+}
+
 int tfs_zframe_get(uint64_t uid, int fd, const struct tfs_zindex *zi,
-		   uint32_t i, struct tfs_zbuf **out)
+		   uint32_t i, tfs_zcheck_fn check, void *arg,
+		   struct tfs_zbuf **out)
 {
 	struct tfs_zbuf *b, *old;
 	int rc;
@@ -385,10 +395,15 @@ int tfs_zframe_get(uint64_t uid, int fd, const struct tfs_zindex *zi,
 	b->uid = uid;
 	b->frame = i;
 	b->len = zi->f[i].raw_len;
-	rc = decompress(fd, &zi->f[i], b);
+	rc = decompress(fd, &zi->f[i], b->data);
 	if (rc) {
-		tfs_err("compressed segment frame %u does not decompress: %s",
-			i, tfs_strerror(rc));
+		free(b);
+		return rc;
+	}
+	/* Checked before anyone else can find it in the cache. */
+	b->good = b->len;
+	rc = check ? check(arg, i, b->data, b->len, &b->good) : 0;
+	if (rc) {
 		free(b);
 		return rc;
 	}

@@ -192,6 +192,40 @@ static const struct tfs_conf_desc keys[TFS_CONF__COUNT] = {
 		       "frames per concurrent reader; 0 disables the cache.  "
 		       "Takes effect at start-up.",
 	},
+	[TFS_CONF_SCRUB_INTERVAL_MS] = {
+		.name = "scrub.interval.ms",
+		.type = TFS_CONF_MS,
+		.scope = TFS_SCOPE_DAEMON,
+		.def = DAY, .min = 0, .max = 366 * DAY,
+		.doc = "How often the scrubber starts a pass over the sealed "
+		       "segments of every partition, checking each batch "
+		       "against the CRC-32C in its index entry and each index "
+		       "entry against its own, so that damage at rest (bit "
+		       "rot, a stray write) is found, logged and counted "
+		       "(`corrupt_batches` in the status) before a reader or "
+		       "a replica needs the data.  Reads check what they read "
+		       "in any case; the scrubber reaches what nobody reads.  "
+		       "A pass starts a minute after the daemon starts (or "
+		       "one interval, if that is shorter), then one interval "
+		       "after the previous pass started, or as soon as it "
+		       "ends if it took longer.  A day matches how slowly "
+		       "disks decay and how long a pass over a large node "
+		       "takes at the default `scrub.bytes.per.second` (1 TiB "
+		       "in about 9 hours).  `0` turns the scrubber off.  "
+		       "Takes effect at start-up.",
+	},
+	[TFS_CONF_SCRUB_BYTES_PER_SECOND] = {
+		.name = "scrub.bytes.per.second",
+		.type = TFS_CONF_BYTES,
+		.scope = TFS_SCOPE_DAEMON,
+		.def = 32 * MiB, .min = 64 * KiB, .max = 64 * GiB,
+		.doc = "The most data, in bytes per second, the scrubber "
+		       "reads, so that it never takes the disk from writers "
+		       "and readers: the default is about a tenth of what a "
+		       "disk streams.  It reads a chunk of about a MiB (one "
+		       "frame of a compressed segment), then sleeps as long "
+		       "as the budget asks.  Takes effect at start-up.",
+	},
 	[TFS_CONF_UID] = {
 		.name = "uid",
 		.type = TFS_CONF_INT,

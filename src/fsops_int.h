@@ -104,6 +104,8 @@ struct handle {
 	 * lseek(SEEK_END)), whichever came later.  polls use it.
 	 */
 	_Atomic uint64_t pos;
+	/* The checked rest of the batch the last read ended in. */
+	struct tfs_readahead ra;
 
 	char *text;			/* status and metrics snapshots */
 	size_t text_len;

@@ -70,6 +70,7 @@ void fsops_handle_unref(struct handle *h)
 	pthread_mutex_unlock(&h->fs->lock);
 	atomic_fetch_sub(&h->fs->nhandles, 1);
 	tfs_framer_release(&h->framer);
+	tfs_readahead_release(&h->ra);
 	tfs_partition_unref(h->p);
 	tfs_topic_unref(h->t);
 	pthread_mutex_destroy(&h->mu);
@@ -151,11 +152,17 @@ void fsops_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 /*
  * Replies with committed bytes at off.  Returns 1 if it replied (data or
  * error), 0 if there is nothing at off yet (nothing sent).
+ *
+ * The bytes are checked (tfs_partition_read_ahead), so they are in
+ * memory: one writev of the extents answers, with no copy in between
+ * (fuse_reply_data would copy several memory buffers into one).
  */
 static int reply_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
+	struct iovec iov[TFS_READ_MAX_EXTENTS];
 	struct tfs_readv rv;
-	int rc = tfs_partition_read(h->p, (uint64_t)off, size, &rv);
+	int rc = tfs_partition_read_ahead(h->p, &h->ra, (uint64_t)off, size,
+					  &rv);
 
 	if (rc) {
 		reply_code(req, rc);
@@ -163,24 +170,10 @@ static int reply_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 	}
 	if (rv.len == 0)
 		return 0;
-
-	struct fuse_bufvec *bv = tfs_calloc(
-		1, sizeof(*bv) + (size_t)rv.n * sizeof(struct fuse_buf));
-	bv->count = (size_t)rv.n;
-	for (int i = 0; i < rv.n; i++) {
-		bv->buf[i].size = rv.ext[i].len;
-		if (rv.ext[i].mem) {
-			/* A decompressed frame of a compressed segment. */
-			bv->buf[i].mem = (void *)rv.ext[i].mem;
-		} else {
-			bv->buf[i].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-			bv->buf[i].fd = rv.ext[i].fd;
-			bv->buf[i].pos = (off_t)rv.ext[i].pos;
-		}
-	}
+	for (int i = 0; i < rv.n; i++)
+		iov[i] = (struct iovec){ (void *)rv.ext[i].mem, rv.ext[i].len };
 	atomic_store(&h->pos, (uint64_t)off + rv.len);
-	fuse_reply_data(req, bv, 0);
-	free(bv);
+	fuse_reply_iov(req, iov, rv.n);
 	tfs_readv_release(&rv);
 	return 1;
 }

@@ -58,6 +58,7 @@
 #include "remote.h"
 #include "repl.h"
 #include "log.h"
+#include "scrub.h"
 #include "store.h"
 #include "util.h"
 #include "banned.h"
@@ -718,16 +719,16 @@ static void net_stop(struct node_net *nn)
 
 /*
  * Starts the node and serves until unmounted or stopped by a signal.  The
- * start order is store, compactor, FUSE mount; the stop order is its
- * reverse, so that nothing is stopped while something started after it
- * may still call it.  (The cluster's HTTP server and replication will
- * start after the store and stop before the FUSE mount closes.)
+ * start order is store, compactor, scrubber, the cluster (in a cluster),
+ * FUSE mount; the stop order is its reverse, so that nothing is stopped
+ * while something started after it may still call it.
  */
 static int run(const char *data_dir, const char *mnt, struct args *a,
 	       const struct tfs_conf *conf)
 {
 	struct tfs_store *store;
 	struct tfs_compactor *compactor = NULL;
+	struct tfs_scrubber *scrubber = NULL;
 	struct tfs_fs *fs = NULL;
 	struct node_net nn = { 0 };
 	bool cluster = *tfs_conf_str(conf, TFS_CONF_CLUSTER_ETCD);
@@ -747,6 +748,13 @@ static int run(const char *data_dir, const char *mnt, struct args *a,
 	if (rc) {
 		tfs_err("cannot start the compactor: %s", tfs_strerror(rc));
 		goto out_store;
+	}
+	rc = tfs_scrubber_start(
+		store, tfs_conf_get(conf, TFS_CONF_SCRUB_INTERVAL_MS),
+		tfs_conf_get(conf, TFS_CONF_SCRUB_BYTES_PER_SECOND), &scrubber);
+	if (rc) {
+		tfs_err("cannot start the scrubber: %s", tfs_strerror(rc));
+		goto out_compactor;
 	}
 	if (cluster && (rc = net_start(&nn, store, conf)) != 0)
 		goto out_net;
@@ -781,9 +789,11 @@ static int run(const char *data_dir, const char *mnt, struct args *a,
 	 * are answered (EIO) while their requests can still be. */
 	net_stop(&nn);
 	tfs_fs_close(fs);
-	goto out_compactor;
+	goto out_scrubber;
 out_net:
 	net_stop(&nn);
+out_scrubber:
+	tfs_scrubber_stop(scrubber);
 out_compactor:
 	tfs_compactor_stop(compactor);
 out_store:

@@ -83,6 +83,7 @@ void tfs_partition_unref(struct tfs_partition *p)
 		tfs_segment_unref(p->segs[i]);
 	free(p->segs);
 	free(p->epochs);
+	free(p->damage);
 	tfs_producers_release(&p->producers);
 	tfs_sys_close(p->dirfd);
 	tfs_settings_unref(p->settings);
@@ -1087,6 +1088,7 @@ static void drop_segments_from(struct tfs_partition *p, size_t i)
 	while (p->nsegs > i) {
 		struct tfs_segment *s = p->segs[--p->nsegs];
 
+		partition_forget_damage(p, s->base, 0);
 		tfs_segment_unlink(s);
 		tfs_segment_unref(s);
 	}
@@ -1106,6 +1108,7 @@ static int cut_to(struct tfs_partition *p, uint64_t off, struct tfs_list *lost)
 	rc = tfs_segment_truncate(s, off);
 	if (rc)
 		return rc;
+	partition_forget_damage(p, s->base, off);
 	drop_segments_from(p, i + 1);
 	s->sealed = false;
 	p->end = off;
@@ -1139,6 +1142,27 @@ static int cut_to(struct tfs_partition *p, uint64_t off, struct tfs_list *lost)
 	return 0;
 }
 
+/* The record offset of the batch that starts at off (< end).  0,
+ * TFS_ENOTBOUNDARY or TFS_ECORRUPT.  Lock held. */
+static int record_at(struct tfs_partition *p, uint64_t off, uint64_t *rec)
+{
+	struct tfs_segment *s = p->segs[partition_find_segment(p, off, false)];
+	struct tfs_index_entry e;
+	uint64_t pos;
+	int rc = tfs_segment_find(s, s->entries, TFS_FIND_OFFSET, off, &pos,
+				  NULL);
+
+	if (rc == 0 && pos == UINT64_MAX)
+		rc = TFS_ENOTBOUNDARY;
+	if (rc == 0)
+		rc = tfs_segment_entry(s, pos, &e);
+	if (rc == 0 && e.offset != off)
+		rc = TFS_ENOTBOUNDARY;
+	if (rc == 0)
+		*rec = e.record;
+	return rc;
+}
+
 int tfs_partition_truncate(struct tfs_partition *p, uint64_t off)
 {
 	struct tfs_list lost;
@@ -1160,21 +1184,14 @@ int tfs_partition_truncate(struct tfs_partition *p, uint64_t off)
 
 	/* The checkpoint must never claim bytes that are about to go. */
 	if (ckpt_end > off) {
-		struct tfs_index_entry *e = NULL;
-		size_t n = 0;
-		struct tfs_readv rv;
-
-		/* The record offset at off: the batch that starts there. */
-		rc = tfs_partition_read_batches(p, off, 1, false, &e, &n, &rv);
+		/* The record offset at off, from the index alone: a
+		 * follower cutting below a damaged batch needs no bytes. */
+		pthread_mutex_lock(&p->lock);
+		rc = record_at(p, off, &ck.rp_record);
+		pthread_mutex_unlock(&p->lock);
 		if (rc)
 			goto out;
-		tfs_readv_release(&rv);
-		ck.rp_record = ck.hw_record = n ? e[0].record : 0;
-		free(e);
-		if (n == 0) {
-			rc = TFS_ENOTBOUNDARY;
-			goto out;
-		}
+		ck.hw_record = ck.rp_record;
 		rc = partition_write_checkpoint(p, &ck);
 		if (rc)
 			goto out;
@@ -1215,7 +1232,7 @@ void tfs_partition_set_hw(struct tfs_partition *p, uint64_t hw)
 		uint64_t pos;
 
 		if (tfs_segment_find(s, s->entries, TFS_FIND_OFFSET, hw,
-				     &pos) ||
+				     &pos, NULL) ||
 		    pos == UINT64_MAX || tfs_segment_entry(s, pos, &e) ||
 		    e.offset != hw) {
 			tfs_warn("%s: high watermark %" PRIu64
@@ -1442,6 +1459,8 @@ int tfs_partition_retain(struct tfs_partition *p, int64_t now,
 	}
 	gone = tfs_malloc((k ? k : 1) * sizeof(*gone));
 	memcpy(gone, p->segs, k * sizeof(*gone));
+	for (size_t i = 0; i < k; i++)
+		partition_forget_damage(p, gone[i]->base, 0);
 	memmove(p->segs, p->segs + k, (p->nsegs - k) * sizeof(*p->segs));
 	p->nsegs -= k;
 	pthread_mutex_unlock(&p->lock);
@@ -1482,38 +1501,81 @@ int tfs_partition_roll_old(struct tfs_partition *p, int64_t now,
 	return rc;
 }
 
-/* Position of s in the segment list, or -1.  Lock held. */
-static ssize_t segment_index(struct tfs_partition *p, struct tfs_segment *s)
+/*
+ * The oldest sealed raw segment that may be compressed: wholly below what
+ * recovery trusts, without damage.  A damaged one is marked to stay raw
+ * and returned in *skipped (referenced) the first time, to be logged.
+ * Lock held.
+ */
+static struct tfs_segment *compress_candidate(struct tfs_partition *p,
+					      struct tfs_segment **skipped)
 {
-	for (size_t i = 0; i < p->nsegs; i++)
-		if (p->segs[i] == s)
-			return (ssize_t)i;
-	return -1;
+	/* Only what recovery will never have to check again. */
+	uint64_t limit = TFS_MIN(TFS_MIN(p->ckpt_end, p->hw), p->durable);
+
+	*skipped = NULL;
+	for (size_t i = 0; i + 1 < p->nsegs && !p->gone; i++) {
+		struct tfs_segment *c = p->segs[i];
+
+		if (c->kind != TFS_SEG_RAW || !c->sealed || !c->entries ||
+		    c->base + c->size > limit || c->no_compress)
+			continue;
+		if (partition_damaged_batches(p, c->base)) {
+			c->no_compress = true;
+			if (!*skipped)
+				*skipped = tfs_segment_ref(c);
+			continue;
+		}
+		return tfs_segment_ref(c);
+	}
+	return NULL;
+}
+
+static void log_left_raw(struct tfs_partition *p, struct tfs_segment *s)
+{
+	tfs_warn("%s: compactor: segment %020" PRIu64 " stays uncompressed: "
+		 "it holds damaged data (logged above); it is compressed "
+		 "once repaired",
+		 p->name, s->base);
 }
 
 int tfs_partition_compress_next(struct tfs_partition *p, int level,
 				size_t frame_bytes)
 {
-	struct tfs_segment *s = NULL, *z;
+	struct tfs_segment *s, *z, *skipped;
+	struct tfs_damage d;
+	uint64_t cuts = 0;
 	int rc;
 
 	pthread_mutex_lock(&p->lock);
-	/* Only what recovery will never have to check again. */
-	uint64_t limit = TFS_MIN(TFS_MIN(p->ckpt_end, p->hw), p->durable);
-	for (size_t i = 0; i + 1 < p->nsegs && !p->gone; i++) {
-		struct tfs_segment *c = p->segs[i];
-
-		if (c->kind == TFS_SEG_RAW && c->sealed && c->entries > 0 &&
-		    c->base + c->size <= limit) {
-			s = tfs_segment_ref(c);
-			break;
-		}
-	}
+	s = compress_candidate(p, &skipped);
+	if (s)
+		cuts = s->cuts;
 	pthread_mutex_unlock(&p->lock);
+	if (skipped) {
+		log_left_raw(p, skipped);
+		tfs_segment_unref(skipped);
+	}
 	if (!s)
 		return 0;
 
-	rc = tfs_segment_compress(s, level, frame_bytes, &z);
+	rc = tfs_segment_compress(s, level, frame_bytes, &z, &d);
+	if (rc == TFS_ECORRUPT) {
+		/* Never baked into a frame: the segment stays raw, damage
+		 * and all, and the compactor goes on with the next one. */
+		partition_note_damage(p, s, cuts, &d);
+		pthread_mutex_lock(&p->lock);
+		s->no_compress = true;
+		pthread_mutex_unlock(&p->lock);
+		if (d.kind == TFS_DAMAGE_NONE)
+			tfs_warn("%s: cannot compress segment %020" PRIu64
+				 ": %s; it stays uncompressed",
+				 p->name, s->base, tfs_strerror(rc));
+		else
+			log_left_raw(p, s);
+		tfs_segment_unref(s);
+		return 1;
+	}
 	if (rc) {
 		tfs_warn("%s: cannot compress segment %020" PRIu64 ": %s",
 			 p->name, s->base, tfs_strerror(rc));
@@ -1521,9 +1583,13 @@ int tfs_partition_compress_next(struct tfs_partition *p, int level,
 		return rc;
 	}
 	pthread_mutex_lock(&p->lock);
-	ssize_t i = segment_index(p, s);
-	if (i >= 0)
+	ssize_t i = partition_segment_index(p, s);
+	if (i >= 0) {
 		p->segs[i] = z;
+		/* Damage a read found in the raw copy after the compactor
+		 * checked it is not in the copy. */
+		partition_forget_damage(p, s->base, 0);
+	}
 	pthread_mutex_unlock(&p->lock);
 	if (i < 0) {
 		/* Deleted or cut meanwhile: the copy goes too. */

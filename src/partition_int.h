@@ -7,6 +7,8 @@
  *   partition_open.c     opening: the checkpoint and epoch-history files,
  *                        crash recovery
  *   partition_read.c     reads, whole-batch reads, lookups, snapshots
+ *   partition_check.c    damage at rest: the damaged ranges, the
+ *                        scrubber's pass, repair
  *
  * Nothing outside these files includes this header.
  */
@@ -53,6 +55,11 @@ struct tfs_partition {
 	int gone;			/* (lock) TFS_ESHUTDOWN / TFS_EDELETED */
 	uint64_t ckpt_end;		/* (maint) end in the last checkpoint */
 	struct tfs_job sync_job;
+	/* Damage found at rest and not repaired yet, in the order found
+	 * (partition_check.c); a segment that leaves the list takes its
+	 * damage with it. */
+	struct tfs_damage *damage;	/* (lock) */
+	size_t ndamage, damage_cap;	/* (lock) */
 
 	/* counters: atomics, read without the lock */
 	atomic_ullong appends, append_bytes, append_records;
@@ -60,6 +67,7 @@ struct tfs_partition {
 	_Atomic int64_t last_retention;
 	_Atomic int64_t last_disk_warning;	/* mono ms, for rate limiting */
 	atomic_ullong deleted_bytes, deleted_segments, compressions;
+	atomic_ullong repaired_batches;
 };
 
 /* What the checkpoint file holds. */
@@ -90,6 +98,16 @@ static inline size_t partition_find_segment(const struct tfs_partition *p,
 	return lo;
 }
 
+/* Position of s in the segment list, or -1.  Lock held. */
+static inline ssize_t partition_segment_index(const struct tfs_partition *p,
+					      const struct tfs_segment *s)
+{
+	for (size_t i = p->nsegs; i-- > 0;)
+		if (p->segs[i] == s)
+			return (ssize_t)i;
+	return -1;
+}
+
 /* partition_open.c */
 int partition_write_checkpoint(struct tfs_partition *p,
 			       const struct partition_checkpoint *ck);
@@ -105,5 +123,24 @@ void partition_sync_job(struct tfs_job *job);
 /* Rebuilds the producer table from the newest index entries (open,
  * truncate).  Lock held. */
 void partition_rebuild_producers(struct tfs_partition *p);
+
+/* partition_check.c */
+/*
+ * Records damage d found in s by a check made on a snapshot taken when s
+ * had been cut `cuts` times, and logs it the first time.  Nothing is
+ * recorded when s left the partition or was cut back since (the check
+ * then failed on bytes that went away, which is not damage).  Lock not
+ * held; any thread.
+ */
+void partition_note_damage(struct tfs_partition *p, struct tfs_segment *s,
+			   uint64_t cuts, const struct tfs_damage *d);
+/* Forgets the damage of segment base at or past offset from (the segment
+ * went or was cut back).  Lock held. */
+void partition_forget_damage(struct tfs_partition *p, uint64_t base,
+			     uint64_t from);
+/* Damaged batches known in segment base, or in all segments for
+ * UINT64_MAX.  Lock held. */
+uint64_t partition_damaged_batches(const struct tfs_partition *p,
+				   uint64_t base);
 
 #endif

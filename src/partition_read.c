@@ -1,13 +1,21 @@
 /*
- * partition_read.c - reading a partition: committed bytes as extents of
- * segment files and decompressed frames, whole batches with their index
- * entries (for replication), lookups by record and by time, snapshots.
+ * partition_read.c - reading a partition: committed bytes, checked, as
+ * extents of memory; whole batches with their index entries (for
+ * replication); lookups by record and by time; snapshots.
  *
  * A read takes the segments it covers under the partition lock, with a
- * reference each, and builds its extents without the lock: decompression
- * never happens under it, and a segment deleted meanwhile (retention, a
- * truncation) stays readable through its open descriptors until the
- * reader drops it.
+ * reference and a snapshot (entries, size, cut count) each, and reads
+ * them without the lock: nothing is read, checked or decompressed under
+ * it, and a segment deleted meanwhile (retention, a truncation) stays
+ * readable through its open descriptors until the reader drops it.
+ *
+ * Every batch handed out is checked against its index entry first
+ * (segment_check.c): a raw segment's batches are read whole into a
+ * buffer and checked there, so a read that starts or ends inside a batch
+ * reads all of it; the reader's read-ahead keeps the checked rest of the
+ * last batch for the next read.  A compressed segment's batches were
+ * checked when their frame was decompressed.  Damage found is recorded
+ * (partition_check.c); the bytes before it are returned.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -25,13 +33,15 @@
 
 /* Pieces of segments a read covers, taken under the lock. */
 #define MAX_PIECES 8
+struct piece {
+	struct tfs_segment *seg;	/* a reference */
+	uint64_t pos, len;		/* the segment range to read */
+	uint64_t n, size, cuts;		/* the segment when it was taken */
+};
+
 struct pieces {
 	int n;
-	struct {
-		struct tfs_segment *seg;	/* a reference */
-		uint64_t pos;
-		uint64_t len;
-	} p[MAX_PIECES];
+	struct piece p[MAX_PIECES];
 };
 
 /* Collects the segment ranges of [off, off + len).  Lock held. */
@@ -47,77 +57,146 @@ static void gather(struct tfs_partition *p, uint64_t off, uint64_t len,
 		if (in >= s->size)
 			continue;
 		uint64_t n = TFS_MIN(len, s->size - in);
-		pc->p[pc->n].seg = tfs_segment_ref(s);
-		pc->p[pc->n].pos = in;
-		pc->p[pc->n].len = n;
-		pc->n++;
+		pc->p[pc->n++] = (struct piece){
+			.seg = tfs_segment_ref(s),
+			.pos = in,
+			.len = n,
+			.n = s->entries,
+			.size = s->size,
+			.cuts = s->cuts,
+		};
 		off += n;
 		len -= n;
 	}
 }
 
-/* Adds the frames of a compressed piece as memory extents. */
-static int add_frames(struct tfs_segment *s, uint64_t pos, uint64_t len,
-		      struct tfs_readv *rv)
+static void release_pieces(struct pieces *pc)
 {
-	while (len > 0 && rv->n < TFS_READ_MAX_EXTENTS) {
+	for (int i = 0; i < pc->n; i++)
+		tfs_segment_unref(pc->p[i].seg);
+	pc->n = 0;
+}
+
+static void add_extent(struct tfs_readv *rv, struct tfs_rbuf *rb,
+		       struct tfs_zbuf *zb, const char *mem, size_t len)
+{
+	rv->ext[rv->n++] = (struct tfs_extent){
+		.rbuf = rb, .zbuf = zb, .mem = mem, .len = len
+	};
+	rv->len += len;
+}
+
+void tfs_readahead_release(struct tfs_readahead *ra)
+{
+	tfs_rbuf_unref(atomic_exchange(&ra->keep, NULL));
+}
+
+/* Keeps b (a reference) as ra's read-ahead. */
+static void keep_ahead(struct tfs_readahead *ra, struct tfs_rbuf *b)
+{
+	tfs_rbuf_unref(atomic_exchange(&ra->keep, b));
+}
+
+/*
+ * Reads a piece of a raw segment: from the read-ahead as far as it goes,
+ * then checked batches from the file.  Returns 0 when the piece was read
+ * whole, 1 when it stopped early (damage, or no room for extents) with
+ * something read, or an error with nothing read from this piece.
+ */
+static int read_raw(struct tfs_partition *p, struct tfs_readahead *ra,
+		    const struct piece *pc, struct tfs_readv *rv)
+{
+	struct tfs_segment *s = pc->seg;
+	uint64_t at = s->base + pc->pos, first = UINT64_MAX;
+	size_t want = (size_t)pc->len, got = 0;
+	struct tfs_rbuf *k = ra ? atomic_exchange(&ra->keep, NULL) : NULL;
+	struct tfs_damage d;
+	struct tfs_rbuf *b;
+	int rc;
+
+	if (k && k->uid == s->uid && k->cuts == pc->cuts && at >= k->off &&
+	    at <= k->off + k->len) {
+		size_t n = (size_t)TFS_MIN((uint64_t)want, k->off + k->len - at);
+
+		if (n)
+			add_extent(rv, tfs_rbuf_ref(k), NULL,
+				   k->data + (at - k->off), n);
+		at += n;
+		got = n;
+		/* Where the batch after it is in the index: no search. */
+		first = k->next_entry;
+	}
+	if (got == want) {
+		/* Still more in it for the next read. */
+		if (k && at < k->off + k->len)
+			keep_ahead(ra, k);
+		else
+			tfs_rbuf_unref(k);
+		return 0;
+	}
+	tfs_rbuf_unref(k);
+	if (rv->n == TFS_READ_MAX_EXTENTS)
+		return 1;
+	rc = tfs_segment_read_checked(s, pc->n, pc->size, at - s->base,
+				      want - got, first, &b, NULL, NULL, &d);
+	partition_note_damage(p, s, pc->cuts, &d);
+	if (rc)
+		return got ? 1 : rc;
+	b->uid = s->uid;
+	b->cuts = pc->cuts;
+	size_t n = (size_t)TFS_MIN((uint64_t)(want - got), b->off + b->len - at);
+
+	if (ra && b->off + b->len > at + n)
+		keep_ahead(ra, tfs_rbuf_ref(b));
+	add_extent(rv, b, NULL, b->data + (at - b->off), n);
+	return got + n < want ? 1 : 0;
+}
+
+/* Reads a piece of a compressed segment as frames (same returns). */
+static int read_frames(struct tfs_partition *p, const struct piece *pc,
+		       struct tfs_readv *rv)
+{
+	struct tfs_segment *s = pc->seg;
+	uint64_t pos = pc->pos, len = pc->len;
+	size_t before = rv->len;
+
+	while (len > 0) {
 		uint32_t i = tfs_zindex_find(&s->zi, pos);
 		const struct tfs_zframe *f = &s->zi.f[i];
+		struct tfs_damage d;
 		struct tfs_zbuf *b;
-		int rc = tfs_zframe_get(s->uid, s->log_fd, &s->zi, i, &b);
+		int rc;
 
+		if (rv->n == TFS_READ_MAX_EXTENTS)
+			return 1;
+		rc = tfs_segment_frame(s, i, &b, &d);
+		partition_note_damage(p, s, pc->cuts, &d);
 		if (rc)
-			return rc;
+			return rv->len > before ? 1 : rc;
 		size_t in = (size_t)(pos - f->raw_off);
 		size_t n = (size_t)TFS_MIN(len, f->raw_len - in);
-		rv->ext[rv->n++] = (struct tfs_extent){
-			.fd = -1, .zbuf = b, .mem = b->data + in, .len = n
-		};
-		rv->len += n;
+
+		if (in >= b->good) {
+			/* Damaged, found by this read or an earlier one. */
+			tfs_zbuf_unref(b);
+			return rv->len > before ? 1 : TFS_ECORRUPT;
+		}
+		if (n > b->good - in) {
+			add_extent(rv, NULL, b, b->data + in, b->good - in);
+			return 1;
+		}
+		add_extent(rv, NULL, b, b->data + in, n);
 		pos += n;
 		len -= n;
 	}
 	return 0;
 }
 
-/*
- * Turns pieces into extents, without the lock (decompression happens
- * here).  Consumes the pieces' references.  Returns 0, or an error if
- * nothing could be read.
- */
-static int build_extents(struct pieces *pc, struct tfs_readv *rv)
-{
-	int rc = 0;
-
-	rv->n = 0;
-	rv->len = 0;
-	for (int i = 0; i < pc->n; i++) {
-		struct tfs_segment *s = pc->p[i].seg;
-
-		if (rc || rv->n >= TFS_READ_MAX_EXTENTS) {
-			tfs_segment_unref(s);
-		} else if (s->kind == TFS_SEG_RAW) {
-			rv->ext[rv->n++] = (struct tfs_extent){
-				.seg = s,
-				.fd = s->log_fd,
-				.pos = pc->p[i].pos,
-				.len = (size_t)pc->p[i].len,
-			};
-			rv->len += (size_t)pc->p[i].len;
-		} else {
-			rc = add_frames(s, pc->p[i].pos, pc->p[i].len, rv);
-			tfs_segment_unref(s);
-		}
-	}
-	/* What was read before a damaged frame is still good to return. */
-	return rv->len ? 0 : rc;
-}
-
-int tfs_partition_read(struct tfs_partition *p, uint64_t off, size_t max,
-		       struct tfs_readv *rv)
+int tfs_partition_read_ahead(struct tfs_partition *p, struct tfs_readahead *ra,
+			     uint64_t off, size_t max, struct tfs_readv *rv)
 {
 	struct pieces pc = { 0 };
-	int rc;
+	int rc = 0, i;
 
 	rv->n = 0;
 	rv->len = 0;
@@ -129,11 +208,24 @@ int tfs_partition_read(struct tfs_partition *p, uint64_t off, size_t max,
 	if (off < p->hw)
 		gather(p, off, TFS_MIN((uint64_t)max, p->hw - off), &pc);
 	pthread_mutex_unlock(&p->lock);
-	rc = build_extents(&pc, rv);
+	for (i = 0; i < pc.n && rc == 0; i++) {
+		struct piece *x = &pc.p[i];
+
+		rc = x->seg->kind == TFS_SEG_RAW ? read_raw(p, ra, x, rv)
+						 : read_frames(p, x, rv);
+	}
+	release_pieces(&pc);
 	atomic_fetch_add_explicit(&p->reads, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&p->read_bytes, rv->len,
 				  memory_order_relaxed);
-	return rc;
+	/* What was read before damage is still good to return. */
+	return rv->len || rc > 0 ? 0 : rc;
+}
+
+int tfs_partition_read(struct tfs_partition *p, uint64_t off, size_t max,
+		       struct tfs_readv *rv)
+{
+	return tfs_partition_read_ahead(p, NULL, off, max, rv);
 }
 
 ssize_t tfs_readv_copy(const struct tfs_readv *rv, size_t skip, void *buf,
@@ -151,17 +243,7 @@ ssize_t tfs_readv_copy(const struct tfs_readv *rv, size_t skip, void *buf,
 		}
 		size_t n = TFS_MIN(x->len - skip, len - got);
 
-		if (x->mem) {
-			memcpy(out + got, x->mem + skip, n);
-		} else {
-			ssize_t r = tfs_sys_pread(x->fd, out + got, n,
-						  (off_t)(x->pos + skip));
-
-			if (r < 0)
-				return r;
-			if ((size_t)r != n)
-				return -EIO;	/* the file is shorter */
-		}
+		memcpy(out + got, x->mem + skip, n);
 		got += n;
 		skip = 0;
 	}
@@ -171,12 +253,24 @@ ssize_t tfs_readv_copy(const struct tfs_readv *rv, size_t skip, void *buf,
 void tfs_readv_release(struct tfs_readv *rv)
 {
 	for (int i = 0; i < rv->n; i++) {
-		tfs_segment_unref(rv->ext[i].seg);
+		tfs_rbuf_unref(rv->ext[i].rbuf);
 		tfs_zbuf_unref(rv->ext[i].zbuf);
 	}
 	rv->n = 0;
 	rv->len = 0;
 }
+
+/* Appends e[0..n) to *v (*cnt of them). */
+static void append_entries(struct tfs_index_entry **v, size_t *cnt,
+			   const struct tfs_index_entry *e, size_t n)
+{
+	*v = tfs_realloc(*v, (*cnt + n) * sizeof(**v));
+	memcpy(*v + *cnt, e, n * sizeof(*e));
+	*cnt += n;
+}
+
+/* Most batches one whole-batch read returns. */
+#define READ_BATCHES_MAX (TFS_READ_MAX_EXTENTS * 64)
 
 int tfs_partition_read_batches(struct tfs_partition *p, uint64_t off,
 			       size_t max, bool upto_hw,
@@ -184,130 +278,132 @@ int tfs_partition_read_batches(struct tfs_partition *p, uint64_t off,
 			       struct tfs_readv *rv)
 {
 	struct tfs_index_entry *v = NULL;
+	struct pieces pc = { 0 };
 	size_t cnt = 0, bytes = 0;
-	int rc = 0;
+	bool stop = false;
+	int rc = 0, i;
 
 	rv->n = 0;
 	rv->len = 0;
+	*entries = NULL;
+	*n = 0;
 	pthread_mutex_lock(&p->lock);
 	uint64_t limit = upto_hw ? p->hw : p->end;
 	if (off < p->segs[0]->base) {
-		rc = TFS_EBELOWSTART;
-		goto out_unlock;
+		pthread_mutex_unlock(&p->lock);
+		return TFS_EBELOWSTART;
 	}
-	size_t si = partition_find_segment(p, off, false);
-	uint64_t pos = UINT64_MAX;
-	while (off < limit && si < p->nsegs) {
-		struct tfs_segment *s = p->segs[si];
-		struct tfs_index_entry e;
+	if (off < limit)
+		gather(p, off, limit - off, &pc);
+	pthread_mutex_unlock(&p->lock);
 
-		if (pos == UINT64_MAX) {
-			rc = tfs_segment_find(s, s->entries, TFS_FIND_OFFSET,
-					      off, &pos);
-			if (rc)
-				break;
-		}
-		if (pos == UINT64_MAX || pos >= s->entries) {
-			si++;
-			pos = 0;
-			continue;
-		}
-		rc = tfs_segment_entry(s, pos, &e);
+	for (i = 0; i < pc.n && !stop && rv->n < TFS_READ_MAX_EXTENTS; i++) {
+		struct piece *x = &pc.p[i];
+		struct tfs_segment *s = x->seg;
+		struct tfs_index_entry *ev;
+		struct tfs_damage d;
+		struct tfs_rbuf *b;
+		size_t ne, take = 0, tb = 0;
+		/* At least one batch, then up to max bytes. */
+		size_t want = (size_t)TFS_MIN(x->len, cnt ? max - bytes
+							  : TFS_MAX(max, 1));
+
+		if (cnt && bytes >= max)
+			break;
+		rc = tfs_segment_read_checked(s, x->n, x->size, x->pos, want,
+					      UINT64_MAX, &b, &ev, &ne, &d);
+		partition_note_damage(p, s, x->cuts, &d);
 		if (rc)
 			break;
-		if (e.offset != off) {
+		if (cnt == 0 && b->off != off) {
 			rc = TFS_ENOTBOUNDARY;
+			tfs_rbuf_unref(b);
+			free(ev);
 			break;
 		}
-		if (e.offset + e.length > limit ||
-		    (cnt > 0 && bytes + e.length > max) ||
-		    cnt >= TFS_READ_MAX_EXTENTS * 64)
-			break;
-		v = tfs_realloc(v, (cnt + 1) * sizeof(*v));
-		v[cnt++] = e;
-		bytes += e.length;
-		off += e.length;
-		pos++;
+		while (take < ne && cnt + take < READ_BATCHES_MAX &&
+		       (cnt + take == 0 || bytes + tb + ev[take].length <= max))
+			tb += ev[take++].length;
+		append_entries(&v, &cnt, ev, take);
+		free(ev);
+		bytes += tb;
+		/* Damage, the size limit or the count limit ends it here. */
+		stop = take < ne || b->len < want || d.kind != TFS_DAMAGE_NONE;
+		if (tb)
+			add_extent(rv, b, NULL, b->data, tb);
+		else
+			tfs_rbuf_unref(b);
 	}
-	struct pieces pc = { 0 };
-	if (rc == 0 && cnt > 0)
-		gather(p, v[0].offset, bytes, &pc);
-	pthread_mutex_unlock(&p->lock);
-	if (rc == 0)
-		rc = build_extents(&pc, rv);
-	if (rc == 0 && rv->len != bytes) {
-		/* More pieces than extents: keep the batches that fit, the
-		 * extents end on one of their boundaries or are cut back. */
-		while (cnt > 0 && bytes > rv->len)
-			bytes -= v[--cnt].length;
-		size_t extra = rv->len - bytes;
-		while (extra > 0 && rv->n > 0) {
-			struct tfs_extent *x = &rv->ext[rv->n - 1];
-			size_t cut = TFS_MIN(extra, x->len);
-
-			x->len -= cut;
-			extra -= cut;
-			rv->len -= cut;
-			if (x->len == 0) {
-				tfs_segment_unref(x->seg);
-				tfs_zbuf_unref(x->zbuf);
-				rv->n--;
-			}
-		}
-	}
-	goto out;
-out_unlock:
-	pthread_mutex_unlock(&p->lock);
-out:
+	release_pieces(&pc);
+	if (cnt > 0)
+		rc = 0;	/* the batches before a damaged one are good */
 	if (rc) {
+		tfs_readv_release(rv);
 		free(v);
-		v = NULL;
-		cnt = 0;
+		return rc;
 	}
 	*entries = v;
 	*n = cnt;
-	return rc;
+	return 0;
 }
 
 /* --- lookups --------------------------------------------------------------- */
 
-/* Byte offset of the k-th record (0-based) inside batch e. */
-static int offset_in_batch(struct tfs_segment *s,
-			   const struct tfs_index_entry *e, uint64_t k,
-			   uint64_t *off)
+/* A segment found under the lock, with the snapshot its checks need. */
+struct seg_snap {
+	struct tfs_segment *s;		/* referenced */
+	uint64_t n, size, cuts;
+};
+
+static void snap_of(struct tfs_segment *s, struct seg_snap *ss)
 {
-	char *buf;
-	int r;
+	*ss = (struct seg_snap){ tfs_segment_ref(s), s->entries, s->size,
+				 s->cuts };
+}
+
+/* Byte offset of the k-th record (0-based) inside batch e (entry i):
+ * the batch is read through the checks, a flipped newline would move
+ * every record after it. */
+static int offset_in_batch(struct tfs_partition *p, const struct seg_snap *ss,
+			   const struct tfs_index_entry *e, uint64_t i,
+			   uint64_t k, uint64_t *off)
+{
+	struct tfs_segment *s = ss->s;
+	struct tfs_damage d;
+	struct tfs_rbuf *b;
+	int rc;
 
 	if (k == 0) {
 		*off = e->offset;
 		return 0;
 	}
-	buf = tfs_malloc(e->length);
-	r = tfs_segment_pread(s, buf, e->length, e->offset - s->base);
-	if (r) {
-		free(buf);
-		return (int)r;
-	}
-	const char *q = buf, *lim = buf + e->length;
+	rc = tfs_segment_read_checked(s, ss->n, ss->size, e->offset - s->base,
+				      e->length, i, &b, NULL, NULL, &d);
+	partition_note_damage(p, s, ss->cuts, &d);
+	if (rc)
+		return rc;
+	const char *q = b->data + (e->offset - b->off), *lim = q + e->length;
+	const char *start = b->data;
+
 	for (; k > 0 && q < lim; k--) {
 		q = memchr(q, '\n', (size_t)(lim - q));
 		if (!q)
 			break;
 		q++;
 	}
-	int rc = k == 0 && q ? 0 : TFS_ECORRUPT;
-	*off = e->offset + (uint64_t)(q ? q - buf : 0);
-	free(buf);
+	rc = k == 0 && q ? 0 : TFS_ECORRUPT;
+	*off = b->off + (uint64_t)(q ? q - start : 0);
+	tfs_rbuf_unref(b);
 	return rc;
 }
 
 int tfs_partition_offset_of_record(struct tfs_partition *p, uint64_t record,
 				   uint64_t *off)
 {
-	struct tfs_segment *s;
 	struct tfs_index_entry e;
-	uint64_t n, pos;
+	struct seg_snap ss;
+	struct tfs_damage d;
+	uint64_t pos;
 	int rc;
 
 	pthread_mutex_lock(&p->lock);
@@ -320,48 +416,51 @@ int tfs_partition_offset_of_record(struct tfs_partition *p, uint64_t record,
 		pthread_mutex_unlock(&p->lock);
 		return record == p->hw_record ? 0 : -ENXIO;
 	}
-	s = tfs_segment_ref(p->segs[partition_find_segment(p, record, true)]);
-	n = s->entries;
+	snap_of(p->segs[partition_find_segment(p, record, true)], &ss);
 	pthread_mutex_unlock(&p->lock);
 
-	rc = tfs_segment_find(s, n, TFS_FIND_RECORD, record, &pos);
+	rc = tfs_segment_find(ss.s, ss.n, TFS_FIND_RECORD, record, &pos, &d);
+	if (rc == TFS_ECORRUPT)
+		partition_note_damage(p, ss.s, ss.cuts, &d);
 	if (rc == 0 && pos == UINT64_MAX)
 		rc = TFS_ECORRUPT;
 	if (rc == 0)
-		rc = tfs_segment_entry(s, pos, &e);
+		rc = tfs_segment_entry(ss.s, pos, &e);
 	if (rc == 0)
-		rc = offset_in_batch(s, &e, record - e.record, off);
-	tfs_segment_unref(s);
+		rc = offset_in_batch(p, &ss, &e, pos, record - e.record, off);
+	tfs_segment_unref(ss.s);
 	return rc;
 }
 
 int tfs_partition_offset_of_time(struct tfs_partition *p, int64_t ms,
 				 uint64_t *off)
 {
-	struct tfs_segment *s = NULL;
+	struct seg_snap ss = { 0 };
 	struct tfs_index_entry e;
-	uint64_t n = 0, pos, hw;
+	struct tfs_damage d;
+	uint64_t pos, hw;
 	int rc = 0;
 
 	pthread_mutex_lock(&p->lock);
 	hw = p->hw;
 	for (size_t i = 0; i < p->nsegs; i++) {
 		if (p->segs[i]->entries && p->segs[i]->last_ts >= ms) {
-			s = tfs_segment_ref(p->segs[i]);
-			n = s->entries;
+			snap_of(p->segs[i], &ss);
 			break;
 		}
 	}
 	pthread_mutex_unlock(&p->lock);
 	*off = hw;
-	if (!s)
+	if (!ss.s)
 		return 0;
-	rc = tfs_segment_find(s, n, TFS_FIND_TIME, (uint64_t)ms, &pos);
-	if (rc == 0 && pos < n)
-		rc = tfs_segment_entry(s, pos, &e);
-	if (rc == 0 && pos < n)
+	rc = tfs_segment_find(ss.s, ss.n, TFS_FIND_TIME, (uint64_t)ms, &pos, &d);
+	if (rc == TFS_ECORRUPT)
+		partition_note_damage(p, ss.s, ss.cuts, &d);
+	if (rc == 0 && pos < ss.n)
+		rc = tfs_segment_entry(ss.s, pos, &e);
+	if (rc == 0 && pos < ss.n)
 		*off = TFS_MIN(e.offset, hw);
-	tfs_segment_unref(s);
+	tfs_segment_unref(ss.s);
 	return rc;
 }
 
@@ -414,6 +513,7 @@ void tfs_partition_info(struct tfs_partition *p,
 	info->epoch = p->epoch;
 	info->failed = p->failed;
 	info->waiters = p->nwaiters;
+	info->corrupt_batches = partition_damaged_batches(p, UINT64_MAX);
 	pthread_mutex_unlock(&p->lock);
 	info->appends = atomic_load(&p->appends);
 	info->append_bytes = atomic_load(&p->append_bytes);
@@ -425,4 +525,5 @@ void tfs_partition_info(struct tfs_partition *p,
 	info->deleted_bytes = atomic_load(&p->deleted_bytes);
 	info->deleted_segments = atomic_load(&p->deleted_segments);
 	info->compressions = atomic_load(&p->compressions);
+	info->repaired_batches = atomic_load(&p->repaired_batches);
 }

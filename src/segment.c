@@ -98,7 +98,7 @@
 #include "crc32c.h"
 #include "err.h"
 #include "log.h"
-#include "segment.h"
+#include "segment_int.h"
 #include "sysio.h"
 #include "util.h"
 #include "banned.h"
@@ -207,11 +207,6 @@ void tfs_segment_name(uint64_t base, const char *ext, char *buf, size_t len)
 	snprintf(buf, len, "%020llu.%s", (unsigned long long)base, ext);
 }
 
-static off_t entry_pos(const struct tfs_segment *s, uint64_t i)
-{
-	return (off_t)(TFS_INDEX_HEADER_SIZE + i * s->esize);
-}
-
 static struct tfs_segment *segment_alloc(int dirfd, uint64_t base)
 {
 	struct tfs_segment *s = tfs_calloc(1, sizeof(*s));
@@ -300,7 +295,7 @@ int tfs_segment_entry(struct tfs_segment *s, uint64_t i,
 		      struct tfs_index_entry *e)
 {
 	unsigned char buf[TFS_INDEX_ENTRY_SIZE];
-	ssize_t r = tfs_sys_pread(s->idx_fd, buf, s->esize, entry_pos(s, i));
+	ssize_t r = tfs_sys_pread(s->idx_fd, buf, s->esize, segment_entry_pos(s, i));
 
 	if (r < 0)
 		return (int)r;
@@ -323,10 +318,10 @@ static int cut(struct tfs_segment *s, uint64_t n, uint64_t size)
 	int rc;
 
 	idx_unmap(s);
-	rc = tfs_sys_ftruncate(s->idx_fd, entry_pos(s, n));
+	rc = tfs_sys_ftruncate(s->idx_fd, segment_entry_pos(s, n));
 	if (rc < 0)
 		return rc;
-	s->idx_size = (uint64_t)entry_pos(s, n);
+	s->idx_size = (uint64_t)segment_entry_pos(s, n);
 	return tfs_sys_ftruncate(s->log_fd, (off_t)size);
 }
 
@@ -357,7 +352,7 @@ static int zero_fill(int fd, uint64_t from, uint64_t to)
  */
 static int idx_reserve(struct tfs_segment *s, uint64_t entries)
 {
-	uint64_t need = (uint64_t)entry_pos(s, entries), cap = s->idx_size;
+	uint64_t need = (uint64_t)segment_entry_pos(s, entries), cap = s->idx_size;
 	int rc;
 
 	if (need <= s->idx_mapped)
@@ -367,7 +362,7 @@ static int idx_reserve(struct tfs_segment *s, uint64_t entries)
 		uint64_t step = TFS_MIN(TFS_MAX(have, IDX_GROW_MIN),
 					IDX_GROW_MAX);
 
-		cap = (uint64_t)entry_pos(s, TFS_MAX(have + step, entries));
+		cap = (uint64_t)segment_entry_pos(s, TFS_MAX(have + step, entries));
 		rc = zero_fill(s->idx_fd, s->idx_size, cap);
 		if (rc) {
 			tfs_sys_ftruncate(s->idx_fd, (off_t)s->idx_size);
@@ -388,7 +383,7 @@ static int idx_reserve(struct tfs_segment *s, uint64_t entries)
 
 int tfs_segment_trim(struct tfs_segment *s)
 {
-	uint64_t exact = (uint64_t)entry_pos(s, s->entries);
+	uint64_t exact = (uint64_t)segment_entry_pos(s, s->entries);
 	int rc = 0;
 
 	idx_unmap(s);
@@ -404,7 +399,7 @@ static bool entry_is_zero(struct tfs_segment *s, uint64_t i)
 {
 	unsigned char buf[TFS_INDEX_ENTRY_SIZE];
 
-	if (tfs_sys_pread(s->idx_fd, buf, s->esize, entry_pos(s, i)) !=
+	if (tfs_sys_pread(s->idx_fd, buf, s->esize, segment_entry_pos(s, i)) !=
 	    (ssize_t)s->esize)
 		return false;
 	for (size_t j = 0; j < s->esize; j++)
@@ -489,7 +484,7 @@ static int first_to_verify(struct tfs_segment *s, uint64_t n,
 		return 0;
 	}
 	struct tfs_index_entry e;
-	int rc = tfs_segment_find(s, n, TFS_FIND_OFFSET, verify_from, k);
+	int rc = tfs_segment_find(s, n, TFS_FIND_OFFSET, verify_from, k, NULL);
 
 	if (rc == 0 && *k == UINT64_MAX)
 		*k = 0;
@@ -700,7 +695,7 @@ static int segment_open(int dirfd, uint64_t base, uint64_t base_record,
 	s->idx_size = (uint64_t)ist.st_size;
 	n = used_entries(s, ((uint64_t)ist.st_size - TFS_INDEX_HEADER_SIZE) /
 				   s->esize);
-	bool zero_tail = (uint64_t)ist.st_size > (uint64_t)entry_pos(s, n);
+	bool zero_tail = (uint64_t)ist.st_size > (uint64_t)segment_entry_pos(s, n);
 	rc = first_to_verify(s, n, verify_from, &k);
 	if (rc == 0)
 		rc = load_trusted(s, k, &sc);
@@ -718,7 +713,7 @@ static int segment_open(int dirfd, uint64_t base, uint64_t base_record,
 
 	/* Whatever lies past the last good entry in either file goes; a
 	 * zero tail is only unused preallocated space. */
-	if ((uint64_t)ist.st_size != (uint64_t)entry_pos(s, s->entries) ||
+	if ((uint64_t)ist.st_size != (uint64_t)segment_entry_pos(s, s->entries) ||
 	    sc.log_size != s->size) {
 		if (sc.log_size > s->size && !rec->reason)
 			rec->reason = "bytes without an index entry";
@@ -790,7 +785,7 @@ int tfs_segment_append(struct tfs_segment *s, const struct tfs_index_entry *e,
 	w = tfs_sys_pwritev(s->log_fd, iov, iovcnt, (off_t)pos);
 	if (w < 0)
 		goto out_undo;
-	tfs_index_encode(e, s->idx_map + entry_pos(s, s->entries));
+	tfs_index_encode(e, s->idx_map + segment_entry_pos(s, s->entries));
 
 	if (s->entries == 0)
 		s->first_ts = e->timestamp;
@@ -814,45 +809,6 @@ out_undo:
 	return (int)w;
 }
 
-static bool entry_before(const struct tfs_index_entry *e,
-			 enum tfs_find_key key, uint64_t v)
-{
-	switch (key) {
-	case TFS_FIND_OFFSET:
-		return e->offset <= v;
-	case TFS_FIND_RECORD:
-		return e->record <= v;
-	case TFS_FIND_TIME:
-		return e->timestamp < (int64_t)v;
-	}
-	return false;
-}
-
-int tfs_segment_find(struct tfs_segment *s, uint64_t n, enum tfs_find_key key,
-		     uint64_t v, uint64_t *pos)
-{
-	uint64_t lo = 0, hi = n;	/* invariant: [0,lo) before, [hi,n) not */
-
-	while (lo < hi) {
-		uint64_t mid = lo + (hi - lo) / 2;
-		struct tfs_index_entry e;
-		int rc = tfs_segment_entry(s, mid, &e);
-
-		if (rc)
-			return rc;
-		if (entry_before(&e, key, v))
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	/* lo = number of entries "before" v. */
-	if (key == TFS_FIND_TIME)
-		*pos = lo;
-	else
-		*pos = lo == 0 ? UINT64_MAX : lo - 1;
-	return 0;
-}
-
 int tfs_segment_truncate(struct tfs_segment *s, uint64_t off)
 {
 	struct tfs_index_entry e;
@@ -865,7 +821,7 @@ int tfs_segment_truncate(struct tfs_segment *s, uint64_t off)
 		return TFS_ENOTBOUNDARY;
 	if (s->kind != TFS_SEG_RAW)
 		return -EOPNOTSUPP;
-	rc = tfs_segment_find(s, s->entries, TFS_FIND_OFFSET, off, &pos);
+	rc = tfs_segment_find(s, s->entries, TFS_FIND_OFFSET, off, &pos, NULL);
 	if (rc)
 		return rc;
 	if (pos == UINT64_MAX)
@@ -875,6 +831,9 @@ int tfs_segment_truncate(struct tfs_segment *s, uint64_t off)
 		return rc;
 	if (e.offset != off)
 		return TFS_ENOTBOUNDARY;
+	/* Before the files shrink: a reader's check that fails on the bytes
+	 * going away is not damage. */
+	s->cuts++;
 	rc = cut(s, pos, off - s->base);
 	if (rc)
 		return rc;
@@ -1067,13 +1026,20 @@ int tfs_segment_pread(struct tfs_segment *s, void *buf, size_t len,
 	while (len > 0) {
 		uint32_t i = tfs_zindex_find(&s->zi, pos);
 		const struct tfs_zframe *f = &s->zi.f[i];
+		struct tfs_damage d;
 		struct tfs_zbuf *b;
-		int rc = tfs_zframe_get(s->uid, s->log_fd, &s->zi, i, &b);
+		/* Through the checks all the same: a frame enters the cache
+		 * only checked. */
+		int rc = tfs_segment_frame(s, i, &b, &d);
 
 		if (rc)
 			return rc;
 		size_t in = (size_t)(pos - f->raw_off);
 		size_t n = TFS_MIN(len, f->raw_len - in);
+		if (in + n > b->good) {
+			tfs_zbuf_unref(b);
+			return TFS_ECORRUPT;
+		}
 		memcpy(p, b->data + in, n);
 		tfs_zbuf_unref(b);
 		p += n;
@@ -1088,7 +1054,7 @@ int tfs_segment_entries(struct tfs_segment *s, uint64_t i, size_t n,
 {
 	size_t bytes = n * s->esize;
 	unsigned char *buf = tfs_malloc(bytes);
-	ssize_t r = tfs_sys_pread(s->idx_fd, buf, bytes, entry_pos(s, i));
+	ssize_t r = tfs_sys_pread(s->idx_fd, buf, bytes, segment_entry_pos(s, i));
 	int rc = r == (ssize_t)bytes ? 0 : r < 0 ? (int)r : TFS_ECORRUPT;
 
 	for (size_t j = 0; j < n && rc == 0; j++)
@@ -1098,67 +1064,91 @@ int tfs_segment_entries(struct tfs_segment *s, uint64_t i, size_t n,
 }
 
 /* Compresses [from, to) of s (batch boundaries) as one frame, checking
- * every batch's CRC on the way: corruption is never baked in. */
+ * every batch on the way: corruption is never baked in. */
 static int add_frame(struct tfs_segment *s, struct tfs_zwriter *w,
 		     struct tfs_buf *buf, uint64_t from, uint64_t to,
-		     const struct tfs_index_entry *e, size_t ne)
+		     const struct tfs_index_entry *e, size_t ne,
+		     uint64_t first, struct tfs_damage *d)
 {
-	int rc;
+	size_t len = (size_t)(to - from);
+	ssize_t r;
 
 	tfs_buf_reset(buf);
-	tfs_buf_grow(buf, (size_t)(to - from));
-	rc = tfs_segment_pread(s, buf->data, (size_t)(to - from), from);
-	for (size_t i = 0; i < ne && rc == 0; i++)
-		rc = tfs_batch_verify(&e[i],
-				      buf->data + (e[i].offset - s->base - from));
-	if (rc == 0)
-		rc = tfs_zwriter_add(w, buf->data, (size_t)(to - from));
-	return rc;
-}
+	tfs_buf_grow(buf, len);
+	r = tfs_sys_pread(s->log_fd, buf->data, len, (off_t)from);
+	if (r < 0)
+		return (int)r;
+	for (size_t i = 0; i < ne; i++) {
+		size_t at = (size_t)(e[i].offset - s->base - from);
+		const char *why = NULL;
 
-#define COMPRESS_CHUNK 4096	/* index entries read at a time */
+		if (at + e[i].length > (size_t)r)
+			why = "is missing from the file";
+		else if (tfs_batch_verify(&e[i], buf->data + at))
+			why = "does not match its index entry (CRC-32C or "
+			      "record count)";
+		if (why) {
+			seg_batch_damage(s, &e[i], first + i, why, d);
+			return TFS_ECORRUPT;
+		}
+	}
+	return tfs_zwriter_add(w, buf->data, len);
+}
 
 /* Streams the batches of s into frames of about frame_bytes. */
 static int write_frames(struct tfs_segment *s, struct tfs_zwriter *w,
-			size_t frame_bytes)
+			size_t frame_bytes, struct tfs_damage *d)
 {
-	struct tfs_index_entry *e = tfs_malloc(COMPRESS_CHUNK * sizeof(*e));
-	struct tfs_index_entry *pend = NULL;
+	struct seg_walk *wk = tfs_malloc(sizeof(*wk));	/* 16 KiB */
+	struct tfs_index_entry *pend = NULL, e, prev;
 	size_t npend = 0, cap = 0;
 	struct tfs_buf buf = TFS_BUF_INIT;
 	uint64_t start = 0;	/* segment position of the frame */
+	uint64_t first = 0;	/* index entry of its first batch */
 	int rc = 0;
 
-	for (uint64_t i = 0; i < s->entries && rc == 0;) {
-		size_t n = (size_t)TFS_MIN(COMPRESS_CHUNK, s->entries - i);
-
-		rc = tfs_segment_entries(s, i, n, e);
-		for (size_t j = 0; j < n && rc == 0; j++) {
-			uint64_t end = e[j].offset + e[j].length - s->base;
-
-			if (npend == cap) {
-				cap = cap ? cap * 2 : 64;
-				pend = tfs_realloc(pend, cap * sizeof(*pend));
-			}
-			pend[npend++] = e[j];
-			if (end - start < frame_bytes)
-				continue;
-			rc = add_frame(s, w, &buf, start, end, pend, npend);
-			start = end;
-			npend = 0;
+	seg_walk_init(wk, s, s->entries);
+	for (uint64_t i = 0; i < s->entries && rc == 0; i++) {
+		rc = seg_walk_entry(wk, i, &e);
+		if (rc == 0 && !seg_entry_follows(s, i ? &prev : NULL, &e))
+			rc = TFS_ECORRUPT;
+		if (rc == TFS_ECORRUPT) {
+			seg_entry_damage(wk, i,
+					 i ? prev.offset + prev.length
+					   : s->base,
+					 "fails its CRC-32C check or does not "
+					 "follow the entry before it",
+					 d);
+			break;
 		}
-		i += n;
+		if (rc)
+			break;
+		prev = e;
+		uint64_t end = e.offset + e.length - s->base;
+
+		if (npend == cap) {
+			cap = cap ? cap * 2 : 64;
+			pend = tfs_realloc(pend, cap * sizeof(*pend));
+		}
+		pend[npend++] = e;
+		if (end - start < frame_bytes)
+			continue;
+		rc = add_frame(s, w, &buf, start, end, pend, npend, first, d);
+		start = end;
+		first = i + 1;
+		npend = 0;
 	}
 	if (rc == 0 && npend)
-		rc = add_frame(s, w, &buf, start, s->size, pend, npend);
-	free(e);
+		rc = add_frame(s, w, &buf, start, s->size, pend, npend, first,
+			       d);
+	free(wk);
 	free(pend);
 	tfs_buf_release(&buf);
 	return rc;
 }
 
 int tfs_segment_compress(struct tfs_segment *s, int level, size_t frame_bytes,
-			 struct tfs_segment **out)
+			 struct tfs_segment **out, struct tfs_damage *d)
 {
 	char tmp[64], name[64];
 	struct tfs_zwriter *w;
@@ -1173,7 +1163,8 @@ int tfs_segment_compress(struct tfs_segment *s, int level, size_t frame_bytes,
 	rc = tfs_zwriter_open(s->dirfd, tmp, level, &w);
 	if (rc)
 		return rc;
-	rc = write_frames(s, w, frame_bytes);
+	d->kind = TFS_DAMAGE_NONE;
+	rc = write_frames(s, w, frame_bytes, d);
 	if (rc) {
 		tfs_zwriter_abort(w);
 		return rc;

@@ -47,6 +47,10 @@
  *     topicfs_partition_read_bytes_total               counter
  *     topicfs_partition_last_append_timestamp_seconds  gauge (0: none)
  *     topicfs_partition_failed                         gauge, 0 or 1
+ *     topicfs_partition_corrupt_batches                gauge
+ *     topicfs_partition_repaired_batches_total         counter
+ *   per topic, label {topic="..."}, loaded and failed topics alike
+ *     topicfs_topic_failed                             gauge, 0 or 1
  *
  * Counters count since the partition was opened (daemon start or topic
  * creation), as Prometheus expects of a counter that resets on restart.
@@ -87,6 +91,8 @@ struct snapshot {
 	struct topic_snap *ts;		/* ntopics of them */
 	struct part_snap *parts;
 	size_t nparts, cap;
+	struct tfs_topic_failure *failed;	/* topics that did not load */
+	size_t nfailed;
 };
 
 /* --- snapshot ------------------------------------------------------------- */
@@ -135,6 +141,7 @@ static void snapshot_take(struct tfs_store *s, struct snapshot *sn)
 		sn->ts[i].t = sn->topics[i];
 		snap_topic(sn, &sn->ts[i]);
 	}
+	sn->nfailed = tfs_store_failed_topics(s, &sn->failed);
 }
 
 static void snapshot_release(struct snapshot *sn)
@@ -142,6 +149,7 @@ static void snapshot_release(struct snapshot *sn)
 	tfs_store_topics_free(sn->topics, sn->ntopics);
 	free(sn->ts);
 	free(sn->parts);
+	free(sn->failed);
 }
 
 /* --- JSON ----------------------------------------------------------------- */
@@ -237,14 +245,18 @@ static json_t *self_list(const struct tfs_node_info *n)
 	return a;
 }
 
-static json_t *state_json(int failed)
+/* "state" (and "error" when failed) of a partition. */
+static void state_json(json_t *o, const struct tfs_partition_info *i)
 {
-	char buf[160];
-
-	if (!failed)
-		return json_string("ok");
-	snprintf(buf, sizeof(buf), "failed: %s", tfs_strerror(failed));
-	return json_string(buf);
+	if (i->failed) {
+		json_object_set_new(o, "state", json_string("failed"));
+		json_object_set_new(o, "error",
+				    json_string(tfs_strerror(i->failed)));
+	} else {
+		json_object_set_new(o, "state",
+				    json_string(i->corrupt_batches ? "corrupt"
+								   : "ok"));
+	}
 }
 
 /* Offsets and sizes of one partition. */
@@ -313,7 +325,9 @@ static json_t *partition_json(const struct part_snap *ps,
 	}
 	status_put_int(o, "lag", i->end - i->hw);
 	status_put_int(o, "waiters", i->waiters);
-	json_object_set_new(o, "state", state_json(i->failed));
+	status_put_int(o, "corrupt_batches", i->corrupt_batches);
+	status_put_int(o, "repaired_batches", i->repaired_batches);
+	state_json(o, i);
 	return o;
 }
 
@@ -324,6 +338,7 @@ static json_t *topic_json(const struct snapshot *sn,
 	json_t *o = json_object(), *parts = json_array();
 
 	json_object_set_new(o, "name", json_string(tfs_topic_name(ts->t)));
+	json_object_set_new(o, "state", json_string("ok"));
 	status_put_int(o, "id", tfs_topic_id(ts->t));
 	status_put_int(o, "partition_count", ts->n);
 	json_object_set_new(o, "created", iso8601(tfs_topic_created(ts->t)));
@@ -333,6 +348,17 @@ static json_t *topic_json(const struct snapshot *sn,
 				      partition_json(&sn->parts[ts->first + i],
 						     n));
 	json_object_set_new(o, "partitions", parts);
+	return o;
+}
+
+/* A topic that could not be loaded: its name, why, and nothing else. */
+static json_t *failed_json(const struct tfs_topic_failure *f)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "name", str_or_null(f->name));
+	json_object_set_new(o, "state", json_string("failed"));
+	json_object_set_new(o, "error", str_or_null(f->error));
 	return o;
 }
 
@@ -353,8 +379,17 @@ char *tfs_status_json(struct tfs_store *s, const struct tfs_node_info *n,
 	json_object_set_new(root, "node", node_json(n));
 	if (n->cluster)
 		json_object_set_new(root, "cluster", status_cluster_json(n));
-	for (size_t i = 0; i < sn.ntopics; i++)
-		json_array_append_new(topics, topic_json(&sn, &sn.ts[i], n));
+	/* Loaded and failed topics, merged in name order. */
+	for (size_t i = 0, f = 0; i < sn.ntopics || f < sn.nfailed;) {
+		if (f < sn.nfailed &&
+		    (i == sn.ntopics ||
+		     strcmp(sn.failed[f].name, tfs_topic_name(sn.ts[i].t)) < 0))
+			json_array_append_new(topics,
+					      failed_json(&sn.failed[f++]));
+		else
+			json_array_append_new(topics,
+					      topic_json(&sn, &sn.ts[i++], n));
+	}
 	json_object_set_new(root, "topics", topics);
 	snapshot_release(&sn);
 
@@ -479,6 +514,13 @@ static const struct family part_families[] = {
 	{ "topicfs_partition_failed", "gauge",
 	  "1 if the partition refuses writes after an I/O error, else 0.",
 	  FIELD(VAL_NONZERO, failed) },
+	{ "topicfs_partition_corrupt_batches", "gauge",
+	  "Batches found damaged at rest (bytes or index entry) and not "
+	  "repaired.",
+	  FIELD(VAL_U64, corrupt_batches) },
+	{ "topicfs_partition_repaired_batches_total", "counter",
+	  "Damaged batches repaired since the partition was opened.",
+	  FIELD(VAL_U64, repaired_batches) },
 };
 
 static void add_value(struct tfs_buf *b, const struct family *f,
@@ -517,6 +559,31 @@ static void partition_family(struct tfs_buf *b, const struct family *f,
 		tfs_status_escape_label(b, ps->topic);
 		tfs_buf_addf(b, "\",partition=\"%" PRIu32 "\"} ", ps->index);
 		add_value(b, f, &ps->info);
+	}
+}
+
+static void topic_failed_sample(struct tfs_buf *b, const char *topic, int v)
+{
+	tfs_buf_addf(b, "topicfs_topic_failed{topic=\"");
+	tfs_status_escape_label(b, topic);
+	tfs_buf_addf(b, "\"} %d\n", v);
+}
+
+/* 1 for each topic that failed to load, 0 for each loaded one. */
+static void topic_failed_family(struct tfs_buf *b, const struct snapshot *sn)
+{
+	status_family_header(b, "topicfs_topic_failed", "gauge",
+		      "1 if the topic could not be loaded at start (see "
+		      ".topicfs/status for why), 0 if it serves.");
+	for (size_t i = 0, f = 0; i < sn->ntopics || f < sn->nfailed;) {
+		if (f < sn->nfailed &&
+		    (i == sn->ntopics ||
+		     strcmp(sn->failed[f].name,
+			    tfs_topic_name(sn->ts[i].t)) < 0))
+			topic_failed_sample(b, sn->failed[f++].name, 1);
+		else
+			topic_failed_sample(b, tfs_topic_name(sn->ts[i++].t),
+					    0);
 	}
 }
 
@@ -573,6 +640,7 @@ char *tfs_status_metrics(struct tfs_store *s, const struct tfs_node_info *n,
 	node_metrics(&b, n, sn.ntopics);
 	for (size_t i = 0; i < TFS_ARRAY_SIZE(part_families); i++)
 		partition_family(&b, &part_families[i], &sn);
+	topic_failed_family(&b, &sn);
 	if (n->cluster) {
 		struct status_part *parts =
 			tfs_calloc(sn.nparts ? sn.nparts : 1, sizeof(*parts));

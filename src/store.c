@@ -107,6 +107,11 @@ struct tfs_store {
 	struct tfs_workers *fsyncer;
 	struct tfs_timers *timers;
 	struct tfs_ticker *flusher;	/* every flush.ms */
+
+	/* Topics that failed to load, sorted by name: set while opening,
+	 * read-only afterwards. */
+	struct tfs_topic_failure *failed;
+	size_t nfailed;
 };
 
 bool tfs_topic_name_valid(const char *name)
@@ -443,8 +448,10 @@ static int write_topic_json(struct tfs_topic *t, uint32_t nparts)
 	return rc;
 }
 
-/* Applies the "config" object of topic.json. */
-static int load_topic_config(struct tfs_topic *t, json_t *cfg)
+/* Applies the "config" object of topic.json; why gets the reason it
+ * cannot. */
+static int load_topic_config(struct tfs_topic *t, json_t *cfg, char *why,
+			     size_t whylen)
 {
 	const char *key;
 	json_t *val;
@@ -460,6 +467,8 @@ static int load_topic_config(struct tfs_topic *t, json_t *cfg)
 				   sizeof(err))) {
 			tfs_err("topic %s: %s: bad setting '%s'", t->name,
 				TOPIC_META, key);
+			snprintf(why, whylen, "%s: bad setting '%s'",
+				 TOPIC_META, key);
 			return TFS_ECORRUPT;
 		}
 		atomic_store(&t->settings->v[k], v);
@@ -578,7 +587,8 @@ out_bad:
 	return TFS_ECORRUPT;
 }
 
-static int read_topic_json(struct tfs_topic *t, uint32_t *nparts)
+static int read_topic_json(struct tfs_topic *t, uint32_t *nparts, char *why,
+			   size_t whylen)
 {
 	char *text = NULL;
 	json_error_t jerr;
@@ -589,8 +599,11 @@ static int read_topic_json(struct tfs_topic *t, uint32_t *nparts)
 
 	rc = tfs_sys_read_file(t->dirfd, TOPIC_META, TOPIC_META_MAX, &text,
 			       NULL);
-	if (rc)
+	if (rc) {
+		snprintf(why, whylen, "cannot read %s: %s", TOPIC_META,
+			 tfs_strerror(rc));
 		return rc;
+	}
 	root = json_loads(text, 0, &jerr);
 	free(text);
 	if (!root || json_unpack(root, "{s:i, s:I, s:s, s:I, s:I, s?o, s?o}",
@@ -601,14 +614,19 @@ static int read_topic_json(struct tfs_topic *t, uint32_t *nparts)
 	    id != t->id || strcmp(name, t->name)) {
 		tfs_err("topic %s: %s is not valid%s%s", t->name, TOPIC_META,
 			root ? "" : ": ", root ? "" : jerr.text);
+		snprintf(why, whylen, "%s is not valid%s%s", TOPIC_META,
+			 root ? "" : ": ", root ? "" : jerr.text);
 		json_decref(root);
 		return TFS_ECORRUPT;
 	}
 	t->created = created;
 	*nparts = (uint32_t)parts;
-	rc = cfg ? load_topic_config(t, cfg) : 0;
-	if (rc == 0)
+	rc = cfg ? load_topic_config(t, cfg, why, whylen) : 0;
+	if (rc == 0) {
 		rc = load_topic_perms(t, perm, *nparts);
+		if (rc)
+			snprintf(why, whylen, "%s: bad \"perm\"", TOPIC_META);
+	}
 	json_decref(root);
 	return rc;
 }
@@ -636,15 +654,18 @@ static int open_partition(struct tfs_topic *t, uint32_t i, bool create,
 	return tfs_partition_open(t->dirfd, i, &env, create, out);
 }
 
-/* Opens partitions [from, to) into t->parts.  Topic lock or exclusive. */
+/* Opens partitions [from, to) into t->parts; *bad is the one that could
+ * not open.  Topic lock or exclusive. */
 static int open_partitions(struct tfs_topic *t, uint32_t from, uint32_t to,
-			   bool create)
+			   bool create, uint32_t *bad)
 {
 	t->parts = tfs_realloc(t->parts, to * sizeof(*t->parts));
 	for (uint32_t i = from; i < to; i++) {
 		int rc = open_partition(t, i, create, &t->parts[i]);
 
 		if (rc) {
+			if (bad)
+				*bad = i;
 			while (i-- > from) {
 				tfs_partition_close(t->parts[i], TFS_ESHUTDOWN);
 				tfs_partition_unref(t->parts[i]);
@@ -852,36 +873,53 @@ void tfs_store_foreach_partition(struct tfs_store *s,
 
 /* --- loading --------------------------------------------------------------- */
 
-static int load_topic(struct tfs_store *s, const char *name)
+/* Loads topic name; why gets the reason it cannot. */
+static int load_topic(struct tfs_store *s, const char *name, char *why,
+		      size_t whylen)
 {
 	struct tfs_topic *t;
-	uint32_t nparts = 0;
+	uint32_t nparts = 0, bad = 0;
 	char *text = NULL;
+	json_error_t jerr;
 	json_t *root;
 	json_int_t id = 0;
 	int rc, fd;
 
 	fd = tfs_sys_openat(s->topics_fd, name, O_RDONLY | O_DIRECTORY, 0);
-	if (fd < 0)
+	if (fd < 0) {
+		snprintf(why, whylen, "cannot open its directory: %s",
+			 tfs_strerror(fd));
 		return fd;
+	}
 	/* The id is needed before the object: peek at topic.json. */
 	rc = tfs_sys_read_file(fd, TOPIC_META, TOPIC_META_MAX, &text, NULL);
-	root = rc ? NULL : json_loads(text, 0, NULL);
+	root = rc ? NULL : json_loads(text, 0, &jerr);
 	free(text);
 	if (!root || json_unpack(root, "{s:I}", "id", &id) || id <= 0 ||
 	    id > UINT32_MAX) {
+		const char *detail = rc ? tfs_strerror(rc)
+				     : !root ? jerr.text
+					     : "no valid \"id\"";
+
 		json_decref(root);
 		tfs_sys_close(fd);
-		tfs_err("topic %s: %s missing or invalid", name, TOPIC_META);
+		tfs_err("topic %s: %s missing or invalid: %s", name, TOPIC_META,
+			detail);
+		snprintf(why, whylen, "%s is missing or not valid: %s",
+			 TOPIC_META, detail);
 		return TFS_ECORRUPT;
 	}
 	json_decref(root);
 	t = topic_alloc(s, (uint32_t)id, name);
 	t->dirfd = fd;
-	rc = read_topic_json(t, &nparts);
+	rc = read_topic_json(t, &nparts, why, whylen);
 	if (rc == 0) {
 		remove_extra_partitions(t, nparts);
-		rc = open_partitions(t, 0, nparts, true);
+		rc = open_partitions(t, 0, nparts, true, &bad);
+		if (rc)
+			snprintf(why, whylen, "partition %" PRIu32
+				 " cannot be opened: %s",
+				 bad, tfs_strerror(rc));
 	}
 	if (rc) {
 		tfs_topic_unref(t);
@@ -895,6 +933,35 @@ static int load_topic(struct tfs_store *s, const char *name)
 	}
 	table_insert(s, t);
 	return 0;
+}
+
+static void add_failure(struct tfs_store *s, const char *name,
+			const char *why)
+{
+	struct tfs_topic_failure *f;
+
+	s->failed = tfs_realloc(s->failed, (s->nfailed + 1) * sizeof(*f));
+	f = &s->failed[s->nfailed++];
+	/* Valid topic names fit (tfs_topic_name_valid). */
+	snprintf(f->name, sizeof(f->name), "%.*s", TFS_TOPIC_NAME_MAX, name);
+	snprintf(f->error, sizeof(f->error), "%s", why);
+}
+
+static int cmp_failure(const void *a, const void *b)
+{
+	return strcmp(((const struct tfs_topic_failure *)a)->name,
+		      ((const struct tfs_topic_failure *)b)->name);
+}
+
+size_t tfs_store_failed_topics(struct tfs_store *s,
+			       struct tfs_topic_failure **out)
+{
+	*out = NULL;
+	if (!s->nfailed)
+		return 0;
+	*out = tfs_malloc(s->nfailed * sizeof(**out));
+	memcpy(*out, s->failed, s->nfailed * sizeof(**out));
+	return s->nfailed;
 }
 
 static int load_topics(struct tfs_store *s)
@@ -925,16 +992,22 @@ static int load_topics(struct tfs_store *s)
 				 s->dir, de->d_name);
 			continue;
 		}
-		rc = load_topic(s, de->d_name);
+		char why[256] = "";
+
+		rc = load_topic(s, de->d_name, why, sizeof(why));
 		if (rc) {
 			tfs_err("topic %s cannot be loaded (%s); its files "
 				"are left untouched in %s/topics/%s",
-				de->d_name, tfs_strerror(rc), s->dir,
-				de->d_name);
+				de->d_name, why[0] ? why : tfs_strerror(rc),
+				s->dir, de->d_name);
+			add_failure(s, de->d_name, why[0] ? why
+							  : tfs_strerror(rc));
 			bad++;
 		}
 	}
 	closedir(d);
+	if (s->nfailed > 1)
+		qsort(s->failed, s->nfailed, sizeof(*s->failed), cmp_failure);
 	if (bad)
 		tfs_err("%d topic(s) unavailable: see the errors above", bad);
 	return 0;
@@ -1031,6 +1104,7 @@ static void store_free(struct tfs_store *s)
 		tfs_topic_unref(s->by_name[i]);
 	free(s->by_name);
 	free(s->by_id);
+	free(s->failed);
 	tfs_workers_stop(s->syncer);
 	tfs_workers_stop(s->fsyncer);
 	tfs_timers_stop(s->timers);
@@ -1278,7 +1352,7 @@ static int build_topic(struct tfs_store *s, const struct tfs_topic_spec *spec,
 		rc = t->dirfd < 0 ? t->dirfd : 0;
 	}
 	if (rc == 0)
-		rc = open_partitions(t, 0, nparts, true);
+		rc = open_partitions(t, 0, nparts, true, NULL);
 	if (rc)
 		goto out_free;
 	t->nparts = nparts;
@@ -1574,7 +1648,7 @@ int tfs_topic_set_partitions(struct tfs_topic *t, uint32_t n)
 		t->pperm = tfs_realloc(t->pperm, n * sizeof(*t->pperm));
 		for (uint32_t i = old; i < n; i++)
 			t->pperm[i] = np;
-		rc = open_partitions(t, old, n, true);
+		rc = open_partitions(t, old, n, true, NULL);
 		if (rc) {
 			/* open_partitions closed what it had opened. */
 			remove_extra_partitions(t, old);

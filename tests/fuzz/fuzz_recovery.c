@@ -2,7 +2,10 @@
  * libFuzzer target for the recovery scanner and the decoders of the
  * index and the .zst frame table: whatever bytes are on disk, opening a
  * segment either fails cleanly or yields a segment whose every claimed
- * byte can be read and whose batches check out.
+ * byte can be read and whose batches check out.  Then the checks at rest
+ * (segment_check.c) run over whatever opened, trusted or not: checked
+ * reads, lookups and a whole scrub must end, and hand out only bytes
+ * that match their index entry.
  *
  * Input: byte 0 picks where to verify from (0: everything; else trust
  * everything); bytes 1..4 (little-endian) split the rest into the .index
@@ -17,6 +20,7 @@
 #include <unistd.h>
 
 #include "compress.h"
+#include "crc32c.h"
 #include "err.h"
 #include "log.h"
 #include "segment.h"
@@ -62,6 +66,63 @@ static void check_segment(struct tfs_segment *s, bool verified)
 	if (off - s->base != s->size)
 		abort();
 	free(buf);
+}
+
+static void count_damage(void *arg, const struct tfs_damage *d)
+{
+	if (d->kind == TFS_DAMAGE_NONE)
+		abort();
+	++*(unsigned *)arg;
+}
+
+/* The checks at rest over a segment nobody vouches for. */
+static void check_at_rest(struct tfs_segment *s)
+{
+	struct tfs_scrub_cursor c = { 0, 0 };
+	unsigned found = 0, steps = 0;
+	uint64_t pos;
+
+	while (c.pos < s->size) {
+		size_t read;
+
+		if (tfs_segment_scrub(s, s->entries, s->size, &c, 4096, &read,
+				      count_damage, &found) ||
+		    ++steps > s->entries + s->size + 2)
+			break;
+	}
+	if (steps > s->entries + s->size + 2)
+		abort();	/* the cursor stopped moving */
+	for (uint64_t at = 0; at < s->size; at += 1 + at / 2) {
+		struct tfs_index_entry *e;
+		struct tfs_rbuf *b;
+		struct tfs_damage d;
+		size_t n;
+		size_t len = (size_t)(s->size - at < 300 ? s->size - at : 300);
+
+		if (tfs_segment_read_checked(s, s->entries, s->size, at, len,
+					     UINT64_MAX, &b, &e, &n, &d) == 0) {
+			/* Whole batches, each matching its entry. */
+			size_t sum = 0;
+
+			if (b->off > s->base + at || !n)
+				abort();
+			for (size_t i = 0; i < n; i++) {
+				if (e[i].offset != b->off + sum ||
+				    sum + e[i].length > b->len ||
+				    tfs_crc32c(0, b->data + sum, e[i].length) !=
+					    e[i].crc)
+					abort();
+				sum += e[i].length;
+			}
+			if (sum != b->len)
+				abort();
+			tfs_rbuf_unref(b);
+			free(e);
+		}
+		tfs_segment_find(s, s->entries, TFS_FIND_OFFSET, s->base + at,
+				 &pos, &d);
+		tfs_segment_find(s, s->entries, TFS_FIND_RECORD, at, &pos, &d);
+	}
 }
 
 static char dir_[] = "/tmp/tfs-fuzz-XXXXXX";
@@ -119,6 +180,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (tfs_segment_open(dirfd_, 0, 0, verify, &s, &rec) == 0) {
 		if (verify == 0 || s->kind == TFS_SEG_ZSTD)
 			check_segment(s, verify == 0);
+		check_at_rest(s);
 		tfs_segment_unref(s);
 	}
 	return 0;

@@ -129,8 +129,8 @@ static const char *const node_keys[] = {
 	"frame_cache", NULL
 };
 static const char *const topic_keys[] = {
-	"name", "id", "partition_count", "created", "config", "partitions",
-	NULL
+	"name", "state", "id", "partition_count", "created", "config",
+	"partitions", NULL
 };
 static const char *const part_keys[] = {
 	"partition", "start", "end", "log_end", "durable", "start_record",
@@ -140,7 +140,8 @@ static const char *const part_keys[] = {
 	"compressions", "appends",
 	"append_bytes", "append_records", "fsyncs", "reads", "read_bytes",
 	"first_timestamp", "last_timestamp", "epoch", "leader", "replicas",
-	"isr", "lag", "waiters", "state", NULL
+	"isr", "lag", "waiters", "corrupt_batches", "repaired_batches",
+	"state", NULL
 };
 
 static void check_node(json_t *n)
@@ -217,6 +218,9 @@ static void check_zeta_parts(json_t *parts)
 	CHECK(jint(p0, "last_timestamp") >= jint(p0, "first_timestamp"));
 	CHECK(!strcmp(jstr(p0, "leader"), "local"));
 	CHECK(!strcmp(jstr(p0, "state"), "ok"));
+	CHECK_EQ(jint(p0, "corrupt_batches"), 0);
+	CHECK_EQ(jint(p0, "repaired_batches"), 0);
+	CHECK(!json_object_get(p0, "error"));
 	CHECK(!strcmp(json_string_value(json_array_get(
 			      json_object_get(p0, "isr"), 0)), "node-a"));
 	CHECK_EQ(json_array_size(json_object_get(p0, "replicas")), 1);
@@ -233,8 +237,11 @@ static void check_alpha_part(json_t *p)
 	CHECK_EQ(jint(p, "appends"), 0);
 	CHECK(json_is_null(json_object_get(p, "first_timestamp")));
 	CHECK(json_is_null(json_object_get(p, "last_timestamp")));
-	CHECKF(!strcmp(jstr(p, "state"), "failed: Input/output error"),
-	       "state %s", jstr(p, "state"));
+	CHECKF(!strcmp(jstr(p, "state"), "failed"), "state %s",
+	       jstr(p, "state"));
+	CHECKF(!strcmp(jstr(p, "error"), "Input/output error"), "error %s",
+	       jstr(p, "error"));
+	CHECK_EQ(jint(p, "corrupt_batches"), 0);
 }
 
 static void check_json(const char *text, size_t len)
@@ -259,6 +266,7 @@ static void check_json(const char *text, size_t len)
 	CHECK(!strcmp(jstr(alpha, "name"), "alpha"));
 	CHECK(!strcmp(jstr(zeta, "name"), "zeta"));
 	CHECK(keys_are(zeta, topic_keys));
+	CHECK(!strcmp(jstr(zeta, "state"), "ok"));
 	CHECK_EQ(jint(zeta, "partition_count"), 2);
 	CHECK_EQ(jint(alpha, "partition_count"), 1);
 	CHECK(jint(zeta, "id") > 0 && jint(zeta, "id") != jint(alpha, "id"));
@@ -424,6 +432,10 @@ static void check_metric_values(const char *text)
 			 0) == 0);
 	CHECK(part_value(text, "failed", "zeta", 0) == 0);
 	CHECK(part_value(text, "failed", "alpha", 0) == 1);
+	CHECK(part_value(text, "corrupt_batches", "zeta", 0) == 0);
+	CHECK(part_value(text, "repaired_batches_total", "zeta", 0) == 0);
+	CHECK(value_of(text, "topicfs_topic_failed{topic=\"zeta\"}") == 0);
+	CHECK(value_of(text, "topicfs_topic_failed{topic=\"alpha\"}") == 0);
 }
 
 static void check_metrics(const char *text, size_t len)
@@ -455,6 +467,9 @@ static void check_metrics(const char *text, size_t len)
 		"topicfs_partition_read_bytes_total",
 		"topicfs_partition_last_append_timestamp_seconds",
 		"topicfs_partition_failed",
+		"topicfs_partition_corrupt_batches",
+		"topicfs_partition_repaired_batches_total",
+		"topicfs_topic_failed",
 	};
 
 	CHECK_EQ(len, strlen(text));
@@ -463,9 +478,12 @@ static void check_metrics(const char *text, size_t len)
 	CHECK_EQ(m.nfam, TFS_ARRAY_SIZE(want));
 	for (size_t i = 0; i < TFS_ARRAY_SIZE(want); i++) {
 		struct family_seen *f = family(&m, want[i], strlen(want[i]));
-		/* Three partitions in all; node families have one sample. */
+		/* Three partitions and two topics in all; node families
+		 * have one sample. */
 		int samples =
-			strncmp(want[i], "topicfs_partition_", 18) ? 1 : 3;
+			!strncmp(want[i], "topicfs_partition_", 18) ? 3
+			: !strncmp(want[i], "topicfs_topic_", 14)   ? 2
+								    : 1;
 
 		CHECKF(f && f->samples == samples, "%s: %d samples", want[i],
 		       f ? f->samples : -1);
@@ -550,6 +568,89 @@ static void test_empty(void)
 	tfs_store_close(s);
 }
 
+/* Overwrites DIR/topics/NAME/topic.json of store dir name. */
+static void spoil_topic_json(const char *store, const char *topic,
+			     const char *text)
+{
+	char path[256];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s/topics/%s/topic.json", tl.root,
+		 store, topic);
+	f = fopen(path, "w");
+	CHECK(f != NULL);
+	if (f) {
+		fputs(text, f);
+		fclose(f);
+	}
+}
+
+static void test_failed_topic(void)
+{
+	struct tfs_store *s;
+	struct tfs_topic_failure *f;
+	size_t len, n;
+
+	TEST("a topic that cannot load is listed as failed, with its error");
+	s = open_store("failed");
+	CHECK(s != NULL);
+	if (!s)
+		return;
+	CHECK_EQ(tfs_store_create_topic(s, &(struct tfs_topic_spec){ .name = "good" }, NULL), 0);
+	CHECK_EQ(tfs_store_create_topic(s, &(struct tfs_topic_spec){ .name = "bad" }, NULL), 0);
+	CHECK_EQ(tfs_store_create_topic(s, &(struct tfs_topic_spec){ .name = "worse" }, NULL), 0);
+	tfs_store_close(s);
+	spoil_topic_json("failed", "bad", "{\"config\": {");
+	spoil_topic_json("failed", "worse", "");
+	s = open_store("failed");
+	CHECK(s != NULL);
+	if (!s)
+		return;
+	n = tfs_store_failed_topics(s, &f);
+	CHECK_EQ(n, 2);
+	if (n == 2) {
+		CHECK(!strcmp(f[0].name, "bad") && !strcmp(f[1].name, "worse"));
+		CHECKF(strstr(f[0].error, "topic.json") != NULL, "error: %s",
+		       f[0].error);
+	}
+	free(f);
+	/* Its name stays taken. */
+	CHECK_EQ(tfs_store_create_topic(s, &(struct tfs_topic_spec){ .name = "bad" }, NULL), -EEXIST);
+
+	struct tfs_node_info ni = node;
+	ni.started_mono_ms = tfs_mono_ms();
+	char *json = tfs_status_json(s, &ni, &len);
+	json_t *root = json_loads(json, 0, NULL), *topics, *bad, *good;
+	static const char *const failed_keys[] = { "name", "state", "error",
+						   NULL };
+
+	topics = json_object_get(root, "topics");
+	CHECK_EQ(json_array_size(topics), 3);
+	bad = json_array_get(topics, 0);
+	good = json_array_get(topics, 1);
+	CHECK(!strcmp(jstr(bad, "name"), "bad"));
+	CHECK(keys_are(bad, failed_keys));
+	CHECK(!strcmp(jstr(bad, "state"), "failed"));
+	CHECK(strstr(jstr(bad, "error"), "topic.json") != NULL);
+	CHECK(!strcmp(jstr(good, "name"), "good"));
+	CHECK(!strcmp(jstr(good, "state"), "ok"));
+	CHECK(!strcmp(jstr(json_array_get(topics, 2), "name"), "worse"));
+	json_decref(root);
+	free(json);
+
+	char *metrics = tfs_status_metrics(s, &ni, &len);
+	struct metrics_check m;
+
+	check_syntax(metrics, &m);
+	CHECK_EQ(m.bad_lines, 0);
+	CHECK(value_of(metrics, "topicfs_topic_failed{topic=\"bad\"}") == 1);
+	CHECK(value_of(metrics, "topicfs_topic_failed{topic=\"worse\"}") == 1);
+	CHECK(value_of(metrics, "topicfs_topic_failed{topic=\"good\"}") == 0);
+	CHECK(value_of(metrics, "topicfs_topics") == 1);
+	free(metrics);
+	tfs_store_close(s);
+}
+
 /* The examples of docs/STATUS.md: one topic, two partitions. */
 static void print_example(void)
 {
@@ -585,6 +686,7 @@ int main(void)
 	test_escape();
 	test_status();
 	test_empty();
+	test_failed_topic();
 	if (getenv("TFS_STATUS_PRINT"))
 		print_example();
 

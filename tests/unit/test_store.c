@@ -377,14 +377,8 @@ static int replicate(struct tfs_partition *leader,
 		if (rc || n == 0)
 			return rc ? rc : -EIO;
 		char *buf = tfs_malloc(rv.len);
-		size_t got = 0;
-		for (int i = 0; i < rv.n; i++) {
-			if (pread(rv.ext[i].fd, buf + got, rv.ext[i].len,
-				  (off_t)rv.ext[i].pos) !=
-			    (ssize_t)rv.ext[i].len)
-				rc = -EIO;
-			got += rv.ext[i].len;
-		}
+		if (tfs_readv_copy(&rv, 0, buf, rv.len) != (ssize_t)rv.len)
+			rc = -EIO;
 		tfs_readv_release(&rv);
 		if (rc == 0)
 			rc = tfs_partition_append_batches(follower, e, n, buf);
