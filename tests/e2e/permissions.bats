@@ -180,6 +180,8 @@ eperm_for_all() {
 	[ "$(stat -c '%u:%g %a' "$MNT/app/0")" = "65534:65534 640" ]
 	xset partitions 2 "$MNT/app"
 	[ "$(stat -c '%u:%g %a' "$MNT/app/1")" = "65534:65534 640" ]
+	# Others may pass through the topic, not read or append.
+	chmod 0751 "$MNT/app"
 	as_nobody "echo from nobody >> '$MNT/app/0'"
 	run as_daemon "echo x >> '$MNT/app/0'"
 	[ "$status" -ne 0 ]
@@ -190,7 +192,7 @@ eperm_for_all() {
 	chown daemon "$MNT/app/1"
 	chmod 0600 "$MNT/app/1"
 	restart
-	[ "$(stat -c '%u:%g %a' "$MNT/app")" = "65534:65534 750" ]
+	[ "$(stat -c '%u:%g %a' "$MNT/app")" = "65534:65534 751" ]
 	[ "$(stat -c '%u:%g %a' "$MNT/app/0")" = "65534:65534 640" ]
 	[ "$(stat -c '%u:%g %a' "$MNT/app/1")" = "1:65534 600" ]
 	as_daemon "echo from daemon >> '$MNT/app/1'"
