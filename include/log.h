@@ -1,9 +1,13 @@
 /*
  * log.h - leveled logging: stderr in the foreground, syslog when
- * daemonized.  Thread-safe; one line per call.
+ * daemonized.  Thread-safe; one line per call.  Every message is escaped
+ * (see tfs_log_escape) so untrusted bytes in it cannot break or forge a
+ * line.
  */
 #ifndef TFS_LOG_H
 #define TFS_LOG_H
+
+#include <stddef.h>
 
 enum tfs_log_level {
 	TFS_LOG_ERROR,
@@ -17,8 +21,24 @@ void tfs_log_use_syslog(void);
 void tfs_log_set_level(enum tfs_log_level level);
 enum tfs_log_level tfs_log_get_level(void);
 
+/*
+ * Formats a message and writes it as one line: "<UTC time> topicfs[<pid>]
+ * <level>: <message>\n" on stderr, or the message alone to syslog.
+ * Nothing happens when level is less severe than the current level.  The
+ * formatted message is cut at 2047 bytes, then escaped.  Any thread.
+ */
 void tfs_log(enum tfs_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Copies n bytes of src to dst, escaped for a log line: a byte below 0x20
+ * other than tab, and 0x7f, as "\xHH" (lower-case hex); a backslash as
+ * "\\"; every other byte unchanged.  Writes at most len bytes including
+ * the terminating NUL, cutting between two escapes, never inside one, and
+ * returns the length written (without the NUL).  len 0 writes nothing.
+ * Pure; any thread.
+ */
+size_t tfs_log_escape(char *dst, size_t len, const char *src, size_t n);
 
 #define tfs_err(...) tfs_log(TFS_LOG_ERROR, __VA_ARGS__)
 #define tfs_warn(...) tfs_log(TFS_LOG_WARN, __VA_ARGS__)

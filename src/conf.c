@@ -17,7 +17,9 @@
  * default), s, m, h or d, lower case only so that "1M" cannot be read as
  * one minute by someone who meant a million.  Any negative value other
  * than a plain -1 is out of range, and -1 is valid only where the key's
- * minimum is -1 (uid and gid take it for "the daemon's own").  Overflow is
+ * minimum is -1 (uid and gid take it for "the daemon's own"): "-0", "-00",
+ * "-0ms", "-0K", "-01", "-1s" and "-1B" are refused, so nothing that reads
+ * as negative is taken as 0 or as "no limit" by accident.  Overflow is
  * reported as out of range.  Modes (TFS_CONF_OCTAL) are octal digits only,
  * written back with a leading 0 ("022").  Booleans accept true/false,
  * yes/no, on/off, 1/0 in any case; enum values are exact.
@@ -703,7 +705,10 @@ enum num_status { NUM_OK, NUM_SYNTAX, NUM_RANGE };
 
 /*
  * Parses "[-]digits[ ][unit]" with surrounding white space.  units may be NULL
- * (no unit allowed).  A number too large for int64_t is NUM_RANGE.
+ * (no unit allowed).  A number too large for int64_t is NUM_RANGE, and so
+ * is every negative number but a plain "-1": "-0", "-00", "-0ms", "-0K",
+ * "-01" and "-1s" are not ways to write 0 or -1 (a value that reads as
+ * negative and acts as zero, or as "no limit", is a trap).
  */
 static enum num_status parse_number(const char *s, const struct unit *units,
 				    bool nocase, int64_t *out)
@@ -711,7 +716,8 @@ static enum num_status parse_number(const char *s, const struct unit *units,
 	uint64_t mag = 0;
 	bool neg = false, big = false;
 	int64_t mult = 1, v;
-	size_t n;
+	const char *digits;
+	size_t n, ndigits;
 
 	s += strspn(s, BLANKS);
 	if (*s == '-') {
@@ -720,6 +726,7 @@ static enum num_status parse_number(const char *s, const struct unit *units,
 	}
 	if (!isdigit((unsigned char)*s))
 		return NUM_SYNTAX;
+	digits = s;
 	for (; isdigit((unsigned char)*s); s++) {
 		if (mag > (uint64_t)INT64_MAX / 10)
 			big = true;
@@ -728,6 +735,7 @@ static enum num_status parse_number(const char *s, const struct unit *units,
 		if (mag > (uint64_t)INT64_MAX)
 			big = true;
 	}
+	ndigits = (size_t)(s - digits);
 	s += strspn(s, BLANKS);
 	n = strcspn(s, BLANKS);
 	if (n) {
@@ -738,6 +746,8 @@ static enum num_status parse_number(const char *s, const struct unit *units,
 	}
 	if (*s)
 		return NUM_SYNTAX;
+	if (neg && !(ndigits == 1 && *digits == '1' && !n))
+		return NUM_RANGE;
 	if (big || __builtin_mul_overflow((int64_t)mag, mult, &v))
 		return NUM_RANGE;
 	*out = neg ? -v : v;
@@ -1250,7 +1260,8 @@ static const char doc_units[] =
 	"and `67108864` are the same.  Durations (type *milliseconds*) take "
 	"`ms` (the default), `s`, `m`, `h` or `d`, in lower case; `7d` is "
 	"`604800000`.  Where a key allows it, `-1` means no limit (for `uid` "
-	"and `gid`: the daemon's own); no other negative value is accepted.  "
+	"and `gid`: the daemon's own), written exactly so, without a unit; no "
+	"other negative value is accepted, not even `-0`, `-0ms` or `-1s`.  "
 	"Modes (type *octal*) are octal digits, such as `022`.  Booleans are "
 	"`true`/`false`, `yes`/`no`, `on`/`off` or `1`/`0`, in any case.  "
 	"Enumerations take one of the listed names exactly.";

@@ -326,7 +326,7 @@ pid $ng/nginx.pid;
 error_log $ng/error.log notice;
 events { worker_connections 64; }
 http {
-$(recipe RECIPES.md nginx-access-log)
+    access_log '$MNT/web/0';
     client_body_temp_path $ng/tmp/body;
     proxy_temp_path $ng/tmp/proxy;
     fastcgi_temp_path $ng/tmp/fastcgi;

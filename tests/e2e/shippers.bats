@@ -1,7 +1,10 @@
 #!/usr/bin/env bats
 # The programs people already run, for real, against a real mount, with the
 # recipes of docs/RECIPES.md: shell producers and consumers, the time
-# xattr, rsyslog, syslog-ng, Python logging, logrotate.
+# xattr, rsyslog (also after it drops privileges), syslog-ng, nginx (its
+# workers run as www-data; nginx -s reopen; under wrk load), Python
+# logging, logrotate.  Tests named "(allow_other)" mount with it, as the
+# programs that write as another user than root need.
 
 load helper
 load ops
@@ -13,7 +16,14 @@ setup_file() {
 }
 
 setup() {
-	setup_node
+	case "$BATS_TEST_DESCRIPTION" in
+	*"(allow_other)"*)
+		setup_node -o allow_other
+		# The other users must reach the mount point inside $T.
+		chmod 0755 "$T"
+		;;
+	*) setup_node ;;
+	esac
 }
 
 teardown() {
@@ -164,6 +174,35 @@ check_numbered() {
 	fi
 }
 
+@test "rsyslog: after \$PrivDropToUser nobody it appends to a partition given to nobody, 2000 messages once (allow_other)" {
+	require rsyslogd logger
+	mkdir "$MNT/syslog"
+	chown nobody:nogroup "$MNT/syslog" "$MNT/syslog/0"
+	# rsyslogd opens its socket as root, then runs as nobody: its work
+	# folder (the disk queue) must be nobody's too.
+	mkdir -p "$T/rsyslog"
+	chown nobody:nogroup "$T/rsyslog"
+	{
+		printf '$PrivDropToUser nobody\n$PrivDropToGroup nogroup\n'
+		recipe RECIPES.md rsyslog-standalone
+	} >"$T/rsyslog-standalone.conf"
+	recipe RECIPES.md rsyslog-ruleset >"$T/60-topicfs.conf"
+	run_recipe rsyslog-run >"$T/rsyslog.out" 2>&1
+	BG_PIDS+=("$(cat "$T/rsyslog.pid")")
+	[ "$(ps -o user= -p "$(cat "$T/rsyslog.pid")")" = nobody ]
+	wait_for 30 has_lines "$MNT/syslog/0" 2000 || {
+		cat "$T/rsyslog.out" >&2
+		false
+	}
+	sleep 0.3	# anything extra would show up now
+	check_numbered "$MNT/syslog/0" message 2000
+	kill -TERM "$(cat "$T/rsyslog.pid")"
+	wait_pid_gone "$(cat "$T/rsyslog.pid")" 10
+	if grep -iE 'error|denied|omfile|suspend' "$T/rsyslog.out"; then
+		false
+	fi
+}
+
 @test "syslog-ng: file() destination, 2000 messages from logger, each once" {
 	require logger
 	sng=$REPO/build/syslog-ng/syslog-ng
@@ -180,7 +219,7 @@ check_numbered() {
 	sleep 0.3
 	check_numbered "$MNT/syslog/0" message 2000
 	[ "$(grep -cE '^[0-9T:+-]+ [^ ]+ demo(\[[0-9]+\])?: message [0-9]+$' "$MNT/syslog/0")" -eq 2000 ]
-	# Its fchmod to perm() took effect, and left the log readable by all.
+	# perm(0644): syslog-ng's fchmod leaves the partition readable.
 	[ "$(stat -c %a "$MNT/syslog/0")" = 644 ]
 	kill -TERM "$(cat "$T/syslog-ng.pid")"
 	wait_pid_gone "$(cat "$T/syslog-ng.pid")" 10
@@ -260,4 +299,170 @@ EOF
 	echo "line 101" >>"$MNT/app/0"
 	[ "$(tail -n 1 "$MNT/app/0")" = "line 101" ]
 	[ "$(xget records "$MNT/app/0")" = 101 ]
+}
+
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# The nginx recipes with port 8080 replaced by PORT: the configuration
+# in $T/nginx.conf (run_nginx_recipe starts and signals that instance).
+nginx_conf() {
+	recipe RECIPES.md nginx-access-log >"$T/nginx-access-log.conf"
+	recipe RECIPES.md nginx-standalone |
+		sed "s/127\.0\.0\.1:8080/127.0.0.1:$1/" >"$T/nginx.conf"
+}
+
+run_nginx_recipe() {
+	local script
+	script=$(recipe RECIPES.md "$1" | sed "s/127\.0\.0\.1:8080/127.0.0.1:$2/") || return 1
+	(cd "$T" && timeout 30 bash -euo pipefail -c "$script") 3>&-
+}
+
+# Starts the instance (nginx detaches; teardown stops it by its pid).
+nginx_start() {
+	run_nginx_recipe nginx-run "$1"
+	NGINX_PID=$(cat "$T/nginx.pid")
+	BG_PIDS+=("$NGINX_PID")
+}
+
+# nginx -s quit: the workers finish, flush their log buffers and exit.
+nginx_quit() {
+	nginx -c "$T/nginx.conf" -p "$T/" -e "$T/nginx-error.log" -s quit
+	wait_pid_gone "$NGINX_PID" 20
+}
+
+# Lines of nginx's error log that say "reopening logs" (master, workers).
+reopened() {
+	[ "$(grep -c ': reopening logs$' "$T/nginx-error.log")" -ge "$1" ]
+}
+
+nginx_errors_none() {
+	if grep -E '\[(emerg|alert|crit|error)\]|Permission denied|chown' "$T/nginx-error.log"; then
+		echo "nginx reported errors (above)" >&2
+		return 1
+	fi
+}
+
+# Counts the request paths of the recipe's log format in FILE, checking
+# every line is whole; prints "PATH COUNT" lines.
+nginx_paths() {
+	python3 - "$1" <<'PY'
+import collections, re, sys
+data = open(sys.argv[1], "rb").read().decode()
+assert data.endswith("\n"), "partial last line"
+pat = re.compile(r'^127\.0\.0\.1 - - \[[^]]+\] "GET (\S+) HTTP/1\.1" 200 3 '
+                 r'"-" "[^"]*" rt=[0-9.]+$')
+c = collections.Counter()
+for n, line in enumerate(data.split("\n")[:-1], 1):
+    m = pat.match(line)
+    assert m, "line %d is not a whole access-log line: %r" % (n, line[:200])
+    c[m.group(1)] += 1
+for path, k in sorted(c.items()):
+    print(path, k)
+PY
+}
+
+@test "nginx: workers as www-data log to a partition, nginx -s reopen goes on, each request once, no permission errors (allow_other)" {
+	require nginx curl
+	run_recipe nginx-topic
+	[ "$(stat -c '%U:%G' "$MNT/web/0")" = www-data:adm ]
+	port=$(free_port)
+	nginx_conf "$port"
+	nginx_start "$port"
+	curl -sf "http://127.0.0.1:$port/a/[1-100]" >/dev/null
+	# What logrotate runs every day: the master reopens (and chowns) the
+	# log, then each of the 2 workers reopens it as www-data.
+	run_nginx_recipe nginx-reopen "$port"
+	wait_for 10 reopened 3
+	curl -sf "http://127.0.0.1:$port/b/[1-100]" >/dev/null
+	nginx_quit
+	nginx_paths "$MNT/web/0" >"$T/paths"
+	for p in a b; do
+		for i in $(seq 1 100); do echo "/$p/$i 1"; done
+	done | sort >"$T/want"
+	# nginx-run's readiness check asked for / (once or more).
+	diff "$T/want" <(grep -v '^/ ' "$T/paths" | sort)
+	[ "$(grep -vc '^/ ' "$T/paths")" -eq 200 ]
+	nginx_errors_none
+	[ "$(stat -c '%U:%G' "$MNT/web/0")" = www-data:adm ]
+}
+
+@test "nginx under wrk load: the access log on a partition has every request's line exactly once (allow_other)" {
+	require nginx wrk curl
+	# Only mkdir: the master opens the log as root and the workers inherit
+	# it, so this works without a chown as long as nobody reopens.
+	mkdir "$MNT/web"
+	port=$(free_port)
+	nginx_conf "$port"
+	# The response names its request, so wrk can list what it got.
+	sed -i 's|location / { return|location / { add_header X-Uri $request_uri always; return|' \
+		"$T/nginx.conf"
+	grep -q 'add_header X-Uri' "$T/nginx.conf"
+	nginx_start "$port"
+	cat >"$T/wrk.lua" <<'LUA'
+-- Every request has its own path, /r/<thread>/<n>; every response's
+-- X-Uri is kept, and done() writes them all to $WRK_GOT.
+local threads = {}
+local next_id = 0
+function setup(thread)
+	thread:set("id", next_id)
+	next_id = next_id + 1
+	table.insert(threads, thread)
+end
+function init(args)
+	n = 0
+	got = {}
+	ngot = 0
+end
+function request()
+	n = n + 1
+	return wrk.format("GET", "/r/" .. id .. "/" .. n)
+end
+function response(status, headers, body)
+	ngot = ngot + 1
+	got[ngot] = (headers["X-Uri"] or "none") .. " " .. status
+end
+function done(summary, latency, requests)
+	local f = assert(io.open(os.getenv("WRK_GOT"), "w"))
+	for _, t in ipairs(threads) do
+		local g = t:get("got")
+		for i = 1, t:get("ngot") do
+			f:write(g[i], "\n")
+		end
+	end
+	f:close()
+end
+LUA
+	WRK_GOT=$T/wrk-got timeout 60 wrk -t2 -c8 -d3s --timeout 10s \
+		-s "$T/wrk.lua" "http://127.0.0.1:$port/" >"$T/wrk.out" 2>&1 3>&-
+	cat "$T/wrk.out" >&2
+	nginx_quit
+	nginx_paths "$MNT/web/0" >"$T/paths"
+	python3 - "$T/wrk.out" "$T/wrk-got" "$T/paths" <<'PY'
+import re, sys
+out = open(sys.argv[1]).read()
+done = int(re.search(r"(\d+) requests in ", out).group(1))
+got = open(sys.argv[2]).read().split()
+got = [u for u, st in zip(got[::2], got[1::2])]
+paths = {}
+for line in open(sys.argv[3]):
+    p, k = line.split()
+    paths[p] = int(k)
+assert done >= 100, "wrk completed only %d requests" % done
+assert len(got) == done, "wrk: %d responses kept, %d reported" % (len(got), done)
+assert len(set(got)) == len(got), "wrk got a path twice?"
+dup = [p for p, k in paths.items() if k != 1 and p != "/"]
+assert not dup, "%d paths logged more than once, e.g. %s" % (len(dup), dup[:5])
+missing = [u for u in got if u not in paths]
+assert not missing, "%d of %d answered requests not logged, e.g. %s" % (
+    len(missing), len(got), missing[:5])
+# Logged but not counted by wrk: only requests in flight when it stopped.
+extra = set(paths) - set(got) - {"/"}
+assert len(extra) <= 8, "%d lines for requests wrk never saw" % len(extra)
+assert all(re.match(r"^/r/[01]/\d+$", p) for p in extra), sorted(extra)[:5]
+print("%d requests, each logged once (%d more in flight at the end)"
+      % (done, len(extra)))
+PY
+	nginx_errors_none
 }

@@ -289,8 +289,9 @@ static void test_minus_one(void)
 	CHECK_EQ(parse(TFS_CONF_RETENTION_MS, "-1"), -1);
 	CHECK_EQ(parse(TFS_CONF_RETENTION_MS, " -1 "), -1);
 	CHECK_EQ(parse(TFS_CONF_RETENTION_BYTES, "-1"), -1);
+	CHECK_EQ(parse(TFS_CONF_RETENTION_MS, "-1\n"), -1);
 	CHECK_EQ(parse(TFS_CONF_RETENTION_MS, "0"), 0);
-	CHECK_EQ(parse(TFS_CONF_RETENTION_MS, "-0"), 0);
+	CHECK_EQ(parse(TFS_CONF_RETENTION_BYTES, "0"), 0);
 	CHECK(fails_with(TFS_CONF_RETENTION_MS, "-2",
 			 "retention.ms: '-2' is out of range "
 			 "(must be -1 or at least 0ms)"));
@@ -301,6 +302,36 @@ static void test_minus_one(void)
 	CHECK(fails_with(TFS_CONF_FLUSH_MS, "-1", "out of range"));
 	CHECK(fails_with(TFS_CONF_MAX_RECORD_BYTES, "-1", "out of range"));
 	CHECK(fails_with(TFS_CONF_RETENTION_MS, "--1", "is not a duration"));
+
+	TEST("negative zeros and -1 with a unit are refused");
+	CHECK(fails_with(TFS_CONF_RETENTION_MS, "-0",
+			 "retention.ms: '-0' is out of range "
+			 "(must be -1 or at least 0ms)"));
+	CHECK(fails_with(TFS_CONF_RETENTION_MS, " -0 ", "out of range"));
+	CHECK(fails_with(TFS_CONF_RETENTION_MS, "-0\n", "out of range"));
+	CHECK(fails_with(TFS_CONF_RETENTION_MS, "-00", "out of range"));
+	CHECK(fails_with(TFS_CONF_RETENTION_MS, "-0ms", "out of range"));
+	CHECK(fails_with(TFS_CONF_RETENTION_MS, "-0 ms", "out of range"));
+	CHECK(fails_with(TFS_CONF_RETENTION_MS, "-0d", "out of range"));
+	CHECK(fails_with(TFS_CONF_RETENTION_MS, "-01", "out of range"));
+	CHECK(fails_with(TFS_CONF_RETENTION_MS, "-1ms", "out of range"));
+	CHECK(fails_with(TFS_CONF_RETENTION_BYTES, "-0",
+			 "retention.bytes: '-0' is out of range "
+			 "(must be -1 or at least 0)"));
+	CHECK(fails_with(TFS_CONF_RETENTION_BYTES, "-0K", "out of range"));
+	CHECK(fails_with(TFS_CONF_RETENTION_BYTES, "-0KiB", "out of range"));
+	CHECK(fails_with(TFS_CONF_RETENTION_BYTES, "-000", "out of range"));
+	CHECK(fails_with(TFS_CONF_RETENTION_BYTES, "-1B", "out of range"));
+	CHECK(fails_with(TFS_CONF_RETENTION_BYTES, "-01", "out of range"));
+	/* Keys whose minimum is 0 or more refuse them as well. */
+	CHECK(fails_with(TFS_CONF_COMPRESSION_CACHE_BYTES, "-0",
+			 "out of range"));
+	CHECK(fails_with(TFS_CONF_COMPRESSION_LEVEL, "-0", "out of range"));
+	CHECK(fails_with(TFS_CONF_FUSE_THREADS, "-00", "out of range"));
+	/* Syntax errors are still reported as such. */
+	CHECK(fails_with(TFS_CONF_RETENTION_MS, "-0x", "is not a duration"));
+	CHECK(fails_with(TFS_CONF_RETENTION_BYTES, "-0Q", "is not a size"));
+	CHECK(fails_with(TFS_CONF_FUSE_THREADS, "-0K", "is not an integer"));
 }
 
 static void test_owner_keys(void)
