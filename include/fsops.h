@@ -41,6 +41,7 @@ struct tfs_fs_config {
 	struct tfs_cluster *cluster;
 	struct tfs_produce *produce;
 	struct tfs_repl *repl;
+	struct tfs_repair *repair;
 	struct tfs_remote *remote;	/* reads without a local replica */
 	const _Atomic unsigned long long *peer_refused;
 };

@@ -72,9 +72,11 @@ unsigned tfs_httpd_port(struct tfs_httpd *d);
 
 /*
  * Stops accepting: new requests get 503 from now on (the socket stays
- * open, so peers get an answer rather than a refused connection).
- * Requests already handed to handlers must still be answered by their
- * owners, and are delivered.  Any thread.
+ * open, so peers get an answer rather than a refused connection).  Waits
+ * for the handler calls in progress to return: after this no handler
+ * runs, so their owners may go.  Requests already handed to handlers must
+ * still be answered by their owners, and are delivered.  Any thread but a
+ * handler's.
  */
 void tfs_httpd_quiesce(struct tfs_httpd *d);
 
@@ -101,6 +103,10 @@ const char *tfs_httpd_path(struct tfs_httpd_req *r);
 const char *tfs_httpd_target(struct tfs_httpd_req *r);
 /* A query argument (decoded), or NULL. */
 const char *tfs_httpd_query(struct tfs_httpd_req *r, const char *name);
+/* Query argument name as a number in base 10 or 16: false when absent,
+ * empty, not all digits (no sign, no blanks) or over 64 bits. */
+bool tfs_httpd_query_u64(struct tfs_httpd_req *r, const char *name, int base,
+			 uint64_t *out);
 /* A request header (case-insensitive name), or NULL. */
 const char *tfs_httpd_header(struct tfs_httpd_req *r, const char *name);
 /* The whole body (may be empty: *len 0; never NULL). */

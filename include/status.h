@@ -38,6 +38,7 @@ struct tfs_node_info {
 	 * partition its role, leader, epoch, replicas, ISR and lags. */
 	struct tfs_cluster *cluster;
 	struct tfs_repl *repl;
+	struct tfs_repair *repair;
 	struct tfs_produce *produce;
 	uint64_t peer_refused;		/* peer requests refused (401) */
 };

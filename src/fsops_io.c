@@ -89,6 +89,7 @@ static void make_text(struct tfs_fs *fs, struct handle *h)
 		.parked_reads = atomic_load(&fs->parked_reads),
 		.cluster = fs->cluster,
 		.repl = fs->cfg->repl,
+		.repair = fs->cfg->repair,
 		.produce = fs->produce,
 		.peer_refused = fs->cfg->peer_refused
 					? atomic_load(fs->cfg->peer_refused)

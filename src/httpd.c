@@ -77,6 +77,7 @@
  */
 #include <arpa/inet.h>
 #include <assert.h>
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
@@ -145,6 +146,8 @@ struct tfs_httpd {
 	pthread_cond_t idle;		/* pending became empty */
 	struct tfs_list pending;	/* (lock) requests handed to handlers */
 	bool quiesced;			/* (lock) */
+	unsigned calling;		/* (lock) handlers running now */
+	pthread_cond_t returned;	/* calling went to 0 */
 	atomic_bool stopping;
 };
 
@@ -641,6 +644,7 @@ static enum MHD_Result dispatch(struct tfs_httpd *d, struct tfs_httpd_req *r)
 	}
 	tfs_list_add_tail(&d->pending, &r->link);
 	r->listed = true;
+	d->calling++;
 	pthread_mutex_unlock(&d->lock);
 
 	atomic_fetch_add(&r->refs, 1);	/* the owner's */
@@ -649,6 +653,10 @@ static enum MHD_Result dispatch(struct tfs_httpd *d, struct tfs_httpd_req *r)
 	r->state = ST_HANDLING;
 	pthread_mutex_unlock(&r->lock);
 	rt->fn(r, rt->arg);
+	pthread_mutex_lock(&d->lock);
+	if (--d->calling == 0)
+		pthread_cond_broadcast(&d->returned);
+	pthread_mutex_unlock(&d->lock);
 	return after_handler(d, r);
 }
 
@@ -804,6 +812,7 @@ int tfs_httpd_new(const struct tfs_httpd_config *cfg, struct tfs_httpd **out)
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&d->idle, &ca);
+	pthread_cond_init(&d->returned, NULL);
 	pthread_condattr_destroy(&ca);
 	tfs_list_init(&d->pending);
 	atomic_init(&d->stopping, false);
@@ -894,6 +903,8 @@ void tfs_httpd_quiesce(struct tfs_httpd *d)
 {
 	pthread_mutex_lock(&d->lock);
 	d->quiesced = true;
+	while (d->calling)
+		pthread_cond_wait(&d->returned, &d->lock);
 	pthread_mutex_unlock(&d->lock);
 }
 
@@ -956,6 +967,7 @@ void tfs_httpd_stop(struct tfs_httpd *d, int64_t wait_ms)
 	free(d->listen);
 	pthread_mutex_destroy(&d->lock);
 	pthread_cond_destroy(&d->idle);
+	pthread_cond_destroy(&d->returned);
 	free(d);
 }
 
@@ -989,6 +1001,21 @@ static const char *find_kv(const struct kv *v, size_t n, const char *name,
 const char *tfs_httpd_query(struct tfs_httpd_req *r, const char *name)
 {
 	return find_kv(r->args, r->nargs, name, false);
+}
+
+bool tfs_httpd_query_u64(struct tfs_httpd_req *r, const char *name, int base,
+			 uint64_t *out)
+{
+	const char *v = tfs_httpd_query(r, name);
+	char *end;
+
+	/* Digits only: strtoull would also take blanks and a sign. */
+	if (!v || !*v || !(base == 16 ? isxdigit((unsigned char)*v)
+				      : isdigit((unsigned char)*v)))
+		return false;
+	errno = 0;
+	*out = strtoull(v, &end, base);
+	return !errno && !*end;
 }
 
 const char *tfs_httpd_header(struct tfs_httpd_req *r, const char *name)

@@ -56,6 +56,7 @@
 #include "httpd.h"
 #include "produce.h"
 #include "remote.h"
+#include "repair.h"
 #include "repl.h"
 #include "log.h"
 #include "scrub.h"
@@ -577,6 +578,7 @@ struct node_net {
 	struct tfs_cluster *cluster;
 	struct tfs_produce *produce;
 	struct tfs_remote *remote;
+	struct tfs_repair *repair;
 	atomic_ullong refused;
 	_Atomic int64_t last_refusal_log;
 };
@@ -685,6 +687,13 @@ static int net_start(struct node_net *nn, struct tfs_store *store,
 	};
 	if (rc == 0)
 		rc = tfs_remote_new(&rmc, &nn->remote);
+	struct tfs_repair_config rpc = {
+		.conf = conf, .store = store, .cluster = nn->cluster,
+		.httpd = nn->httpd, .httpc = nn->httpc, .auth = nn->auth,
+		.period_ms = 1000,
+	};
+	if (rc == 0)
+		rc = tfs_repair_start(&rpc, &nn->repair);
 	if (rc == 0)
 		rc = tfs_repl_start(nn->repl, nn->cluster);
 	if (rc == 0)
@@ -704,6 +713,7 @@ static void net_stop(struct node_net *nn)
 	if (nn->httpd)
 		tfs_httpd_quiesce(nn->httpd);
 	tfs_produce_stop(nn->produce);
+	tfs_repair_stop(nn->repair);
 	/* The cluster stops calling the role hook before replication goes;
 	 * replication's threads may still ask the cluster until it is freed. */
 	tfs_cluster_stop(nn->cluster);
@@ -768,6 +778,7 @@ static int run(const char *data_dir, const char *mnt, struct args *a,
 		.cluster = nn.cluster,
 		.produce = nn.produce,
 		.repl = nn.repl,
+		.repair = nn.repair,
 		.remote = nn.remote,
 		.peer_refused = &nn.refused,
 	};

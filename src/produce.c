@@ -524,19 +524,6 @@ void tfs_produce_submit(struct tfs_produce *pr, struct tfs_write *w)
 /* --- the leader's endpoints ----------------------------------------------------- */
 
 /* A query argument as an unsigned number; false if absent or bad. */
-static bool query_u64(struct tfs_httpd_req *req, const char *name, int base,
-		      uint64_t *out)
-{
-	const char *v = tfs_httpd_query(req, name);
-	char *end;
-
-	if (!v || !*v)
-		return false;
-	errno = 0;
-	*out = strtoull(v, &end, base);
-	return !errno && !*end;
-}
-
 /* The local partition of a request; replies and returns NULL if none. */
 static struct tfs_partition *request_partition(struct tfs_produce *pr,
 					       struct tfs_httpd_req *req,
@@ -545,9 +532,9 @@ static struct tfs_partition *request_partition(struct tfs_produce *pr,
 	uint64_t t, p, epoch;
 	struct tfs_part_view v;
 
-	if (!query_u64(req, "topic", 10, &t) ||
-	    !query_u64(req, "partition", 10, &p) ||
-	    !query_u64(req, "epoch", 10, &epoch) || t > UINT32_MAX ||
+	if (!tfs_httpd_query_u64(req, "topic", 10, &t) ||
+	    !tfs_httpd_query_u64(req, "partition", 10, &p) ||
+	    !tfs_httpd_query_u64(req, "epoch", 10, &epoch) || t > UINT32_MAX ||
 	    p > UINT32_MAX) {
 		tfs_httpd_reply_text(req, 400, "topic, partition and epoch "
 					       "are required");
@@ -674,7 +661,7 @@ static struct fwd *fwd_start(struct tfs_produce *pr,
 
 	if (!p)
 		return NULL;
-	if (query_u64(req, "timeout_ms", 10, &left))
+	if (tfs_httpd_query_u64(req, "timeout_ms", 10, &left))
 		wait = TFS_MIN(wait, (int64_t)TFS_MIN(left, INT32_MAX));
 	struct fwd *f = tfs_calloc(1, sizeof(*f));
 	f->req = req;
@@ -698,8 +685,8 @@ static void append_handler(struct tfs_httpd_req *req, void *arg)
 	const char *acks = tfs_httpd_query(req, "acks");
 	struct fwd *f;
 
-	if (!query_u64(req, "producer", 16, &producer) ||
-	    !query_u64(req, "seq", 10, &seq) || seq > UINT32_MAX) {
+	if (!tfs_httpd_query_u64(req, "producer", 16, &producer) ||
+	    !tfs_httpd_query_u64(req, "seq", 10, &seq) || seq > UINT32_MAX) {
 		tfs_httpd_reply_text(req, 400, "producer and seq are required");
 		return;
 	}

@@ -162,19 +162,6 @@ void tfs_remote_cancel(struct tfs_remote *rm, struct tfs_remote_read *r)
 
 /* --- the leader's side ----------------------------------------------------- */
 
-static bool query_u64(struct tfs_httpd_req *req, const char *name,
-		      uint64_t *out)
-{
-	const char *v = tfs_httpd_query(req, name);
-	char *end;
-
-	if (!v || !*v)
-		return false;
-	errno = 0;
-	*out = strtoull(v, &end, 10);
-	return !errno && !*end;
-}
-
 struct parked_read {
 	struct tfs_wait w;
 	struct tfs_httpd_req *req;
@@ -247,15 +234,15 @@ static void read_handler(struct tfs_httpd_req *req, void *arg)
 	struct tfs_part_view v;
 	struct tfs_bounds b;
 
-	if (!query_u64(req, "topic", &topic) ||
-	    !query_u64(req, "partition", &part) || topic > UINT32_MAX ||
+	if (!tfs_httpd_query_u64(req, "topic", 10, &topic) ||
+	    !tfs_httpd_query_u64(req, "partition", 10, &part) || topic > UINT32_MAX ||
 	    part > UINT32_MAX) {
 		tfs_httpd_reply_text(req, 400, "topic and partition needed");
 		return;
 	}
-	query_u64(req, "offset", &offset);
-	query_u64(req, "max", &max);
-	query_u64(req, "wait_ms", &wait);
+	tfs_httpd_query_u64(req, "offset", 10, &offset);
+	tfs_httpd_query_u64(req, "max", 10, &max);
+	tfs_httpd_query_u64(req, "wait_ms", 10, &wait);
 	if (tfs_cluster_view(rm->cluster, (uint32_t)topic, (uint32_t)part,
 			     &v) ||
 	    v.role != TFS_ROLE_LEADER) {
@@ -270,7 +257,7 @@ static void read_handler(struct tfs_httpd_req *req, void *arg)
 		tfs_httpd_reply_text(req, 409, "no such partition here");
 		return;
 	}
-	if (query_u64(req, "record", &key) || query_u64(req, "time", &key)) {
+	if (tfs_httpd_query_u64(req, "record", 10, &key) || tfs_httpd_query_u64(req, "time", 10, &key)) {
 		bool rec = tfs_httpd_query(req, "record") != NULL;
 		uint64_t off = 0;
 		int rc = rec ? tfs_partition_offset_of_record(p, key, &off)

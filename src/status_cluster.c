@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "repair.h"
 #include "status_int.h"
 #include "banned.h"
 
@@ -25,12 +26,15 @@ json_t *status_cluster_json(const struct tfs_node_info *n)
 	struct tfs_cluster_status st;
 	struct tfs_repl_stats rs;
 	struct tfs_produce_stats ps = { 0 };
+	struct tfs_repair_stats rps = { 0 };
 	json_t *o = json_object(), *nodes = json_array();
 
 	tfs_cluster_status(n->cluster, &st);
 	tfs_repl_stats(n->repl, &rs);
 	if (n->produce)
 		tfs_produce_stats(n->produce, &ps);
+	if (n->repair)
+		tfs_repair_stats(n->repair, &rps);
 	json_object_set_new(o, "name", json_string(st.name));
 	status_put_int(o, "node", tfs_cluster_node_id(n->cluster));
 	json_object_set_new(o, "etcd", json_string(st.etcd_ok ? "ok"
@@ -62,6 +66,9 @@ json_t *status_cluster_json(const struct tfs_node_info *n)
 	status_put_int(o, "duplicates", ps.duplicates);
 	status_put_int(o, "failed_writes", ps.failed);
 	status_put_int(o, "peer_requests_refused", n->peer_refused);
+	status_put_int(o, "batches_repaired", rps.repaired);
+	status_put_int(o, "batches_served_for_repair", rps.served);
+	status_put_int(o, "repairs_without_copy", rps.failed);
 	return o;
 }
 
@@ -123,11 +130,14 @@ void status_cluster_metrics(struct tfs_buf *b, const struct tfs_node_info *n,
 	struct tfs_cluster_status st;
 	struct tfs_repl_stats rs;
 	struct tfs_produce_stats ps = { 0 };
+	struct tfs_repair_stats rps = { 0 };
 
 	tfs_cluster_status(n->cluster, &st);
 	tfs_repl_stats(n->repl, &rs);
 	if (n->produce)
 		tfs_produce_stats(n->produce, &ps);
+	if (n->repair)
+		tfs_repair_stats(n->repair, &rps);
 	status_family_header(b, "topicfs_cluster_nodes", "gauge",
 			     "Live nodes of the cluster, as etcd lists them.");
 	tfs_buf_addf(b, "topicfs_cluster_nodes %" PRIu32 "\n", st.nnodes);
@@ -171,6 +181,15 @@ void status_cluster_metrics(struct tfs_buf *b, const struct tfs_node_info *n,
 	counter(b, "topicfs_peer_requests_refused_total",
 		"Peer requests refused for a bad signature, time or a replay.",
 		n->peer_refused);
+	counter(b, "topicfs_repair_batches_total",
+		"Damaged batches mended here with another replica's copy.",
+		rps.repaired);
+	counter(b, "topicfs_repair_batches_served_total",
+		"Batches this node gave other replicas to mend theirs.",
+		rps.served);
+	counter(b, "topicfs_repair_misses_total",
+		"Repairs of a damaged range that found no good copy.",
+		rps.failed);
 
 	status_family_header(b, "topicfs_partition_leader", "gauge",
 			     "1 where this node leads the partition.");

@@ -360,6 +360,78 @@ demo_ports_free() {
 	done
 }
 
+# flip FILE POS: xor the byte at POS with 0x01 (not a newline).
+flip() {
+	python3 - "$1" "$2" <<'EOF'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+pos = int(sys.argv[2])
+b = os.pread(fd, 1, pos)
+assert len(b) == 1 and b != b"\n", (pos, b)
+os.pwrite(fd, bytes([b[0] ^ 1]), pos)
+os.fsync(fd)
+os.close(fd)
+EOF
+}
+
+# Whether node I's copy of t/0 reads whole and equals node J's.
+mended() {
+	local out
+	out=$(cmp "$(on "$1")/t/0" "$(on "$2")/t/0" 2>&1) ||
+		{ echo "$out"; return 1; }
+}
+
+@test "cluster: a flipped byte in a sealed segment is never served and is mended from another replica, on a follower and on the leader" {
+	cluster_start 3
+	make_topic t
+	xset segment.bytes 64K "$(on 1)/t"
+	for i in 2 3; do
+		wait_value "$CL_WAIT" bash -c '[ "$(getfattr --only-values -n \
+			user.topicfs.segment.bytes "$1" 2>/dev/null)" = 65536 ]' \
+			_ "$(on "$i")/t"
+	done
+	leader=$(wait_leader t 0)
+	python3 - "$(on "$leader")/t/0" <<'EOF'
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+for b in range(60):
+    os.write(fd, b"".join(b"line %05d %s\n" % (b * 50 + i, b"x" * 80)
+                         for i in range(50)))
+EOF
+	wait_isr_size t 0 3 >/dev/null
+	wait_same t/0
+	seg=data/topics/t/0/00000000000000000000.log
+	follower=$(first_other_than "$leader")
+	third=$(others_than "$leader" | tail -1)
+
+	# A follower's copy: the read there fails, never returns bad bytes;
+	# the batch comes back from the leader.
+	flip "$T/n$follower/$seg" 1000
+	run cat "$(on "$follower")/t/0"
+	[ "$status" -ne 0 ] && [[ "$output" == *"Input/output error"* ]]
+	wait_value "$CL_WAIT" mended "$follower" "$leader"
+	[ "$(part_jq "$follower" t 0 '.repaired_batches')" -ge 1 ]
+	[ "$(status_jq "$follower" '.cluster.batches_repaired')" -ge 1 ]
+
+	# The leader's copy: mended from a follower the same way.
+	flip "$T/n$leader/$seg" 5000
+	run cat "$(on "$leader")/t/0"
+	[ "$status" -ne 0 ]
+	wait_value "$CL_WAIT" mended "$leader" "$follower"
+	[ "$(part_jq "$leader" t 0 '.repaired_batches')" -ge 1 ]
+
+	# A replica starting empty copies from a leader whose batch is
+	# damaged: it is refused the bad batch, and goes on once the leader
+	# mended it from the third replica.
+	node_stop "$third"
+	rm -rf "$T/n$third/data"
+	flip "$T/n$leader/$seg" 9000
+	node_restart "$third"
+	wait_isr_size t 0 3 >/dev/null
+	wait_same t/0
+	[ "$(part_jq "$leader" t 0 '.repaired_batches')" -ge 2 ]
+}
+
 @test "make cluster: three nodes and a tour that works, make cluster-stop ends it" {
 	cluster_init
 	local base i
