@@ -40,6 +40,12 @@ struct tfs_topic_perms {
 	size_t noverrides;
 };
 
+static inline int tfs_perm_eq(const struct tfs_perm *a,
+			      const struct tfs_perm *b)
+{
+	return a->uid == b->uid && a->gid == b->gid && a->mode == b->mode;
+}
+
 /* True if perm's ids are at most TFS_PERM_ID_MAX and its mode within
  * bits (TFS_PERM_DIR_BITS or TFS_PERM_FILE_BITS). */
 static inline int tfs_perm_valid(const struct tfs_perm *perm, uint32_t bits)

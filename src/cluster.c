@@ -1,7 +1,7 @@
 /*
  * cluster.c - this node in its cluster (cluster.h): the etcd session,
- * the metadata kept in step with etcd, elections, and the namespace
- * operations that act cluster-wide.
+ * the metadata kept in step with etcd and elections (the namespace
+ * operations that act cluster-wide are in cluster_ns.c).
  *
  * DESIGN
  *
@@ -47,7 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cluster.h"
+#include "cluster_int.h"
 #include "err.h"
 #include "log.h"
 #include "sysio.h"
@@ -58,46 +58,6 @@
 #define RECONCILE_MS 1000		/* re-read at least this often */
 #define ELECT_STEP_MS 300		/* per rank in the ISR */
 #define ABSTAIN_FACTOR 2		/* session timeouts after a start */
-#define MAX_NODES 64
-
-/* A topic of the snapshot with what this node made of it. */
-struct ctopic {
-	struct tfs_topic_rec rec;
-	int64_t mod_rev;
-	struct tfs_part_view *views;	/* rec.npart */
-	int64_t *leaderless_since;	/* mono ms, 0: has a leader */
-};
-
-struct tfs_cluster {
-	/* set at start, then read-only */
-	struct tfs_store *store;
-	struct tfs_etcd *etcd;
-	const struct tfs_conf *conf;
-	char prefix[256];
-	char advertise[256];
-	uint32_t me;
-	int64_t ttl_ms;
-	int64_t started;		/* mono ms */
-	bool unclean;
-	tfs_cluster_role_fn role;
-	void *role_arg;
-
-	pthread_mutex_t lock;
-	pthread_cond_t cond;		/* kicked, or stop */
-	bool kicked, stop;		/* (lock) */
-	int64_t lease;			/* (lock) */
-	struct ctopic *topics;		/* (lock) sorted by id */
-	size_t ntopics;			/* (lock) */
-	struct tfs_node_rec nodes[MAX_NODES];	/* (lock) alive, by id */
-	uint32_t nnodes;		/* (lock) */
-
-	_Atomic int64_t lease_until;	/* mono ms: surely alive before */
-	atomic_bool etcd_ok;
-	atomic_ullong elections_won, elections_lost, isr_shrinks, isr_expands;
-
-	pthread_t control, keepalive;
-	struct tfs_etcd_watch *watch;
-};
 
 /* --- small helpers ---------------------------------------------------------- */
 
@@ -120,7 +80,7 @@ void tfs_cluster_kick(struct tfs_cluster *c)
 }
 
 /* Notes whether etcd answered (any outcome but "unreachable"). */
-static int etcd_seen(struct tfs_cluster *c, int rc)
+int cluster_etcd_seen(struct tfs_cluster *c, int rc)
 {
 	atomic_store(&c->etcd_ok, rc != TFS_EUNAVAIL && rc != TFS_EUNKNOWN);
 	return rc;
@@ -407,7 +367,7 @@ static int read_snapshot(struct tfs_cluster *c, int64_t lease,
 			 struct snapshot *sn)
 {
 	struct tfs_kvs kvs;
-	int rc = etcd_seen(c, tfs_etcd_range(c->etcd, c->prefix, &kvs));
+	int rc = cluster_etcd_seen(c, tfs_etcd_range(c->etcd, c->prefix, &kvs));
 
 	if (rc)
 		return rc;
@@ -419,8 +379,8 @@ static int read_snapshot(struct tfs_cluster *c, int64_t lease,
 /* --- keeping the store in step ------------------------------------------------- */
 
 /* Makes the local topic match rec (created, grown, settings). */
-static int apply_topic(struct tfs_cluster *c, const struct tfs_topic_rec *rec,
-		       struct tfs_topic **out)
+int cluster_apply_topic(struct tfs_cluster *c, const struct tfs_topic_rec *rec,
+			struct tfs_topic **out)
 {
 	struct tfs_topic_spec spec = {
 		.name = rec->name,
@@ -451,7 +411,7 @@ static void apply_store(struct tfs_cluster *c, const struct snapshot *sn,
 			if (old[j].rec.id == t->rec.id)
 				o = &old[j];
 		if (!lt || !o || o->mod_rev != t->mod_rev)
-			apply_topic(c, &t->rec, NULL);
+			cluster_apply_topic(c, &t->rec, NULL);
 		tfs_topic_unref(lt);
 	}
 	local = tfs_store_topics(c->store, &n);
@@ -639,7 +599,7 @@ static int elect(struct tfs_cluster *c, const struct candidate *cand,
 		return 0;
 	t = tfs_meta_txn_elect(c->prefix, cand->topic, cand->part,
 			       cand->state_rev, c->me, lease, won);
-	rc = etcd_seen(c, tfs_etcd_txn(c->etcd, t, &res));
+	rc = cluster_etcd_seen(c, tfs_etcd_txn(c->etcd, t, &res));
 	tfs_txn_free(t);
 	if (rc)
 		return rc;
@@ -790,7 +750,7 @@ static int register_node(struct tfs_cluster *c, int64_t *lease_out)
 	int64_t lease, granted, sent = tfs_mono_ms();
 	int rc;
 
-	rc = etcd_seen(c, tfs_etcd_lease_grant(c->etcd, c->ttl_ms / 1000,
+	rc = cluster_etcd_seen(c, tfs_etcd_lease_grant(c->etcd, c->ttl_ms / 1000,
 					       &lease, &granted));
 	if (rc)
 		return rc;
@@ -803,7 +763,7 @@ static int register_node(struct tfs_cluster *c, int64_t *lease_out)
 	tfs_txn_cmp(t, key, TFS_CMP_CREATE, TFS_CMP_EQ, 0, NULL);
 	tfs_txn_put(t, true, key, json, lease);
 	tfs_txn_get(t, false, key, false);
-	rc = etcd_seen(c, tfs_etcd_txn(c->etcd, t, &res));
+	rc = cluster_etcd_seen(c, tfs_etcd_txn(c->etcd, t, &res));
 	tfs_txn_free(t);
 	free(json);
 	if (rc == 0 && !res.succeeded) {
@@ -836,7 +796,7 @@ static int end_previous_life(struct tfs_cluster *c)
 	int rc;
 
 	tfs_meta_node_key(c->prefix, c->me, key, sizeof(key));
-	rc = etcd_seen(c, tfs_etcd_get(c->etcd, key, &kvs));
+	rc = cluster_etcd_seen(c, tfs_etcd_get(c->etcd, key, &kvs));
 	if (rc)
 		return rc;
 	if (kvs.n == 1 && !tfs_node_rec_parse(kvs.v[0].value, &rec)) {
@@ -913,7 +873,7 @@ static void *keepalive_main(void *arg)
 		pthread_mutex_lock(&c->lock);
 		lease = c->lease;
 		pthread_mutex_unlock(&c->lock);
-		rc = etcd_seen(c,
+		rc = cluster_etcd_seen(c,
 			       tfs_etcd_lease_keepalive(c->etcd, lease, &ttl));
 		if (rc == 0) {
 			atomic_store(&c->lease_until,
@@ -1135,381 +1095,6 @@ void tfs_cluster_free(struct tfs_cluster *c)
 		cluster_free(c);
 }
 
-/* --- the namespace ---------------------------------------------------------------- */
-
-/* Gives out the next topic id (a CAS loop on topic-seq). */
-static int next_topic_id(struct tfs_cluster *c, uint32_t *id)
-{
-	char key[512];
-
-	snprintf(key, sizeof(key), "%stopic-seq", c->prefix);
-	for (int tries = 0; tries < 20; tries++) {
-		struct tfs_kvs kvs;
-		struct tfs_txn_result res;
-		uint64_t last = 0;
-		int64_t rev = 0;
-		char val[32];
-		int rc = etcd_seen(c, tfs_etcd_get(c->etcd, key, &kvs));
-
-		if (rc)
-			return rc;
-		if (kvs.n == 1) {
-			last = strtoull(kvs.v[0].value, NULL, 10);
-			rev = kvs.v[0].mod_rev;
-		}
-		tfs_kvs_release(&kvs);
-		if (last >= UINT32_MAX)
-			return -ENOSPC;
-		snprintf(val, sizeof(val), "%" PRIu64, last + 1);
-		struct tfs_txn *t = tfs_txn_new();
-		tfs_txn_cmp(t, key, TFS_CMP_MOD, TFS_CMP_EQ, rev, NULL);
-		tfs_txn_put(t, true, key, val, 0);
-		rc = etcd_seen(c, tfs_etcd_txn(c->etcd, t, &res));
-		tfs_txn_free(t);
-		if (rc)
-			return rc;
-		bool ok = res.succeeded;
-		tfs_txn_result_release(&res);
-		if (ok) {
-			*id = (uint32_t)(last + 1);
-			return 0;
-		}
-	}
-	return TFS_EUNAVAIL;
-}
-
-/* Reads topic name: its record and mod revision.  -ENOENT if absent. */
-static int read_topic(struct tfs_cluster *c, const char *name,
-		      struct tfs_topic_rec *rec, int64_t *rev)
-{
-	struct tfs_kvs kvs;
-	char key[512];
-	int rc;
-
-	tfs_meta_topic_key(c->prefix, name, key, sizeof(key));
-	rc = etcd_seen(c, tfs_etcd_get(c->etcd, key, &kvs));
-	if (rc)
-		return rc;
-	rc = kvs.n == 1 ? tfs_topic_rec_parse(kvs.v[0].value, rec) : -ENOENT;
-	if (rc == 0)
-		*rev = kvs.v[0].mod_rev;
-	tfs_kvs_release(&kvs);
-	return rc;
-}
-
-/* The ids of the alive nodes now (a fresh read), sorted. */
-static int alive_nodes(struct tfs_cluster *c, uint32_t *ids, uint32_t *n)
-{
-	struct tfs_kvs kvs;
-	char prefix[300];
-	int rc;
-
-	snprintf(prefix, sizeof(prefix), "%snodes/", c->prefix);
-	rc = etcd_seen(c, tfs_etcd_range(c->etcd, prefix, &kvs));
-	if (rc)
-		return rc;
-	*n = 0;
-	for (size_t i = 0; i < kvs.n && *n < MAX_NODES; i++) {
-		struct tfs_node_rec r;
-
-		if (!tfs_node_rec_parse(kvs.v[i].value, &r))
-			ids[(*n)++] = r.id;
-	}
-	tfs_kvs_release(&kvs);
-	for (uint32_t i = 1; i < *n; i++)	/* few: insertion sort */
-		for (uint32_t j = i; j > 0 && ids[j - 1] > ids[j]; j--) {
-			uint32_t x = ids[j];
-
-			ids[j] = ids[j - 1];
-			ids[j - 1] = x;
-		}
-	return 0;
-}
-
-int tfs_cluster_create_topic(struct tfs_cluster *c, const char *name,
-			     const struct tfs_topic_perms *perms,
-			     struct tfs_topic **out)
-{
-	uint32_t ids[MAX_NODES], n, rf, np;
-	struct tfs_topic_rec rec = { 0 };
-	struct tfs_txn_result res;
-	int rc;
-
-	if (!tfs_topic_name_valid(name))
-		return -EINVAL;
-	rc = alive_nodes(c, ids, &n);
-	if (rc)
-		return rc;
-	rf = (uint32_t)tfs_conf_get(c->conf, TFS_CONF_DEFAULT_REPLICATION_FACTOR);
-	np = (uint32_t)tfs_conf_get(c->conf, TFS_CONF_NUM_PARTITIONS);
-	if (rf > n) {
-		tfs_info("mkdir %s: replication factor %" PRIu32 " is above "
-			 "the %" PRIu32 " live node(s)",
-			 name, rf, n);
-		return -EINVAL;
-	}
-	rc = next_topic_id(c, &rec.id);
-	if (rc)
-		return rc;
-	snprintf(rec.name, sizeof(rec.name), "%s", name);
-	rec.created = tfs_now_ms();
-	rec.npart = np;
-	rec.replicas = tfs_calloc(np, sizeof(*rec.replicas));
-	tfs_meta_assign(rec.id, ids, n, rf, 0, np, rec.replicas);
-	rec.config = tfs_calloc(1, sizeof(*rec.config));
-	if (perms) {
-		rec.has_perms = true;
-		rec.perms = *perms;
-		rec.perms.overrides = NULL;	/* a new topic has none */
-		rec.perms.noverrides = 0;
-	}
-	struct tfs_txn *t = tfs_meta_txn_create_topic(c->prefix, &rec);
-	rc = etcd_seen(c, tfs_etcd_txn(c->etcd, t, &res));
-	tfs_txn_free(t);
-	if (rc == 0) {
-		bool ok = res.succeeded;
-
-		tfs_txn_result_release(&res);
-		rc = ok ? 0 : -EEXIST;
-	}
-	if (rc == 0) {
-		tfs_info("cluster: created topic %s (id %" PRIu32 ", %" PRIu32
-			 " partition(s), %" PRIu32 " replicas each)",
-			 name, rec.id, np, rf);
-		rc = apply_topic(c, &rec, out);
-		tfs_cluster_kick(c);
-	}
-	tfs_topic_rec_release(&rec);
-	return rc;
-}
-
-int tfs_cluster_delete_topic(struct tfs_cluster *c, const char *name)
-{
-	struct tfs_topic_rec rec;
-	struct tfs_txn_result res;
-	int64_t rev;
-	int rc;
-
-	if (!tfs_conf_get(c->conf, TFS_CONF_DELETE_TOPIC_ENABLE))
-		return -EPERM;
-	rc = read_topic(c, name, &rec, &rev);
-	if (rc)
-		return rc;
-	struct tfs_txn *t = tfs_meta_txn_delete_topic(c->prefix, &rec, rev);
-	rc = etcd_seen(c, tfs_etcd_txn(c->etcd, t, &res));
-	tfs_txn_free(t);
-	tfs_topic_rec_release(&rec);
-	if (rc)
-		return rc;
-	bool ok = res.succeeded;
-	tfs_txn_result_release(&res);
-	if (!ok)
-		return -ENOENT;	/* changed meanwhile: deleted, or made anew */
-	tfs_info("cluster: deleted topic %s", name);
-	rc = tfs_store_drop_topic(c->store, name);
-	tfs_cluster_kick(c);
-	return rc == -ENOENT ? 0 : rc;
-}
-
-/* Sets key=value in rec's settings (replacing or adding). */
-static void rec_set(struct tfs_topic_rec *rec, const char *key,
-		    const char *value)
-{
-	for (size_t i = 0; i < rec->nconfig; i++) {
-		if (!strcmp(rec->config[2 * i], key)) {
-			free(rec->config[2 * i + 1]);
-			rec->config[2 * i + 1] = tfs_strdup(value);
-			return;
-		}
-	}
-	rec->config = tfs_realloc(rec->config,
-				  (2 * rec->nconfig + 3) * sizeof(*rec->config));
-	rec->config[2 * rec->nconfig] = tfs_strdup(key);
-	rec->config[2 * rec->nconfig + 1] = tfs_strdup(value);
-	rec->nconfig++;
-	rec->config[2 * rec->nconfig] = NULL;
-}
-
-/* Grows rec to n partitions over the live nodes. */
-static int rec_grow(struct tfs_cluster *c, struct tfs_topic_rec *rec,
-		    uint32_t n)
-{
-	uint32_t ids[MAX_NODES], nn, rf = rec->replicas[0].n;
-	int rc;
-
-	if (n < rec->npart || n > (1u << 20))
-		return -EINVAL;
-	rc = alive_nodes(c, ids, &nn);
-	if (rc)
-		return rc;
-	if (rf > nn)
-		return -EINVAL;
-	rec->replicas = tfs_realloc(rec->replicas, n * sizeof(*rec->replicas));
-	tfs_meta_assign(rec->id, ids, nn, rf, rec->npart, n, rec->replicas);
-	rec->npart = n;
-	return 0;
-}
-
-/*
- * Changes topic name's record with edit (which returns 0 or an error that
- * ends the update) by compare-and-swap, reading it again when another node
- * changed it meanwhile, then applies it here.  0, what edit returned,
- * -ENOENT, TFS_EUNAVAIL...
- */
-static int update_topic(struct tfs_cluster *c, const char *name,
-			int (*edit)(struct tfs_cluster *c,
-				    struct tfs_topic_rec *rec, void *arg),
-			void *arg)
-{
-	int rc;
-
-	for (int tries = 0; tries < 10; tries++) {
-		struct tfs_topic_rec rec;
-		struct tfs_txn_result res;
-		int64_t rev;
-		uint32_t old;
-
-		rc = read_topic(c, name, &rec, &rev);
-		if (rc)
-			return rc;
-		old = rec.npart;
-		rc = edit(c, &rec, arg);
-		if (rc == 0) {
-			struct tfs_txn *t = tfs_meta_txn_update_topic(
-				c->prefix, &rec, old, rev);
-
-			rc = etcd_seen(c, tfs_etcd_txn(c->etcd, t, &res));
-			tfs_txn_free(t);
-		}
-		if (rc) {
-			tfs_topic_rec_release(&rec);
-			return rc;
-		}
-		bool ok = res.succeeded;
-		tfs_txn_result_release(&res);
-		if (ok) {
-			rc = apply_topic(c, &rec, NULL);
-			tfs_topic_rec_release(&rec);
-			tfs_cluster_kick(c);
-			return rc;
-		}
-		tfs_topic_rec_release(&rec);	/* raced: read again */
-	}
-	return TFS_EUNAVAIL;
-}
-
-struct setting {
-	const char *key, *value;
-};
-
-static int edit_setting(struct tfs_cluster *c, struct tfs_topic_rec *rec,
-			void *arg)
-{
-	const struct setting *set = arg;
-	char *end;
-	unsigned long n;
-
-	if (strcmp(set->key, "partitions")) {
-		rec_set(rec, set->key, set->value);
-		return 0;
-	}
-	n = strtoul(set->value, &end, 10);
-	return *set->value && !*end && n <= UINT32_MAX
-		       ? rec_grow(c, rec, (uint32_t)n)
-		       : -EINVAL;
-}
-
-int tfs_cluster_set_topic(struct tfs_cluster *c, const char *name,
-			  const char *key, const char *value, char *err,
-			  size_t errlen)
-{
-	struct setting set = { key, value };
-
-	if (strcmp(key, "partitions")) {
-		int k = tfs_conf_find(key);
-		int64_t v;
-		int rc;
-
-		if (k < 0 || tfs_conf_desc(k)->scope != TFS_SCOPE_TOPIC)
-			return -ENOENT;
-		rc = tfs_conf_parse(k, value, &v, err, errlen);
-		if (rc)
-			return rc;
-	}
-	return update_topic(c, name, edit_setting, &set);
-}
-
-struct perm_change {
-	int64_t part;			/* -1: the directory */
-	const struct tfs_perm *perm;
-};
-
-/* Sets one partition's permissions in p: an override unless equal to the
- * partitions' default; overrides stay sorted. */
-static void perms_set_part(struct tfs_topic_perms *p, uint32_t part,
-			   const struct tfs_perm *perm)
-{
-	size_t i = 0;
-	bool is_default = !memcmp(perm, &p->parts, sizeof(*perm));
-
-	while (i < p->noverrides && p->overrides[i].partition < part)
-		i++;
-	if (i < p->noverrides && p->overrides[i].partition == part) {
-		if (!is_default) {
-			p->overrides[i].perm = *perm;
-			return;
-		}
-		memmove(&p->overrides[i], &p->overrides[i + 1],
-			(p->noverrides - i - 1) * sizeof(*p->overrides));
-		p->noverrides--;
-		return;
-	}
-	if (is_default)
-		return;
-	p->overrides = tfs_realloc(p->overrides, (p->noverrides + 1) *
-						      sizeof(*p->overrides));
-	memmove(&p->overrides[i + 1], &p->overrides[i],
-		(p->noverrides - i) * sizeof(*p->overrides));
-	p->overrides[i] = (struct tfs_perm_override){ part, *perm };
-	p->noverrides++;
-}
-
-static int edit_perm(struct tfs_cluster *c, struct tfs_topic_rec *rec,
-		     void *arg)
-{
-	const struct perm_change *ch = arg;
-
-	if (ch->part >= (int64_t)rec->npart)
-		return -ENOENT;
-	if (!rec->has_perms) {
-		/* A record from before owners were carried: start from what
-		 * this node has. */
-		struct tfs_topic *t = tfs_store_topic_by_id(c->store, rec->id);
-
-		if (!t)
-			return -ENOENT;
-		tfs_topic_get_perms(t, &rec->perms);
-		tfs_topic_unref(t);
-		rec->has_perms = true;
-	}
-	if (ch->part < 0)
-		rec->perms.dir = *ch->perm;
-	else
-		perms_set_part(&rec->perms, (uint32_t)ch->part, ch->perm);
-	return 0;
-}
-
-int tfs_cluster_set_perm(struct tfs_cluster *c, const char *name,
-			 int64_t part, const struct tfs_perm *perm)
-{
-	struct perm_change ch = { part, perm };
-
-	if (!tfs_perm_valid(perm, part < 0 ? TFS_PERM_DIR_BITS
-					   : TFS_PERM_FILE_BITS))
-		return -EINVAL;
-	return update_topic(c, name, edit_perm, &ch);
-}
-
 int tfs_cluster_set_isr(struct tfs_cluster *c, const struct tfs_part_view *v,
 			const struct tfs_idset *isr)
 {
@@ -1521,7 +1106,7 @@ int tfs_cluster_set_isr(struct tfs_cluster *c, const struct tfs_part_view *v,
 
 	t = tfs_meta_txn_set_isr(c->prefix, v->topic, v->part, v->state_rev,
 				 v->leader_rev, &next);
-	rc = etcd_seen(c, tfs_etcd_txn(c->etcd, t, &res));
+	rc = cluster_etcd_seen(c, tfs_etcd_txn(c->etcd, t, &res));
 	tfs_txn_free(t);
 	if (rc)
 		return rc;

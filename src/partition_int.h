@@ -1,12 +1,14 @@
 /*
  * partition_int.h - the partition's private structure and the helpers its
- * three files share:
+ * files share:
  *
  *   partition.c          the sequencer: appends, roles, the committed end,
- *                        waiting, the sync job, truncation, retention
+ *                        waiting, the sync job, truncation
  *   partition_open.c     opening: the checkpoint and epoch-history files,
  *                        crash recovery
  *   partition_read.c     reads, whole-batch reads, lookups, snapshots
+ *   partition_retain.c   retention, sealing by age, compression (the
+ *                        compactor thread)
  *   partition_check.c    damage at rest: the damaged ranges, the
  *                        scrubber's pass, repair
  *
@@ -120,6 +122,8 @@ void partition_push_segment(struct tfs_partition *p, struct tfs_segment *s);
 
 /* partition.c */
 void partition_sync_job(struct tfs_job *job);
+/* Seals the active segment and starts an empty one.  Lock held. */
+int partition_roll(struct tfs_partition *p);
 /* Rebuilds the producer table from the newest index entries (open,
  * truncate).  Lock held. */
 void partition_rebuild_producers(struct tfs_partition *p);

@@ -56,63 +56,9 @@
 #include "compress.h"
 #include "err.h"
 #include "log.h"
-#include "store.h"
+#include "store_int.h"
 #include "sysio.h"
 #include "banned.h"
-
-#define TOPIC_META "topic.json"
-/* Room for the permissions of many partitions that differ. */
-#define TOPIC_META_MAX (64 << 20)
-#define MAX_PARTITIONS (1u << 20)
-
-struct tfs_topic {
-	atomic_int refs;
-	uint32_t id;			/* never reused: inode numbers use it */
-	char *name;
-	int dirfd;
-	int64_t created;		/* ms since the Unix epoch */
-	struct tfs_store *store;
-	struct tfs_settings *settings;
-
-	pthread_mutex_t lock;
-	struct tfs_partition **parts;	/* (lock) */
-	uint32_t nparts;		/* (lock); only grows */
-	struct tfs_perm dir_perm;	/* (lock) the topic directory's */
-	struct tfs_perm part_perm;	/* (lock) the partitions' default */
-	struct tfs_perm *pperm;		/* (lock) each partition's */
-	bool explicit[TFS_CONF__COUNT];	/* (lock) set on this topic */
-	bool deleted;			/* (lock) */
-};
-
-struct tfs_store {
-	char *dir;
-	int dirfd, topics_fd, trash_fd, lock_fd;
-	struct tfs_conf conf;
-	int64_t started;
-
-	pthread_rwlock_t lock;
-	struct tfs_topic **by_name;	/* (lock) sorted by name */
-	struct tfs_topic **by_id;	/* (lock) sorted by id */
-	size_t ntopics;			/* (lock) */
-
-	pthread_mutex_t create_lock;	/* create, delete, meta writes */
-	uint32_t next_id;		/* (create_lock) */
-
-	uint32_t def_uid, def_gid;	/* the uid and gid keys, resolved */
-	uint32_t umask;
-	pthread_mutex_t perm_lock;	/* after create_lock */
-	struct tfs_perm root;		/* (perm_lock; set: create_lock) */
-
-	struct tfs_workers *syncer;
-	struct tfs_workers *fsyncer;
-	struct tfs_timers *timers;
-	struct tfs_ticker *flusher;	/* every flush.ms */
-
-	/* Topics that failed to load, sorted by name: set while opening,
-	 * read-only afterwards. */
-	struct tfs_topic_failure *failed;
-	size_t nfailed;
-};
 
 bool tfs_topic_name_valid(const char *name)
 {
@@ -164,19 +110,7 @@ static void rm_tree(int dirfd, const char *name)
 
 /* --- store metadata ------------------------------------------------------ */
 
-static bool perm_eq(const struct tfs_perm *a, const struct tfs_perm *b)
-{
-	return a->uid == b->uid && a->gid == b->gid && a->mode == b->mode;
-}
-
-static bool perm_ok(const struct tfs_perm *p, uint32_t bits)
-{
-	return p->uid <= TFS_PERM_ID_MAX && p->gid <= TFS_PERM_ID_MAX &&
-	       !(p->mode & ~bits);
-}
-
-/* Parses all of s as a number in base (digits only) up to max. */
-static bool parse_u32(const char *s, int base, uint32_t max, uint32_t *out)
+bool store_parse_u32(const char *s, int base, uint32_t max, uint32_t *out)
 {
 	char *end;
 	unsigned long long v;
@@ -200,14 +134,14 @@ static struct tfs_perm root_default(struct tfs_store *s)
 static bool meta_line(struct tfs_store *s, const char *key, const char *val)
 {
 	if (!strcmp(key, "next_topic_id"))
-		return parse_u32(val, 10, UINT32_MAX, &s->next_id) &&
+		return store_parse_u32(val, 10, UINT32_MAX, &s->next_id) &&
 		       s->next_id != 0;
 	if (!strcmp(key, "root.uid"))
-		return parse_u32(val, 10, TFS_PERM_ID_MAX, &s->root.uid);
+		return store_parse_u32(val, 10, TFS_PERM_ID_MAX, &s->root.uid);
 	if (!strcmp(key, "root.gid"))
-		return parse_u32(val, 10, TFS_PERM_ID_MAX, &s->root.gid);
+		return store_parse_u32(val, 10, TFS_PERM_ID_MAX, &s->root.gid);
 	if (!strcmp(key, "root.mode"))
-		return parse_u32(val, 8, TFS_PERM_DIR_BITS, &s->root.mode);
+		return store_parse_u32(val, 8, TFS_PERM_DIR_BITS, &s->root.mode);
 	tfs_warn("%s/meta: ignoring unknown key '%s'", s->dir, key);
 	return true;
 }
@@ -283,7 +217,7 @@ int tfs_store_set_root_perm(struct tfs_store *s, const struct tfs_perm *perm)
 	struct tfs_perm old;
 	int rc;
 
-	if (!perm_ok(perm, TFS_PERM_DIR_BITS))
+	if (!tfs_perm_valid(perm, TFS_PERM_DIR_BITS))
 		return -EINVAL;
 	pthread_mutex_lock(&s->create_lock);
 	pthread_mutex_lock(&s->perm_lock);
@@ -316,319 +250,6 @@ void tfs_store_new_topic_perms(struct tfs_store *s, uint32_t uid, uint32_t gid,
 	out->dir = (struct tfs_perm){ uid, gid,
 				      mode & ~s->umask & TFS_PERM_DIR_BITS };
 	out->parts = (struct tfs_perm){ uid, gid, 0666 & ~s->umask };
-}
-
-/* --- topic objects and topic.json ---------------------------------------- */
-
-static struct tfs_topic *topic_alloc(struct tfs_store *s, uint32_t id,
-				     const char *name)
-{
-	struct tfs_topic *t = tfs_calloc(1, sizeof(*t));
-
-	tfs_ref_init(&t->refs, 1);
-	t->id = id;
-	t->name = tfs_strdup(name);
-	t->dirfd = -1;
-	t->store = s;
-	t->settings = tfs_settings_new(&s->conf);
-	pthread_mutex_init(&t->lock, NULL);
-	return t;
-}
-
-struct tfs_topic *tfs_topic_ref(struct tfs_topic *t)
-{
-	tfs_ref_get(&t->refs);
-	return t;
-}
-
-void tfs_topic_unref(struct tfs_topic *t)
-{
-	if (!t || !tfs_ref_put(&t->refs))
-		return;
-	for (uint32_t i = 0; i < t->nparts; i++)
-		tfs_partition_unref(t->parts[i]);
-	free(t->parts);
-	free(t->pperm);
-	tfs_settings_unref(t->settings);
-	tfs_sys_close(t->dirfd);
-	pthread_mutex_destroy(&t->lock);
-	free(t->name);
-	free(t);
-}
-
-const char *tfs_topic_name(struct tfs_topic *t)
-{
-	return t->name;
-}
-
-uint32_t tfs_topic_id(struct tfs_topic *t)
-{
-	return t->id;
-}
-
-int64_t tfs_topic_created(struct tfs_topic *t)
-{
-	return t->created;
-}
-
-struct tfs_settings *tfs_topic_settings(struct tfs_topic *t)
-{
-	return t->settings;
-}
-
-void tfs_topic_explicit(struct tfs_topic *t, bool out[TFS_CONF__COUNT])
-{
-	pthread_mutex_lock(&t->lock);
-	memcpy(out, t->explicit, sizeof(t->explicit));
-	pthread_mutex_unlock(&t->lock);
-}
-
-static json_t *perm_json(const struct tfs_perm *p)
-{
-	char mode[16];
-
-	snprintf(mode, sizeof(mode), "%04o", p->mode);
-	return json_pack("{s:I, s:I, s:s}", "uid", (json_int_t)p->uid, "gid",
-			 (json_int_t)p->gid, "mode", mode);
-}
-
-/* The "perm" object of topic.json for nparts partitions.  Topic lock. */
-static json_t *perms_json(struct tfs_topic *t, uint32_t nparts)
-{
-	json_t *over = json_object();
-
-	for (uint32_t i = 0; i < nparts; i++) {
-		char key[16];
-
-		if (perm_eq(&t->pperm[i], &t->part_perm))
-			continue;
-		snprintf(key, sizeof(key), "%" PRIu32, i);
-		json_object_set_new(over, key, perm_json(&t->pperm[i]));
-	}
-	return json_pack("{s:o, s:o, s:o}", "dir", perm_json(&t->dir_perm),
-			 "partitions", perm_json(&t->part_perm), "overrides",
-			 over);
-}
-
-/* Serialises the topic's metadata with nparts partitions.  Topic lock. */
-static char *topic_json(struct tfs_topic *t, uint32_t nparts)
-{
-	json_t *cfg = json_object(), *root;
-	char *text;
-
-	for (int k = 0; k < TFS_CONF__COUNT; k++) {
-		char buf[64];
-
-		if (!t->explicit[k])
-			continue;
-		tfs_conf_format(k, tfs_settings_get(t->settings, k), buf,
-				sizeof(buf));
-		json_object_set_new(cfg, tfs_conf_desc(k)->name,
-				    json_string(buf));
-	}
-	root = json_pack("{s:i, s:I, s:s, s:I, s:I, s:o, s:o}", "version", 1,
-			 "id", (json_int_t)t->id, "name", t->name, "partitions",
-			 (json_int_t)nparts, "created", (json_int_t)t->created,
-			 "config", cfg, "perm", perms_json(t, nparts));
-	text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
-	json_decref(root);
-	return text;
-}
-
-static int write_topic_json(struct tfs_topic *t, uint32_t nparts)
-{
-	char *text = topic_json(t, nparts);
-	size_t len = strlen(text);
-	int rc;
-
-	text = tfs_realloc(text, len + 2);
-	text[len++] = '\n';
-	rc = tfs_sys_write_atomic(t->dirfd, TOPIC_META, text, len);
-	free(text);
-	return rc;
-}
-
-/* Applies the "config" object of topic.json; why gets the reason it
- * cannot. */
-static int load_topic_config(struct tfs_topic *t, json_t *cfg, char *why,
-			     size_t whylen)
-{
-	const char *key;
-	json_t *val;
-
-	json_object_foreach(cfg, key, val) {
-		int k = tfs_conf_find(key);
-		int64_t v;
-		char err[256];
-
-		if (k < 0 || tfs_conf_desc(k)->scope != TFS_SCOPE_TOPIC ||
-		    !json_is_string(val) ||
-		    tfs_conf_parse(k, json_string_value(val), &v, err,
-				   sizeof(err))) {
-			tfs_err("topic %s: %s: bad setting '%s'", t->name,
-				TOPIC_META, key);
-			snprintf(why, whylen, "%s: bad setting '%s'",
-				 TOPIC_META, key);
-			return TFS_ECORRUPT;
-		}
-		atomic_store(&t->settings->v[k], v);
-		t->explicit[k] = true;
-	}
-	return 0;
-}
-
-/*
- * Makes the per-partition array of perms for nparts partitions (the
- * default, then the overrides).  Returns 0 or -EINVAL when something is
- * out of range or an override is given twice.
- */
-static int perms_array(const struct tfs_topic_perms *perms, uint32_t nparts,
-		       struct tfs_perm **out)
-{
-	struct tfs_perm *a;
-	unsigned char *seen;
-	int rc = 0;
-
-	if (!perm_ok(&perms->dir, TFS_PERM_DIR_BITS) ||
-	    !perm_ok(&perms->parts, TFS_PERM_FILE_BITS))
-		return -EINVAL;
-	a = tfs_malloc((nparts ? nparts : 1) * sizeof(*a));
-	seen = tfs_calloc(nparts / 8 + 1, 1);
-	for (uint32_t i = 0; i < nparts; i++)
-		a[i] = perms->parts;
-	for (size_t j = 0; j < perms->noverrides; j++) {
-		const struct tfs_perm_override *o = &perms->overrides[j];
-		unsigned char bit = (unsigned char)(1u << (o->partition % 8));
-
-		if (o->partition >= nparts || (seen[o->partition / 8] & bit) ||
-		    !perm_ok(&o->perm, TFS_PERM_FILE_BITS)) {
-			rc = -EINVAL;
-			break;
-		}
-		seen[o->partition / 8] |= bit;
-		a[o->partition] = o->perm;
-	}
-	free(seen);
-	if (rc) {
-		free(a);
-		return rc;
-	}
-	*out = a;
-	return 0;
-}
-
-/* Parses {"uid": N, "gid": N, "mode": "0644"}; the caller checks the
- * mode's bits. */
-static bool perm_from_json(json_t *j, struct tfs_perm *p)
-{
-	json_int_t uid, gid;
-	const char *mode;
-
-	if (!j || json_unpack(j, "{s:I, s:I, s:s}", "uid", &uid, "gid", &gid,
-			      "mode", &mode) ||
-	    uid < 0 || uid > TFS_PERM_ID_MAX || gid < 0 ||
-	    gid > TFS_PERM_ID_MAX ||
-	    !parse_u32(mode, 8, TFS_PERM_DIR_BITS, &p->mode))
-		return false;
-	p->uid = (uint32_t)uid;
-	p->gid = (uint32_t)gid;
-	return true;
-}
-
-/* Whether key is a partition number written canonically ("7", not "07"). */
-static bool parse_part_key(const char *key, uint32_t *out)
-{
-	char canon[16];
-
-	if (!parse_u32(key, 10, UINT32_MAX, out))
-		return false;
-	snprintf(canon, sizeof(canon), "%" PRIu32, *out);
-	return !strcmp(canon, key);
-}
-
-/* Sets t's permissions from topic.json's "perm" (NULL: the defaults). */
-static int load_topic_perms(struct tfs_topic *t, json_t *j, uint32_t nparts)
-{
-	struct tfs_topic_perms perms;
-	json_t *dir = NULL, *parts = NULL, *over = NULL, *val;
-	const char *key;
-	int rc;
-
-	tfs_store_new_topic_perms(t->store, 0, 0, 0777, &perms);
-	if (j && (json_unpack(j, "{s:o, s:o, s?o}", "dir", &dir, "partitions",
-			      &parts, "overrides", &over) ||
-		  !perm_from_json(dir, &perms.dir) ||
-		  !perm_from_json(parts, &perms.parts) ||
-		  (over && !json_is_object(over))))
-		goto out_bad;
-	if (over) {
-		perms.overrides = tfs_calloc(json_object_size(over) + 1,
-					     sizeof(*perms.overrides));
-		json_object_foreach(over, key, val) {
-			struct tfs_perm_override *o =
-				&perms.overrides[perms.noverrides++];
-
-			if (!parse_part_key(key, &o->partition) ||
-			    !perm_from_json(val, &o->perm))
-				goto out_bad;
-		}
-	}
-	rc = perms_array(&perms, nparts, &t->pperm);
-	if (rc)
-		goto out_bad;
-	t->dir_perm = perms.dir;
-	t->part_perm = perms.parts;
-	free(perms.overrides);
-	return 0;
-
-out_bad:
-	tfs_err("topic %s: %s: bad \"perm\"", t->name, TOPIC_META);
-	free(perms.overrides);
-	return TFS_ECORRUPT;
-}
-
-static int read_topic_json(struct tfs_topic *t, uint32_t *nparts, char *why,
-			   size_t whylen)
-{
-	char *text = NULL;
-	json_error_t jerr;
-	json_t *root, *cfg = NULL, *perm = NULL;
-	json_int_t id, parts, created;
-	const char *name;
-	int version, rc;
-
-	rc = tfs_sys_read_file(t->dirfd, TOPIC_META, TOPIC_META_MAX, &text,
-			       NULL);
-	if (rc) {
-		snprintf(why, whylen, "cannot read %s: %s", TOPIC_META,
-			 tfs_strerror(rc));
-		return rc;
-	}
-	root = json_loads(text, 0, &jerr);
-	free(text);
-	if (!root || json_unpack(root, "{s:i, s:I, s:s, s:I, s:I, s?o, s?o}",
-				 "version", &version, "id", &id, "name", &name,
-				 "partitions", &parts, "created", &created,
-				 "config", &cfg, "perm", &perm) ||
-	    version != 1 || parts < 1 || parts > MAX_PARTITIONS ||
-	    id != t->id || strcmp(name, t->name)) {
-		tfs_err("topic %s: %s is not valid%s%s", t->name, TOPIC_META,
-			root ? "" : ": ", root ? "" : jerr.text);
-		snprintf(why, whylen, "%s is not valid%s%s", TOPIC_META,
-			 root ? "" : ": ", root ? "" : jerr.text);
-		json_decref(root);
-		return TFS_ECORRUPT;
-	}
-	t->created = created;
-	*nparts = (uint32_t)parts;
-	rc = cfg ? load_topic_config(t, cfg, why, whylen) : 0;
-	if (rc == 0) {
-		rc = load_topic_perms(t, perm, *nparts);
-		if (rc)
-			snprintf(why, whylen, "%s: bad \"perm\"", TOPIC_META);
-	}
-	json_decref(root);
-	return rc;
 }
 
 /* --- partitions of a topic ------------------------------------------------ */
@@ -910,9 +531,9 @@ static int load_topic(struct tfs_store *s, const char *name, char *why,
 		return TFS_ECORRUPT;
 	}
 	json_decref(root);
-	t = topic_alloc(s, (uint32_t)id, name);
+	t = store_topic_alloc(s, (uint32_t)id, name);
 	t->dirfd = fd;
-	rc = read_topic_json(t, &nparts, why, whylen);
+	rc = store_read_topic_json(t, &nparts, why, whylen);
 	if (rc == 0) {
 		remove_extra_partitions(t, nparts);
 		rc = open_partitions(t, 0, nparts, true, &bad);
@@ -1309,7 +930,7 @@ static int set_new_perms(struct tfs_topic *t,
 		tfs_store_new_topic_perms(t->store, 0, 0, 0777, &def);
 		perms = &def;
 	}
-	rc = perms_array(perms, nparts, &t->pperm);
+	rc = store_perms_array(perms, nparts, &t->pperm);
 	if (rc) {
 		tfs_err("topic %s: invalid permissions", t->name);
 		return rc;
@@ -1327,7 +948,7 @@ static int build_topic(struct tfs_store *s, const struct tfs_topic_spec *spec,
 					   : (uint32_t)tfs_conf_get(
 						     &s->conf,
 						     TFS_CONF_NUM_PARTITIONS);
-	struct tfs_topic *t = topic_alloc(s, id, spec->name);
+	struct tfs_topic *t = store_topic_alloc(s, id, spec->name);
 	int64_t v[TFS_CONF__COUNT];
 	bool set[TFS_CONF__COUNT];
 	int rc;
@@ -1356,7 +977,7 @@ static int build_topic(struct tfs_store *s, const struct tfs_topic_spec *spec,
 	if (rc)
 		goto out_free;
 	t->nparts = nparts;
-	rc = write_topic_json(t, nparts);
+	rc = store_write_topic_json(t, nparts);
 	if (rc == 0)
 		rc = tfs_sys_fsync(t->dirfd);
 	if (rc)
@@ -1469,7 +1090,7 @@ static int apply_config(struct tfs_topic *t, const struct tfs_topic_spec *spec)
 	}
 	if (!same && !t->deleted) {
 		put_settings(t, v, set);
-		rc = write_topic_json(t, t->nparts);
+		rc = store_write_topic_json(t, t->nparts);
 		if (rc)
 			put_settings(t, oldv, oldset);
 		else
@@ -1491,13 +1112,13 @@ int tfs_topic_set_perms(struct tfs_topic *t,
 		rc = -ENOENT;
 		goto out_unlock;
 	}
-	rc = perms_array(perms, t->nparts, &a);
+	rc = store_perms_array(perms, t->nparts, &a);
 	if (rc) {
 		tfs_err("topic %s: invalid permissions", t->name);
 		goto out_unlock;
 	}
-	if (perm_eq(&perms->dir, &t->dir_perm) &&
-	    perm_eq(&perms->parts, &t->part_perm) &&
+	if (tfs_perm_eq(&perms->dir, &t->dir_perm) &&
+	    tfs_perm_eq(&perms->parts, &t->part_perm) &&
 	    !memcmp(a, t->pperm, t->nparts * sizeof(*a))) {
 		free(a);
 		goto out_unlock;
@@ -1508,7 +1129,7 @@ int tfs_topic_set_perms(struct tfs_topic *t,
 	t->dir_perm = perms->dir;
 	t->part_perm = perms->parts;
 	t->pperm = a;
-	rc = write_topic_json(t, t->nparts);
+	rc = store_write_topic_json(t, t->nparts);
 	if (rc) {
 		t->dir_perm = old_dir;
 		t->part_perm = old_parts;
@@ -1652,7 +1273,7 @@ int tfs_topic_set_partitions(struct tfs_topic *t, uint32_t n)
 		if (rc) {
 			/* open_partitions closed what it had opened. */
 			remove_extra_partitions(t, old);
-		} else if ((rc = write_topic_json(t, n)) != 0) {
+		} else if ((rc = store_write_topic_json(t, n)) != 0) {
 			for (uint32_t i = old; i < n; i++) {
 				tfs_partition_close(t->parts[i], TFS_EDELETED);
 				tfs_partition_unref(t->parts[i]);
@@ -1689,7 +1310,7 @@ int tfs_topic_set_config(struct tfs_topic *t, const char *key,
 	oldset = t->explicit[k];
 	atomic_store(&t->settings->v[k], v);
 	t->explicit[k] = true;
-	rc = write_topic_json(t, t->nparts);
+	rc = store_write_topic_json(t, t->nparts);
 	if (rc) {
 		atomic_store(&t->settings->v[k], oldv);
 		t->explicit[k] = oldset;
@@ -1708,100 +1329,3 @@ int tfs_topic_get_config(struct tfs_topic *t, enum tfs_conf_key key,
 	return tfs_conf_format(key, tfs_settings_get(t->settings, key), buf,
 			       len);
 }
-
-/* --- permissions ------------------------------------------------------- */
-
-void tfs_topic_get_perm(struct tfs_topic *t, struct tfs_perm *out)
-{
-	pthread_mutex_lock(&t->lock);
-	*out = t->dir_perm;
-	pthread_mutex_unlock(&t->lock);
-}
-
-int tfs_topic_set_perm(struct tfs_topic *t, const struct tfs_perm *perm)
-{
-	struct tfs_perm old;
-	int rc;
-
-	if (!perm_ok(perm, TFS_PERM_DIR_BITS))
-		return -EINVAL;
-	pthread_mutex_lock(&t->lock);
-	if (t->deleted) {
-		pthread_mutex_unlock(&t->lock);
-		return -ENOENT;
-	}
-	old = t->dir_perm;
-	t->dir_perm = *perm;
-	rc = write_topic_json(t, t->nparts);
-	if (rc) {
-		t->dir_perm = old;
-		tfs_err("topic %s: cannot save %s: %s", t->name, TOPIC_META,
-			tfs_strerror(rc));
-	} else {
-		tfs_info("topic %s: owner %u, group %u, mode %04o", t->name,
-			 perm->uid, perm->gid, perm->mode);
-	}
-	pthread_mutex_unlock(&t->lock);
-	return rc;
-}
-
-int tfs_topic_get_part_perm(struct tfs_topic *t, uint32_t i,
-			    struct tfs_perm *out)
-{
-	int rc = -ENOENT;
-
-	pthread_mutex_lock(&t->lock);
-	if (i < t->nparts) {
-		*out = t->pperm[i];
-		rc = 0;
-	}
-	pthread_mutex_unlock(&t->lock);
-	return rc;
-}
-
-int tfs_topic_set_part_perm(struct tfs_topic *t, uint32_t i,
-			    const struct tfs_perm *perm)
-{
-	struct tfs_perm old;
-	int rc;
-
-	if (!perm_ok(perm, TFS_PERM_FILE_BITS))
-		return -EINVAL;
-	pthread_mutex_lock(&t->lock);
-	if (t->deleted || i >= t->nparts) {
-		pthread_mutex_unlock(&t->lock);
-		return -ENOENT;
-	}
-	old = t->pperm[i];
-	t->pperm[i] = *perm;
-	rc = write_topic_json(t, t->nparts);
-	if (rc) {
-		t->pperm[i] = old;
-		tfs_err("topic %s: cannot save %s: %s", t->name, TOPIC_META,
-			tfs_strerror(rc));
-	} else {
-		tfs_info("topic %s/%u: owner %u, group %u, mode %04o", t->name,
-			 i, perm->uid, perm->gid, perm->mode);
-	}
-	pthread_mutex_unlock(&t->lock);
-	return rc;
-}
-
-void tfs_topic_get_perms(struct tfs_topic *t, struct tfs_topic_perms *out)
-{
-	memset(out, 0, sizeof(*out));
-	pthread_mutex_lock(&t->lock);
-	out->dir = t->dir_perm;
-	out->parts = t->part_perm;
-	for (uint32_t i = 0; i < t->nparts; i++) {
-		if (perm_eq(&t->pperm[i], &t->part_perm))
-			continue;
-		out->overrides = tfs_realloc(out->overrides,
-					     (out->noverrides + 1) *
-						     sizeof(*out->overrides));
-		out->overrides[out->noverrides++] =
-			(struct tfs_perm_override){ i, t->pperm[i] };
-	}
-	pthread_mutex_unlock(&t->lock);
-}
-
