@@ -35,7 +35,10 @@
 #include "perm.h"
 #include "util.h"
 
-#define TFS_MAX_RF 255
+/* The largest replication factor: a copy more than this many is no use
+ * to a log that waits for every in-sync replica, and the sets stay small
+ * (ten thousand partitions a node keep them all in memory). */
+#define TFS_MAX_RF 16
 
 /* A live node, from P nodes/<id>. */
 struct tfs_node_rec {

@@ -70,6 +70,10 @@ void tfs_repl_stop(struct tfs_repl *r);
 void tfs_repl_role(void *arg, struct tfs_partition *p,
 		   const struct tfs_part_view *v);
 
+/* The cluster's gone hook: topic was deleted; its partitions leave the
+ * replication table (and are freed once no fetch or fetcher uses them). */
+void tfs_repl_forget_topic(void *arg, uint32_t topic);
+
 /*
  * Whether this node may take a write for the partition now, as its
  * leader: it leads it, its lease is surely alive, and its ISR has at

@@ -394,6 +394,18 @@ int cluster_apply_topic(struct tfs_cluster *c, const struct tfs_topic_rec *rec,
 	return tfs_store_apply_topic(c->store, &spec, out);
 }
 
+void cluster_drop_topic(struct tfs_cluster *c, const char *name, uint32_t id)
+{
+	int rc = tfs_store_drop_topic(c->store, name);
+
+	/* The next reconcile tries again: the topic is gone in etcd. */
+	if (rc && rc != -ENOENT)
+		tfs_warn("cluster: cannot remove topic %s here: %s", name,
+			 tfs_strerror(rc));
+	if (c->gone)
+		c->gone(c->role_arg, id);
+}
+
 /* Applies the topics that changed since old, drops the local ones gone. */
 static void apply_store(struct tfs_cluster *c, const struct snapshot *sn,
 			const struct ctopic *old, size_t nold)
@@ -425,8 +437,7 @@ static void apply_store(struct tfs_cluster *c, const struct snapshot *sn,
 			tfs_info("cluster: topic %s was deleted in the "
 				 "cluster; moving it to the trash",
 				 tfs_topic_name(local[i]));
-			tfs_store_drop_topic(c->store,
-					     tfs_topic_name(local[i]));
+			cluster_drop_topic(c, tfs_topic_name(local[i]), id);
 		}
 	}
 	tfs_store_topics_free(local, n);
@@ -991,6 +1002,7 @@ int tfs_cluster_start(const struct tfs_cluster_config *cfg,
 	c->store = cfg->store;
 	c->conf = conf;
 	c->role = cfg->role;
+	c->gone = cfg->gone;
 	c->role_arg = cfg->role_arg;
 	c->me = (uint32_t)tfs_conf_get(conf, TFS_CONF_NODE_ID);
 	c->ttl_ms = (tfs_conf_get(conf, TFS_CONF_SESSION_TIMEOUT_MS) + 999) /

@@ -34,6 +34,7 @@ struct tfs_cluster {
 	int64_t started;		/* mono ms */
 	bool unclean;
 	tfs_cluster_role_fn role;
+	void (*gone)(void *arg, uint32_t topic);
 	void *role_arg;
 
 	pthread_mutex_t lock;
@@ -55,6 +56,9 @@ struct tfs_cluster {
 
 /* Notes whether etcd answered (rc is not TFS_EUNAVAIL); returns rc. */
 int cluster_etcd_seen(struct tfs_cluster *c, int rc);
+
+/* Drops topic name (id) from the store and tells the gone hook. */
+void cluster_drop_topic(struct tfs_cluster *c, const char *name, uint32_t id);
 
 /* Makes the local topic match rec (created, grown, settings, owners). */
 int cluster_apply_topic(struct tfs_cluster *c, const struct tfs_topic_rec *rec,

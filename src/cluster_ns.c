@@ -175,6 +175,7 @@ int tfs_cluster_delete_topic(struct tfs_cluster *c, const char *name)
 	if (rc)
 		return rc;
 	struct tfs_txn *t = tfs_meta_txn_delete_topic(c->prefix, &rec, rev);
+	uint32_t id = rec.id;
 	rc = cluster_etcd_seen(c, tfs_etcd_txn(c->etcd, t, &res));
 	tfs_txn_free(t);
 	tfs_topic_rec_release(&rec);
@@ -185,9 +186,9 @@ int tfs_cluster_delete_topic(struct tfs_cluster *c, const char *name)
 	if (!ok)
 		return -ENOENT;	/* changed meanwhile: deleted, or made anew */
 	tfs_info("cluster: deleted topic %s", name);
-	rc = tfs_store_drop_topic(c->store, name);
+	cluster_drop_topic(c, name, id);
 	tfs_cluster_kick(c);
-	return rc == -ENOENT ? 0 : rc;
+	return 0;
 }
 
 /* Sets key=value in rec's settings (replacing or adding). */

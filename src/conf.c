@@ -355,7 +355,7 @@ static const struct tfs_conf_desc keys[TFS_CONF__COUNT] = {
 		.name = "default.replication.factor",
 		.type = TFS_CONF_INT,
 		.scope = TFS_SCOPE_DAEMON,
-		.def = 3, .min = 1, .max = 255,
+		.def = 3, .min = 1, .max = 16,
 		.doc = "How many nodes hold a copy of each partition of a topic "
 		       "created on this node (the topic's "
 		       "`user.topicfs.replication.factor`).  `mkdir` fails "
@@ -561,7 +561,7 @@ static const struct tfs_conf_desc keys[TFS_CONF__COUNT] = {
 		.name = "min.insync.replicas",
 		.type = TFS_CONF_INT,
 		.scope = TFS_SCOPE_TOPIC,
-		.def = 2, .min = 1, .max = 255,
+		.def = 2, .min = 1, .max = 16,
 		.doc = "In a cluster: the fewest in-sync replicas (the leader "
 		       "included) a partition needs to commit a write; with "
 		       "fewer, writes fail with `EIO` and reads go on.  A "

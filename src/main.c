@@ -669,7 +669,8 @@ static int net_start(struct node_net *nn, struct tfs_store *store,
 		goto out_fail;
 	struct tfs_cluster_config cc = {
 		.conf = conf, .store = store, .advertise = advertise,
-		.role = tfs_repl_role, .role_arg = nn->repl,
+		.role = tfs_repl_role, .gone = tfs_repl_forget_topic,
+		.role_arg = nn->repl,
 	};
 	rc = tfs_cluster_start(&cc, &nn->cluster);
 	if (rc)

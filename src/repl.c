@@ -72,6 +72,11 @@ struct follower {
 struct rpart {
 	uint32_t topic, part;
 	struct tfs_partition *p;	/* a reference */
+	/* The table's reference and one per user (a lookup, a snapshot, a
+	 * fetcher's list): a deleted topic's entries leave the table and
+	 * go with their last user. */
+	atomic_int refs;
+	bool gone;			/* (mu) its topic was deleted */
 
 	pthread_mutex_t mu;
 	struct tfs_part_view view;	/* (mu) */
@@ -158,6 +163,16 @@ static size_t table_pos(struct tfs_repl *r, uint32_t topic, uint32_t part,
 	return lo;
 }
 
+static void rpart_put(struct rpart *rp)
+{
+	if (!rp || !tfs_ref_put(&rp->refs))
+		return;
+	tfs_partition_unref(rp->p);
+	pthread_mutex_destroy(&rp->mu);
+	free(rp);
+}
+
+/* (topic, part)'s entry, referenced (rpart_put), or NULL. */
 static struct rpart *lookup(struct tfs_repl *r, uint32_t topic, uint32_t part)
 {
 	struct rpart *rp = NULL;
@@ -165,8 +180,10 @@ static struct rpart *lookup(struct tfs_repl *r, uint32_t topic, uint32_t part)
 
 	pthread_rwlock_rdlock(&r->lock);
 	size_t i = table_pos(r, topic, part, &found);
-	if (found)
+	if (found) {
 		rp = r->parts[i];
+		tfs_ref_get(&rp->refs);
+	}
 	pthread_rwlock_unlock(&r->lock);
 	return rp;
 }
@@ -181,12 +198,7 @@ static struct rpart *get_or_add(struct tfs_repl *r, uint32_t topic,
 	size_t i = table_pos(r, topic, part, &found);
 	if (found) {
 		rp = r->parts[i];
-		if (rp->p != p) {
-			/* The topic was made again under its id's name? No:
-			 * ids are never reused.  The store reopened it. */
-			tfs_partition_unref(rp->p);
-			rp->p = tfs_partition_ref(p);
-		}
+		tfs_ref_get(&rp->refs);
 		pthread_rwlock_unlock(&r->lock);
 		return rp;
 	}
@@ -194,6 +206,7 @@ static struct rpart *get_or_add(struct tfs_repl *r, uint32_t topic,
 	rp->topic = topic;
 	rp->part = part;
 	rp->p = tfs_partition_ref(p);
+	tfs_ref_init(&rp->refs, 2);	/* the table's and the caller's */
 	pthread_mutex_init(&rp->mu, NULL);
 	if (r->nparts == r->cap) {
 		r->cap = r->cap ? 2 * r->cap : 64;
@@ -207,18 +220,27 @@ static struct rpart *get_or_add(struct tfs_repl *r, uint32_t topic,
 	return rp;
 }
 
-/* A snapshot of the table's entries (they live as long as r). */
+/* A snapshot of the table's entries, each referenced (snapshot_free). */
 static struct rpart **table_snapshot(struct tfs_repl *r, size_t *n)
 {
 	struct rpart **v;
 
 	pthread_rwlock_rdlock(&r->lock);
 	v = tfs_malloc((r->nparts ? r->nparts : 1) * sizeof(*v));
-	if (r->nparts)
-		memcpy(v, r->parts, r->nparts * sizeof(*v));
+	for (size_t i = 0; i < r->nparts; i++) {
+		v[i] = r->parts[i];
+		tfs_ref_get(&v[i]->refs);
+	}
 	*n = r->nparts;
 	pthread_rwlock_unlock(&r->lock);
 	return v;
+}
+
+static void snapshot_free(struct rpart **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		rpart_put(v[i]);
+	free(v);
 }
 
 /* --- the leader's bookkeeping --------------------------------------------------- */
@@ -342,6 +364,7 @@ void tfs_repl_appended(struct tfs_repl *r, uint32_t topic, uint32_t part)
 	compute_advance(r, rp, &adv);
 	pthread_mutex_unlock(&rp->mu);
 	apply_advance(&adv);
+	rpart_put(rp);
 }
 
 int tfs_repl_can_lead(struct tfs_repl *r, uint32_t topic, uint32_t part)
@@ -357,6 +380,7 @@ int tfs_repl_can_lead(struct tfs_repl *r, uint32_t topic, uint32_t part)
 	else if (rp->isr.n < rp->view.min_isr)
 		rc = TFS_ENOISR;
 	pthread_mutex_unlock(&rp->mu);
+	rpart_put(rp);
 	return rc;
 }
 
@@ -391,6 +415,7 @@ int tfs_repl_lags(struct tfs_repl *r, uint32_t topic, uint32_t part,
 		};
 	}
 	pthread_mutex_unlock(&rp->mu);
+	rpart_put(rp);
 	return n;
 }
 
@@ -517,6 +542,7 @@ static bool serve_part(struct tfs_repl *r, uint32_t follower,
 	}
 	tfs_readv_release(&rv);
 	free(e);
+	rpart_put(rp);
 	return res.err != 0 || res.nbatches > 0 || res.hw > f->hw ||
 	       res.sync_to > f->durable;
 }
@@ -662,6 +688,7 @@ static void park_fetch(struct tfs_repl *r, struct tfs_httpd_req *req,
 			sw->w.offset = k == 0 ? f->end : f->hw;
 			sw->w.done = swait_done;
 		}
+		rpart_put(rp);
 	}
 	/* One reference for this thread, one per wait, one for the timer. */
 	tfs_ref_init(&s->refs, 2 + s->nwaits);
@@ -793,7 +820,7 @@ static void isr_tick(void *arg)
 		pthread_mutex_unlock(&rp->mu);
 		apply_advance(&adv);
 	}
-	free(v);
+	snapshot_free(v, n);
 }
 
 /* --- roles ---------------------------------------------------------------------------- */
@@ -862,6 +889,33 @@ void tfs_repl_role(void *arg, struct tfs_partition *p,
 			 v->leader, v->epoch);
 	if (v->role == TFS_ROLE_FOLLOWER && v->leader && v->leader != r->me)
 		kick_fetcher(r, v->leader);
+	rpart_put(rp);
+}
+
+void tfs_repl_forget_topic(void *arg, uint32_t topic)
+{
+	struct tfs_repl *r = arg;
+	struct rpart **gone;
+	size_t n = 0, kept = 0;
+
+	pthread_rwlock_wrlock(&r->lock);
+	gone = tfs_malloc((r->nparts ? r->nparts : 1) * sizeof(*gone));
+	for (size_t i = 0; i < r->nparts; i++) {
+		if (r->parts[i]->topic == topic)
+			gone[n++] = r->parts[i];	/* the table's ref */
+		else
+			r->parts[kept++] = r->parts[i];
+	}
+	r->nparts = kept;
+	pthread_rwlock_unlock(&r->lock);
+	for (size_t i = 0; i < n; i++) {
+		pthread_mutex_lock(&gone[i]->mu);
+		gone[i]->gone = true;
+		gone[i]->leading = false;
+		pthread_mutex_unlock(&gone[i]->mu);
+		rpart_put(gone[i]);
+	}
+	free(gone);
 }
 
 /* --- fetchers ---------------------------------------------------------------------------- */
@@ -938,7 +992,7 @@ static struct rpart **fetch_list(struct fetcher *f, struct tfs_fetch_req *req)
 		uint32_t epoch;
 
 		pthread_mutex_lock(&rp->mu);
-		follow = rp->view.role == TFS_ROLE_FOLLOWER &&
+		follow = !rp->gone && rp->view.role == TFS_ROLE_FOLLOWER &&
 			 rp->view.leader == f->leader;
 		epoch = rp->view.epoch;
 		pthread_mutex_unlock(&rp->mu);
@@ -947,6 +1001,7 @@ static struct rpart **fetch_list(struct fetcher *f, struct tfs_fetch_req *req)
 		tfs_partition_bounds(rp->p, &b);
 		if (b.role != TFS_ROLE_FOLLOWER)
 			continue;
+		tfs_ref_get(&rp->refs);
 		mine[req->n] = rp;
 		req->parts[req->n++] = (struct tfs_fetch_part){
 			.topic = rp->topic,
@@ -960,7 +1015,7 @@ static struct rpart **fetch_list(struct fetcher *f, struct tfs_fetch_req *req)
 			.hw = b.hw,
 		};
 	}
-	free(all);
+	snapshot_free(all, n);
 	return mine;
 }
 
@@ -1172,7 +1227,7 @@ static void *fetcher_main(void *arg)
 		if (req.n && tfs_cluster_node_address(r->cluster, f->leader,
 						      base, sizeof(base)) == 0)
 			rc = fetch_once(f, mine, &req, base);
-		free(mine);
+		snapshot_free(mine, req.n);
 		free(req.parts);
 		if (rc == 0) {
 			backoff = 50;
@@ -1258,7 +1313,7 @@ int tfs_repl_start(struct tfs_repl *r, struct tfs_cluster *c)
 		if (leader && leader != r->me)
 			kick_fetcher(r, leader);
 	}
-	free(v);
+	snapshot_free(v, n);
 	return tfs_ticker_start("tfs-isr", ISR_TICK_MS, isr_tick, r,
 				&r->ticker);
 }
@@ -1291,12 +1346,10 @@ void tfs_repl_stop(struct tfs_repl *r)
 		tfs_partition_wake_all(v[i]->p, TFS_ESHUTDOWN);
 	}
 	tfs_workers_stop(r->answerers);
-	for (size_t i = 0; i < n; i++) {
-		tfs_partition_unref(v[i]->p);
-		pthread_mutex_destroy(&v[i]->mu);
-		free(v[i]);
-	}
-	free(v);
+	snapshot_free(v, n);
+	/* Nothing else runs now: the table's references go last. */
+	for (size_t i = 0; i < r->nparts; i++)
+		rpart_put(r->parts[i]);
 	free(r->parts);
 	pthread_cond_destroy(&r->fcond);
 	pthread_mutex_destroy(&r->flock);

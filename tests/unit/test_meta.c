@@ -184,7 +184,7 @@ static void test_assign(void)
 	}
 
 	TEST("assignment: topics start on different nodes; deterministic");
-	struct tfs_idset a[1], b[1], c[1];
+	struct tfs_idset a[1] = { 0 }, b[1] = { 0 }, c[1] = { 0 };
 	CHECK_EQ(tfs_meta_assign(1, nodes, 5, 2, 0, 1, a), 0);
 	CHECK_EQ(tfs_meta_assign(2, nodes, 5, 2, 0, 1, b), 0);
 	CHECK(a[0].id[0] != b[0].id[0]);
