@@ -98,6 +98,10 @@ struct handle {
 	pthread_mutex_t mu;
 	struct tfs_framer framer;	/* (mu) partial line, EFBIG state */
 	struct poll_wait *pw;		/* (mu) the registered poll, or NULL */
+	/* A partition without a replica here: its registered poll (mu),
+	 * and the leader's committed end as last heard. */
+	struct rpoll *rpw;
+	_Atomic uint64_t remote_hw;
 	/*
 	 * Where the reader is, as far as the daemon can know: the end of its
 	 * last read, or the size last reported to this open file (fstat,
@@ -192,11 +196,13 @@ void fsops_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 
 /*
  * Answers a getattr of a partition without a replica here: st as filled
- * locally, its size from the leader.  Takes nothing; replies.
+ * locally, its size from the leader.  h (may be NULL): the open .follow
+ * file asking (fstat, lseek(SEEK_END)), which moves its reader to that
+ * size (fsops_note_size).  Takes nothing; replies.
  */
 void fsops_remote_getattr(fuse_req_t req, struct tfs_fs *fs, uint32_t topic,
 			  uint32_t part, const struct stat *st,
-			  double timeout);
+			  double timeout, struct handle *h);
 /*
  * Answers a getxattr of a partition without a replica here (start, end,
  * records, offset.N, time.MS) from the leader.  size as getxattr's.

@@ -287,8 +287,11 @@ static void rread_done(struct tfs_remote_read *r, int status)
 	} else if (status) {
 		reply_code(rr->req, status);
 	} else if (r->data.len == 0 && rr->nonblock) {
+		atomic_store(&rr->h->remote_hw, r->hw);
+		fsops_note_size(rr->h, r->offset);	/* it reads there */
 		fuse_reply_err(rr->req, EAGAIN);
 	} else {
+		atomic_store(&rr->h->remote_hw, r->hw);
 		atomic_store(&rr->h->pos, r->offset + r->data.len);
 		fuse_reply_buf(rr->req, r->data.data, r->data.len);
 	}
@@ -715,6 +718,8 @@ static void poll_done(struct tfs_wait *w, int status)
  * poll_done frees it).  h->mu held; the caller holds a reference to h
  * besides the poll's.
  */
+static void rpoll_cancel(struct handle *h);
+
 static void poll_cancel(struct handle *h)
 {
 	struct poll_wait *pw = h->pw;
@@ -722,6 +727,111 @@ static void poll_cancel(struct handle *h)
 	h->pw = NULL;
 	if (pw && tfs_wait_cancel(h->p, &pw->w, -ECANCELED))
 		poll_wait_free(pw);
+	rpoll_cancel(h);
+}
+
+/*
+ * A registered poll of a .follow file whose partition has no replica
+ * here: a bounds-only read that long-polls the leader until its committed
+ * end passes the reader's position, again and again, then notifies.  Two
+ * references: the read in flight's and the handle's registration (h->rpw,
+ * dropped by whoever clears it), so a cancel never touches a freed poll.
+ * A cancel that finds the read between two tries is seen by the next try,
+ * which stops.
+ */
+struct rpoll {
+	struct tfs_remote_read r;
+	struct handle *h;		/* a reference */
+	struct fuse_pollhandle *ph;
+	uint64_t pos;
+	atomic_int refs;
+	atomic_bool cancelled;
+};
+
+static void rpoll_put(struct rpoll *rp)
+{
+	if (!tfs_ref_put(&rp->refs))
+		return;
+	fuse_pollhandle_destroy(rp->ph);
+	tfs_buf_release(&rp->r.data);
+	fsops_handle_unref(rp->h);
+	free(rp);
+}
+
+static void rpoll_done(struct tfs_remote_read *r, int status)
+{
+	struct rpoll *rp = tfs_container_of(r, struct rpoll, r);
+	struct handle *h = rp->h;
+
+	if (status == 0)
+		atomic_store(&h->remote_hw, r->hw);
+	if (status == 0 && r->hw <= rp->pos &&
+	    !atomic_load(&rp->cancelled) && !atomic_load(&h->fs->detached)) {
+		tfs_remote_read(h->fs->remote, r);	/* wait again */
+		return;
+	}
+	/* Data, an error a read will report, or the mount going: the
+	 * kernel polls again and finds out which. */
+	if (!atomic_load(&rp->cancelled))
+		fuse_lowlevel_notify_poll(rp->ph);
+	pthread_mutex_lock(&h->mu);
+	bool registered = h->rpw == rp;
+	if (registered)
+		h->rpw = NULL;
+	pthread_mutex_unlock(&h->mu);
+	if (registered)
+		rpoll_put(rp);
+	rpoll_put(rp);
+}
+
+/* h->mu held. */
+static void rpoll_cancel(struct handle *h)
+{
+	struct rpoll *rp = h->rpw;
+
+	if (!rp)
+		return;
+	h->rpw = NULL;
+	atomic_store(&rp->cancelled, true);
+	tfs_remote_cancel(h->fs->remote, &rp->r);
+	rpoll_put(rp);		/* the registration's */
+}
+
+/* fsops_poll for a .follow file read from the leader. */
+static void remote_poll(fuse_req_t req, struct handle *h,
+			struct fuse_pollhandle *ph)
+{
+	struct rpoll *rp = NULL;
+	uint64_t pos = atomic_load(&h->pos);
+	unsigned revents = 0;
+
+	pthread_mutex_lock(&h->mu);
+	rpoll_cancel(h);
+	if (atomic_load(&h->remote_hw) > pos) {
+		revents = POLLIN | POLLRDNORM;
+	} else if (atomic_load(&h->fs->detached)) {
+		revents = POLLIN | POLLHUP;
+	} else if (ph) {
+		rp = tfs_calloc(1, sizeof(*rp));
+		rp->h = fsops_handle_ref(h);
+		rp->ph = ph;
+		rp->pos = pos;
+		tfs_ref_init(&rp->refs, 2);
+		rp->r.topic = tfs_topic_id(h->t);
+		rp->r.part = h->part;
+		rp->r.offset = pos;
+		rp->r.max = 0;		/* the bounds */
+		rp->r.wait_ms = 10000;
+		rp->r.done = rpoll_done;
+		h->rpw = rp;
+		ph = NULL;
+	}
+	pthread_mutex_unlock(&h->mu);
+	if (ph)
+		fuse_pollhandle_destroy(ph);
+	fuse_reply_poll(req, revents);
+	if (rp)
+		tfs_remote_read(h->fs->remote, &rp->r);
 }
 
 void fsops_poll_release(struct handle *h)
@@ -760,10 +870,12 @@ void fsops_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	struct tfs_bounds in;
 	unsigned revents = 0;
 
-	if (h->kind != K_FOLLOW || fsops_remote(h->fs, h->p)) {
-		/* Regular files are always ready, as on any file system;
-		 * so is a .follow file read from another node (its reads
-		 * long-poll the leader). */
+	if (h->kind == K_FOLLOW && fsops_remote(h->fs, h->p)) {
+		remote_poll(req, h, ph);
+		return;
+	}
+	if (h->kind != K_FOLLOW) {
+		/* Regular files are always ready, as on any file system. */
 		if (ph)
 			fuse_pollhandle_destroy(ph);
 		fuse_reply_poll(req, POLLIN | POLLRDNORM |
@@ -825,6 +937,7 @@ void fsops_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 struct rattr {
 	struct tfs_remote_read r;
 	fuse_req_t req;
+	struct handle *h;		/* a reference, or NULL */
 	struct stat st;
 	double timeout;
 	char key[96];
@@ -839,18 +952,25 @@ static void rattr_done(struct tfs_remote_read *r, int status)
 		reply_code(ra->req, status);
 	} else {
 		ra->st.st_size = (off_t)r->hw;
+		if (ra->h) {
+			atomic_store(&ra->h->remote_hw, r->hw);
+			fsops_note_size(ra->h, r->hw);
+		}
 		fuse_reply_attr(ra->req, &ra->st, ra->timeout);
 	}
+	if (ra->h)
+		fsops_handle_unref(ra->h);
 	tfs_buf_release(&r->data);
 	free(ra);
 }
 
 void fsops_remote_getattr(fuse_req_t req, struct tfs_fs *fs, uint32_t topic,
 			  uint32_t part, const struct stat *st,
-			  double timeout)
+			  double timeout, struct handle *h)
 {
 	struct rattr *ra = tfs_calloc(1, sizeof(*ra));
 
+	ra->h = h ? fsops_handle_ref(h) : NULL;
 	ra->req = req;
 	ra->st = *st;
 	ra->timeout = timeout;

@@ -318,7 +318,9 @@ void fsops_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if ((n.kind == K_PART || n.kind == K_FOLLOW) &&
 	    fsops_remote(fs, n.p)) {
 		fsops_remote_getattr(req, fs, tfs_topic_id(n.t), n.part, &st,
-				     attr_timeout(n.kind));
+				     attr_timeout(n.kind),
+				     fi && n.kind == K_FOLLOW ? handle_of(fi)
+							      : NULL);
 		fsops_node_release(&n);
 		return;
 	}

@@ -277,7 +277,8 @@ static void read_handler(struct tfs_httpd_req *req, void *arg)
 		return;
 	}
 	tfs_partition_bounds(p, &b);
-	if (wait && max && offset >= b.hw && offset >= b.start) {
+	/* max 0 with wait_ms: a poll waiting for the end to pass offset. */
+	if (wait && offset >= b.hw && offset >= b.start) {
 		struct parked_read *pr = tfs_calloc(1, sizeof(*pr));
 
 		pr->req = req;

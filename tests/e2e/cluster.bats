@@ -360,6 +360,47 @@ demo_ports_free() {
 	done
 }
 
+@test "cluster: on a node without a replica, poll on .follow waits for the leader's data instead of spinning" {
+	cluster_start 3 default.replication.factor=1
+	make_topic t
+	leader=$(wait_leader t 0)
+	other=$(first_other_than "$leader")
+	[ "$(part_role "$other" t 0)" = none ]
+	echo "before" >>"$(on "$leader")/t/0"
+	wait_size "$other" t/0 7
+	python3 - "$(on "$other")/t/.follow/0" "$(on "$leader")/t/0" <<'EOF'
+import os, select, sys, threading, time
+fd = os.open(sys.argv[1], os.O_RDONLY | os.O_NONBLOCK)
+os.lseek(fd, 0, os.SEEK_END)
+p = select.poll()
+p.register(fd, select.POLLIN)
+# Nothing new: two seconds of polling see nothing and wake rarely.
+wakeups, t0 = 0, time.monotonic()
+while time.monotonic() - t0 < 2:
+    ev = p.poll(500)
+    if ev:
+        wakeups += 1
+        try:
+            os.read(fd, 4096)
+            sys.exit("read data that was not there")
+        except BlockingIOError:
+            pass
+assert wakeups <= 4, "poll woke %d times with nothing to read" % wakeups
+def later():
+    time.sleep(1)
+    w = os.open(sys.argv[2], os.O_WRONLY | os.O_APPEND)
+    os.write(w, b"after\n")
+    os.close(w)
+threading.Thread(target=later).start()
+t0 = time.monotonic()
+ev = p.poll(20000)
+assert ev and ev[0][1] & select.POLLIN, ev
+got = os.read(fd, 4096)
+assert got == b"after\n", got
+print("poll woke after %.2f s" % (time.monotonic() - t0))
+EOF
+}
+
 # flip FILE POS: xor the byte at POS with 0x01 (not a newline).
 flip() {
 	python3 - "$1" "$2" <<'EOF'
