@@ -198,7 +198,10 @@ check_numbered() {
 	check_numbered "$MNT/syslog/0" message 2000
 	kill -TERM "$(cat "$T/rsyslog.pid")"
 	wait_pid_gone "$(cat "$T/rsyslog.pid")" 10
-	if grep -iE 'error|denied|omfile|suspend' "$T/rsyslog.out"; then
+	# Every message was checked above; on a slow machine rsyslog's own
+	# queue shutdown (10 ms) may time out at the TERM and say so.
+	if grep -iE 'error|denied|omfile|suspend' "$T/rsyslog.out" |
+		grep -vE 'queue shutdown timed out|cooperative cancellation'; then
 		false
 	fi
 }
