@@ -16,7 +16,8 @@
  *
  * Fencing.  A leader holds its leader keys under its node lease.  The
  * lease is "surely alive" until the time the last successful keepalive
- * was sent plus the TTL minus a margin (monotonic clock): past that,
+ * was sent plus the TTL minus a margin (on CLOCK_BOOTTIME, which also
+ * counts a suspended machine's sleep): past that,
  * tfs_cluster_lease_ok() is false and the replication layer stops
  * acknowledging.  A lease found expired makes every leadership of this
  * node void at once (the role hook says so) before the node registers

@@ -444,8 +444,11 @@ int tfs_partition_truncate(struct tfs_partition *p, uint64_t off);
 
 /*
  * A leader's durable end over its in-sync replicas (the smallest durable
- * end they report): an fsync on a leader completes once both its own and
- * this pass the fsync's target.  Only moves forward.
+ * end they report; UINT64_MAX when the leader is alone in its ISR): an
+ * fsync or a durability=sync append on a leader completes once its own
+ * durable end, this one and the committed end all pass its target.  It
+ * may move back (a member joined the ISR): fsyncs that started before
+ * and completed stay completed; later ones wait for the new member too.
  */
 void tfs_partition_set_replicated_durable(struct tfs_partition *p,
 					  uint64_t durable);
@@ -583,10 +586,9 @@ size_t tfs_partition_damage(struct tfs_partition *p, struct tfs_damage **out);
  * list and repaired_batches counts it.
  *
  * A compressed segment is not repaired (-EOPNOTSUPP): its frames are
- * written once and rewriting one means rewriting the file.  The cluster
- * repairs such a range by having the whole segment's range copied again
- * (a follower truncates below it and refetches); a leader hands
- * leadership to a replica with a good copy.
+ * written once and rewriting one means rewriting the file.  The damage
+ * stays (reads there fail with EIO) until retention removes the segment
+ * (repair.h).
  *
  * Returns 0; -ENOENT when no damaged range is at e->offset; -EINVAL when
  * the damaged bytes are to be rewritten but bytes is NULL;

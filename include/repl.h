@@ -76,12 +76,14 @@ void tfs_repl_forget_topic(void *arg, uint32_t topic);
 
 /*
  * Whether this node may take a write for the partition now, as its
- * leader: it leads it, its lease is surely alive, and its ISR has at
- * least min.insync.replicas members.  Returns 0, TFS_ENOTLEADER or
- * TFS_ENOISR (nothing should be appended then: Kafka's
+ * leader: it leads it, its lease is surely alive, and (unless the write
+ * asks only for the leader's acknowledgement, acks=1, as in Kafka) its
+ * ISR has at least min.insync.replicas members.  Returns 0,
+ * TFS_ENOTLEADER or TFS_ENOISR (nothing should be appended then: Kafka's
  * NotEnoughReplicas).
  */
-int tfs_repl_can_lead(struct tfs_repl *r, uint32_t topic, uint32_t part);
+int tfs_repl_can_lead(struct tfs_repl *r, uint32_t topic, uint32_t part,
+		      bool ack_leader);
 
 /*
  * Tells the replication layer this node appended to a partition it leads:

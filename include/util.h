@@ -54,6 +54,9 @@ char *tfs_asprintf(const char *fmt, ...)
 int64_t tfs_now_ms(void);		/* CLOCK_REALTIME: commit timestamps */
 int64_t tfs_mono_ms(void);		/* CLOCK_MONOTONIC: intervals */
 int64_t tfs_mono_ns(void);
+/* CLOCK_BOOTTIME: like the monotonic clock, but it also counts the time
+ * the machine was suspended, as the etcd lease's TTL does. */
+int64_t tfs_boot_ms(void);
 
 /* Intrusive circular doubly-linked list (the kernel's list_head). */
 struct tfs_list {

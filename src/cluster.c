@@ -68,7 +68,7 @@ uint32_t tfs_cluster_node_id(struct tfs_cluster *c)
 
 bool tfs_cluster_lease_ok(struct tfs_cluster *c)
 {
-	return tfs_mono_ms() < atomic_load(&c->lease_until);
+	return tfs_boot_ms() < atomic_load(&c->lease_until);
 }
 
 void tfs_cluster_kick(struct tfs_cluster *c)
@@ -535,7 +535,17 @@ struct candidate {
 	uint32_t topic, part;
 	struct tfs_pstate state;
 	int64_t state_rev;
+	struct tfs_idset alive;		/* its replicas alive now */
 };
+
+/* Whether node id is alive.  Lock held. */
+static bool node_alive(struct tfs_cluster *c, uint32_t id)
+{
+	for (uint32_t j = 0; j < c->nnodes; j++)
+		if (c->nodes[j].id == id)
+			return true;
+	return false;
+}
 
 /* This node's rank among the alive ISR members, or -1 when not in it. */
 static int isr_rank(struct tfs_cluster *c, const struct tfs_part_view *v)
@@ -560,10 +570,8 @@ static bool other_isr_alive(struct tfs_cluster *c,
 			    const struct tfs_part_view *v)
 {
 	for (uint32_t i = 0; i < v->isr.n; i++)
-		for (uint32_t j = 0; j < c->nnodes; j++)
-			if (v->isr.id[i] != c->me &&
-			    c->nodes[j].id == v->isr.id[i])
-				return true;
+		if (v->isr.id[i] != c->me && node_alive(c, v->isr.id[i]))
+			return true;
 	return false;
 }
 
@@ -595,14 +603,13 @@ static bool should_elect(struct tfs_cluster *c, const struct ctopic *t,
 
 /* Tries one election.  Returns 1 won, 0 lost, < 0 etcd trouble. */
 static int elect(struct tfs_cluster *c, const struct candidate *cand,
-		 int64_t lease, struct tfs_idset *alive_ids,
-		 struct tfs_pstate *won)
+		 int64_t lease, struct tfs_pstate *won)
 {
 	struct tfs_txn_result res;
 	struct tfs_txn *t;
 	int rc;
 
-	rc = tfs_meta_elect_state(&cand->state, c->me, alive_ids,
+	rc = tfs_meta_elect_state(&cand->state, c->me, &cand->alive,
 				  tfs_conf_get(c->conf,
 					       TFS_CONF_UNCLEAN_LEADER_ELECTION),
 				  won);
@@ -632,15 +639,12 @@ static int elect(struct tfs_cluster *c, const struct candidate *cand,
 static int run_elections(struct tfs_cluster *c)
 {
 	struct candidate *cands = NULL;
-	struct tfs_idset alive_ids = { 0 };
 	size_t n = 0;
 	int64_t now = tfs_mono_ms(), lease;
 	int won = 0;
 
 	pthread_mutex_lock(&c->lock);
 	lease = c->lease;
-	for (uint32_t i = 0; i < c->nnodes && i < TFS_MAX_RF; i++)
-		alive_ids.id[alive_ids.n++] = c->nodes[i].id;
 	for (size_t i = 0; i < c->ntopics; i++) {
 		struct ctopic *t = &c->topics[i];
 
@@ -656,6 +660,13 @@ static int run_elections(struct tfs_cluster *c)
 					   .isr = t->views[p].isr },
 				.state_rev = t->views[p].state_rev,
 			};
+			/* Only replicas can lead; at most TFS_MAX_RF. */
+			const struct tfs_idset *reps = &t->views[p].replicas;
+			for (uint32_t k = 0; k < reps->n; k++)
+				if (node_alive(c, reps->id[k]))
+					cands[n - 1].alive.id
+						[cands[n - 1].alive.n++] =
+						reps->id[k];
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -664,7 +675,7 @@ static int run_elections(struct tfs_cluster *c)
 
 		if (!tfs_cluster_lease_ok(c))
 			break;
-		int rc = elect(c, &cands[i], lease, &alive_ids, &st);
+		int rc = elect(c, &cands[i], lease, &st);
 		if (rc < 0)
 			break;
 		won += rc;
@@ -758,7 +769,7 @@ static int register_node(struct tfs_cluster *c, int64_t *lease_out)
 				    .started = tfs_now_ms() };
 	struct tfs_txn_result res;
 	char key[512], *json;
-	int64_t lease, granted, sent = tfs_mono_ms();
+	int64_t lease, granted, sent = tfs_boot_ms();
 	int rc;
 
 	rc = cluster_etcd_seen(c, tfs_etcd_lease_grant(c->etcd, c->ttl_ms / 1000,
@@ -878,7 +889,7 @@ static void *keepalive_main(void *arg)
 
 	pthread_setname_np(pthread_self(), "tfs-lease");
 	while (sleep_unless_stopped(c, wait)) {
-		int64_t lease, ttl, sent = tfs_mono_ms();
+		int64_t lease, ttl, sent = tfs_boot_ms();
 		int rc;
 
 		pthread_mutex_lock(&c->lock);
@@ -1054,36 +1065,6 @@ int tfs_cluster_start(const struct tfs_cluster_config *cfg,
 	return 0;
 }
 
-/* Gives up this node's leaderships: their keys go, others elect now. */
-static void resign(struct tfs_cluster *c)
-{
-	char key[512];
-
-	pthread_mutex_lock(&c->lock);
-	struct tfs_txn *t = tfs_txn_new();
-	size_t n = 0;
-	for (size_t i = 0; i < c->ntopics; i++) {
-		struct ctopic *ct = &c->topics[i];
-
-		for (uint32_t p = 0; p < ct->rec.npart; p++) {
-			if (ct->views[p].role != TFS_ROLE_LEADER)
-				continue;
-			tfs_meta_leader_key(c->prefix, ct->rec.id, p, key,
-					    sizeof(key));
-			tfs_txn_del(t, true, key, false);
-			n++;
-		}
-	}
-	pthread_mutex_unlock(&c->lock);
-	if (n) {
-		struct tfs_txn_result res;
-
-		if (tfs_etcd_txn(c->etcd, t, &res) == 0)
-			tfs_txn_result_release(&res);
-	}
-	tfs_txn_free(t);
-}
-
 void tfs_cluster_stop(struct tfs_cluster *c)
 {
 	if (!c)
@@ -1096,7 +1077,9 @@ void tfs_cluster_stop(struct tfs_cluster *c)
 	pthread_join(c->control, NULL);
 	pthread_join(c->keepalive, NULL);
 	atomic_store(&c->lease_until, 0);
-	resign(c);
+	/* The revoke deletes this node's key and exactly the leader keys
+	 * it holds (they live under its lease), at once: the others elect
+	 * and shrink their ISRs without waiting for the session timeout. */
 	tfs_etcd_lease_revoke(c->etcd, c->lease);
 	tfs_info("cluster: node %" PRIu32 " left", c->me);
 }

@@ -46,7 +46,7 @@ struct tfs_cluster {
 	struct tfs_node_rec nodes[MAX_NODES];	/* (lock) alive, by id */
 	uint32_t nnodes;		/* (lock) */
 
-	_Atomic int64_t lease_until;	/* mono ms: surely alive before */
+	_Atomic int64_t lease_until;	/* boot ms: surely alive before */
 	atomic_bool etcd_ok;
 	atomic_ullong elections_won, elections_lost, isr_shrinks, isr_expands;
 

@@ -404,8 +404,10 @@ static const struct tfs_conf_desc keys[TFS_CONF__COUNT] = {
 		.def = 500, .min = 10, .max = MINUTE,
 		.doc = "The longest a leader holds a follower's fetch when it "
 		       "has nothing new for it (a long poll): it answers "
-		       "sooner as soon as there is data, a new high "
-		       "watermark or a new epoch.  Takes effect at start-up.",
+		       "sooner as soon as there is data or a new high "
+		       "watermark (a change of leadership is seen by the "
+		       "follower's next fetch, within this time).  Takes "
+		       "effect at start-up.",
 	},
 	[TFS_CONF_REPLICA_FETCH_MAX_BYTES] = {
 		.name = "replica.fetch.max.bytes",
@@ -564,7 +566,9 @@ static const struct tfs_conf_desc keys[TFS_CONF__COUNT] = {
 		.def = 2, .min = 1, .max = 16,
 		.doc = "In a cluster: the fewest in-sync replicas (the leader "
 		       "included) a partition needs to commit a write; with "
-		       "fewer, writes fail with `EIO` and reads go on.  A "
+		       "fewer, `acks=all` writes and `fsync()` fail with `EIO` "
+		       "and reads go on (`acks=1` writes are taken, and become "
+		       "readable once enough replicas are back).  A "
 		       "value above the topic's replication factor counts as "
 		       "the replication factor.  The high watermark advances "
 		       "only while the in-sync set is this large (Kafka's "
@@ -581,9 +585,12 @@ static const struct tfs_conf_desc keys[TFS_CONF__COUNT] = {
 		       "every in-sync replica has the records (and there are "
 		       "at least `min.insync.replicas` of them), so a lost "
 		       "node loses nothing acknowledged.  `1`: once the "
-		       "leader has them; faster, and a leader lost before "
-		       "its followers copied them loses them.  A change takes "
-		       "effect at once.",
+		       "leader has them, however few in-sync replicas there "
+		       "are (as in Kafka, `min.insync.replicas` counts for "
+		       "`all` only); faster, and a leader lost before its "
+		       "followers copied them loses them.  `fsync()` always "
+		       "waits for the in-sync replicas.  A change takes effect "
+		       "at once.",
 	},
 };
 

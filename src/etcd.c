@@ -102,6 +102,9 @@ struct tfs_etcd {
 	atomic_size_t good;		/* the endpoint that last answered */
 	int64_t timeout_ms;
 	struct tfs_httpc *http;
+	/* While etcd is down every call fails: one warning per 10 s. */
+	atomic_llong down_logged;	/* mono ms */
+	atomic_ullong down_calls;	/* failed since the last warning */
 };
 
 /* --- JSON helpers --------------------------------------------------------- */
@@ -675,8 +678,21 @@ static int etcd_post(struct tfs_etcd *e, const char *path, const char *body,
 			atomic_store(&e->good, k);	/* it answered */
 	}
 	if (rc == TRY_NEXT) {
-		tfs_warn("etcd %s: no endpoint answered", path);
+		int64_t now = tfs_mono_ms(), last = atomic_load(&e->down_logged);
+		unsigned long long n = atomic_fetch_add(&e->down_calls, 1) + 1;
+
+		if (now - last >= 10000 &&
+		    atomic_compare_exchange_strong(&e->down_logged, &last,
+						   now)) {
+			atomic_store(&e->down_calls, 0);
+			tfs_warn("etcd %s: no endpoint answered (%llu calls "
+				 "failed so; the next warning in 10 s)",
+				 path, n);
+		}
 		rc = TFS_EUNAVAIL;
+	} else if (atomic_load(&e->down_logged) &&
+		   atomic_exchange(&e->down_logged, 0)) {
+		tfs_info("etcd answers again");
 	}
 	return rc;
 }

@@ -909,27 +909,66 @@ void fsops_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 		tfs_wait_start(h->p, &pw->w);
 }
 
+/* SEEK_DATA and SEEK_HOLE at off given the retained start and the
+ * committed end.  Bytes deleted by retention read as a hole before the
+ * start. */
+static void reply_seek(fuse_req_t req, off_t off, int whence, uint64_t start,
+		       uint64_t hw)
+{
+	uint64_t o = (uint64_t)off;
+
+	if (off < 0 || o >= hw)
+		fuse_reply_err(req, ENXIO);
+	else if (whence == SEEK_DATA)
+		fuse_reply_lseek(req, (off_t)TFS_MAX(o, start));
+	else
+		fuse_reply_lseek(req, (off_t)(o < start ? o : hw));
+}
+
+/* An lseek of a partition without a replica here: the leader's bounds. */
+struct rseek {
+	struct tfs_remote_read r;
+	fuse_req_t req;
+	off_t off;
+	int whence;
+};
+
+static void rseek_done(struct tfs_remote_read *r, int status)
+{
+	struct rseek *rs = tfs_container_of(r, struct rseek, r);
+
+	if (status && status != TFS_EBELOWSTART)
+		reply_code(rs->req, status);
+	else
+		reply_seek(rs->req, rs->off, rs->whence, r->start, r->hw);
+	tfs_buf_release(&r->data);
+	free(rs);
+}
+
 void fsops_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
 		 struct fuse_file_info *fi)
 {
 	struct handle *h = handle_of(fi);
 	struct tfs_bounds in;
-	uint64_t o = (uint64_t)off;
 
 	if (!h->p || (whence != SEEK_DATA && whence != SEEK_HOLE)) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	tfs_partition_bounds(h->p, &in);
-	if (off < 0 || o >= in.hw) {
-		fuse_reply_err(req, ENXIO);
+	if (fsops_remote(h->fs, h->p)) {
+		struct rseek *rs = tfs_calloc(1, sizeof(*rs));
+
+		rs->req = req;
+		rs->off = off;
+		rs->whence = whence;
+		rs->r.topic = tfs_topic_id(h->t);
+		rs->r.part = h->part;
+		rs->r.done = rseek_done;
+		tfs_remote_read(h->fs->remote, &rs->r);
 		return;
 	}
-	/* Bytes deleted by retention read as a hole before the start. */
-	if (whence == SEEK_DATA)
-		fuse_reply_lseek(req, (off_t)TFS_MAX(o, in.start));
-	else
-		fuse_reply_lseek(req, (off_t)(o < in.start ? o : in.hw));
+	tfs_partition_bounds(h->p, &in);
+	reply_seek(req, off, whence, in.start, in.hw);
 }
 
 /* --- attributes of partitions without a replica here ----------------------- */

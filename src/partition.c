@@ -155,8 +155,10 @@ static void collect_waiters(struct tfs_partition *p, struct tfs_list *out)
  * leader the in-sync replicas' too.  Lock held. */
 static uint64_t sync_end(const struct tfs_partition *p)
 {
+	/* A leader's sync is also a commit: durable on every in-sync
+	 * replica, and the ISR large enough to commit at all. */
 	if (p->role == TFS_ROLE_LEADER)
-		return TFS_MIN(p->durable, p->rdurable);
+		return TFS_MIN(TFS_MIN(p->durable, p->rdurable), p->hw);
 	return p->durable;
 }
 
@@ -1242,6 +1244,8 @@ void tfs_partition_set_hw(struct tfs_partition *p, uint64_t hw)
 		rec = e.record;
 	}
 	advance_hw(p, hw, rec, &woken, &committed);
+	if (p->role == TFS_ROLE_LEADER)
+		collect_syncs(p, sync_end(p), &committed);
 	pthread_mutex_unlock(&p->lock);
 	finish_syncs(&committed, 0);
 	wake_waiters(&woken, 0);
@@ -1279,7 +1283,7 @@ void tfs_partition_set_replicated_durable(struct tfs_partition *p,
 
 	tfs_list_init(&done);
 	pthread_mutex_lock(&p->lock);
-	if (durable > p->rdurable) {
+	if (durable != p->rdurable) {
 		p->rdurable = durable;
 		collect_syncs(p, sync_end(p), &done);
 	}

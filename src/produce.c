@@ -58,6 +58,7 @@ struct tfs_produce {
 	struct tfs_timers *timers;
 	uint32_t me;
 	int64_t timeout_ms;
+	int64_t attempt_ms;		/* one forward, at most */
 
 	pthread_mutex_t lock;
 	pthread_cond_t idle;		/* busy went to 0 */
@@ -69,6 +70,7 @@ struct tfs_produce {
 	atomic_ullong local, forwarded, retries, duplicates, failed;
 	atomic_ullong timeouts;		/* failed at the deadline */
 	atomic_llong warned;		/* mono ms of the last timeout logged */
+	atomic_llong warned_401;	/* of the last refusal logged */
 };
 
 static uint64_t new_producer_id(void)
@@ -174,21 +176,26 @@ static void retry_fired(struct tfs_timer *t)
 	attempt(w->pr, w);
 }
 
+/* True at most once per 10 s for *last (mono ms of the last time). */
+static bool log_due(atomic_llong *last)
+{
+	int64_t now = tfs_mono_ms(), was = atomic_load(last);
+
+	return now - was >= 10000 &&
+	       atomic_compare_exchange_strong(last, &was, now);
+}
+
 /* Logs why w failed at its deadline, at most once per 10 s. */
 static void warn_timeout(struct tfs_produce *pr, struct tfs_write *w,
 			 const char *why)
 {
-	int64_t now = tfs_mono_ms(), last = atomic_load(&pr->warned);
-
 	atomic_fetch_add(&pr->timeouts, 1);
-	if (now - last < 10000 ||
-	    !atomic_compare_exchange_strong(&pr->warned, &last, now))
+	if (!log_due(&pr->warned))
 		return;
-	tfs_warn("topic %" PRIu32 " partition %" PRIu32 ": a %s %s within "
-		 "request.timeout.ms (%" PRId64 " ms), failed with EIO "
-		 "(%" PRIu64 " so far; repeats for 10 s are counted, not "
-		 "logged)",
-		 w->topic, w->part, w->is_sync ? "fsync" : "write", why,
+	tfs_warn("%s: a %s %s within request.timeout.ms (%" PRId64 " ms), "
+		 "failed with EIO (%" PRIu64 " so far; repeats for 10 s are "
+		 "counted, not logged)",
+		 tfs_partition_name(w->p), w->is_sync ? "fsync" : "write", why,
 		 pr->timeout_ms, (uint64_t)atomic_load(&pr->timeouts));
 }
 
@@ -198,7 +205,7 @@ static void retry(struct tfs_produce *pr, struct tfs_write *w, int64_t ms)
 	int64_t now = tfs_mono_ms();
 
 	if (now + ms >= w->deadline) {
-		warn_timeout(pr, w, "found no leader to take it");
+		warn_timeout(pr, w, "was not committed by a leader");
 		finish(pr, w, -EIO);
 		return;
 	}
@@ -396,11 +403,12 @@ static void forward_done(struct tfs_http_req *hr, int rc)
 		finish(pr, w, -ENOSPC);
 		return;
 	case 401:
-		tfs_err("the leader of topic %" PRIu32 " partition %" PRIu32
-			" refused this node's request (401): is "
-			"cluster.secret.file the same on every node, and the "
-			"clocks within 30 s?",
-			w->topic, w->part);
+		if (log_due(&pr->warned_401))
+			tfs_err("%s: the leader refused this node's request "
+				"(401): is cluster.secret.file the same on "
+				"every node, and the clocks within 30 s? "
+				"(repeats for 10 s are not logged)",
+				tfs_partition_name(w->p));
 		retry(pr, w, RETRY_SLOW_MS);
 		return;
 	default:
@@ -423,7 +431,11 @@ static void attempt_remote(struct tfs_produce *pr, struct tfs_write *w,
 		retry(pr, w, RETRY_SLOW_MS);
 		return;
 	}
-	int64_t left = TFS_MAX(w->deadline - tfs_mono_ms(), 100);
+	/* One try waits at most a session timeout: a leader that answers
+	 * nothing for that long has lost its lease, and the retry (the same
+	 * sequence: never appended twice) goes to whoever leads then. */
+	int64_t left = TFS_MIN(TFS_MAX(w->deadline - tfs_mono_ms(), 100),
+			       pr->attempt_ms);
 
 	if (w->is_sync)
 		snprintf(target, sizeof(target),
@@ -478,7 +490,9 @@ static void attempt(struct tfs_produce *pr, struct tfs_write *w)
 		return;
 	}
 	if (v.role == TFS_ROLE_LEADER) {
-		int rc = tfs_repl_can_lead(pr->repl, w->topic, w->part);
+		int rc = tfs_repl_can_lead(pr->repl, w->topic, w->part,
+					   !w->is_sync &&
+						   acks_leader(pr, w->topic));
 
 		if (rc == 0)
 			attempt_local(pr, w);
@@ -548,7 +562,9 @@ static struct tfs_partition *request_partition(struct tfs_produce *pr,
 				     epoch);
 		return NULL;
 	}
-	int rc = tfs_repl_can_lead(pr->repl, *topic, *part);
+	const char *acks = tfs_httpd_query(req, "acks");
+	int rc = tfs_repl_can_lead(pr->repl, *topic, *part,
+				   acks && !strcmp(acks, "1"));
 	if (rc) {
 		tfs_httpd_reply_text(req, rc == TFS_ENOISR ? 503 : 409, "%s",
 				     tfs_strerror(rc));
@@ -741,6 +757,7 @@ int tfs_produce_new(const struct tfs_produce_config *cfg,
 	pr->timers = cfg->timers;
 	pr->me = tfs_cluster_node_id(cfg->cluster);
 	pr->timeout_ms = tfs_conf_get(cfg->conf, TFS_CONF_REQUEST_TIMEOUT_MS);
+	pr->attempt_ms = tfs_conf_get(cfg->conf, TFS_CONF_SESSION_TIMEOUT_MS);
 	pthread_mutex_init(&pr->lock, NULL);
 	pthread_cond_init(&pr->idle, NULL);
 	tfs_httpd_route(cfg->httpd, "POST", "/v1/append", append_handler, pr);

@@ -203,7 +203,11 @@ static void serve(struct tfs_httpd_req *req, struct tfs_partition *p,
 	}
 	rc = tfs_partition_read(p, offset, (size_t)TFS_MIN(max, MAX_READ), &rv);
 	if (rc) {
-		tfs_httpd_reply_text(req, rc == TFS_EBELOWSTART ? 416 : 500,
+		/* Damage here is not worth retrying: EIO at once (the
+		 * repair ticker mends it from another replica). */
+		tfs_httpd_reply_text(req, rc == TFS_EBELOWSTART ? 416
+					  : rc == TFS_ECORRUPT  ? 422
+								: 500,
 				     "%s", tfs_strerror(rc));
 		return;
 	}

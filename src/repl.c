@@ -67,6 +67,10 @@ struct follower {
 	int64_t last_fetch;		/* mono ms */
 	int64_t caught_up;		/* mono ms it last reached our end */
 	uint64_t end_answered;		/* our log end when last answered */
+	/* Its last fetch came from below the committed end: it lost what
+	 * it had acknowledged (a restart on an empty or cut disk), so it
+	 * leaves the ISR at once (KIP-966). */
+	bool below_hw;
 };
 
 struct rpart {
@@ -367,7 +371,8 @@ void tfs_repl_appended(struct tfs_repl *r, uint32_t topic, uint32_t part)
 	rpart_put(rp);
 }
 
-int tfs_repl_can_lead(struct tfs_repl *r, uint32_t topic, uint32_t part)
+int tfs_repl_can_lead(struct tfs_repl *r, uint32_t topic, uint32_t part,
+		      bool ack_leader)
 {
 	struct rpart *rp = lookup(r, topic, part);
 	int rc = 0;
@@ -377,7 +382,7 @@ int tfs_repl_can_lead(struct tfs_repl *r, uint32_t topic, uint32_t part)
 	pthread_mutex_lock(&rp->mu);
 	if (!rp->leading || !tfs_cluster_lease_ok(r->cluster))
 		rc = TFS_ENOTLEADER;
-	else if (rp->isr.n < rp->view.min_isr)
+	else if (!ack_leader && rp->isr.n < rp->view.min_isr)
 		rc = TFS_ENOISR;
 	pthread_mutex_unlock(&rp->mu);
 	rpart_put(rp);
@@ -482,6 +487,7 @@ static bool serve_part(struct tfs_repl *r, uint32_t follower,
 		if (fo) {
 			fo->end = f->end;
 			fo->durable = f->durable;
+			fo->below_hw = f->end < b.hw;
 			fo->last_fetch = now;
 			if (f->end >= fo->end_answered)
 				fo->caught_up = now;
@@ -730,12 +736,14 @@ static void fetch_handler(struct tfs_httpd_req *req, void *arg)
 
 /*
  * The ISR rp's leadership wants now: its members minus the followers
- * whose node left the cluster or that have not caught up for the lag time
- * (counted from the start of the leadership for one not heard from).
- * Returns true when it differs from the committed one.  rp->mu held.
+ * whose node left the cluster, that have not caught up for the lag time
+ * (counted from the start of the leadership for one not heard from), or
+ * that fetched from below the committed end.  Pending expansions it does
+ * not want leave rp->isr here (*dropped set).  Returns true when it
+ * differs from the committed one.  rp->mu held.
  */
 static bool wanted_isr(struct tfs_repl *r, struct rpart *rp, int64_t now,
-		       struct tfs_idset *want)
+		       struct tfs_idset *want, bool *dropped)
 {
 	char addr[300];
 
@@ -753,10 +761,24 @@ static bool wanted_isr(struct tfs_repl *r, struct rpart *rp, int64_t now,
 				since = f->caught_up;
 			if (tfs_cluster_node_address(r->cluster, id, addr,
 						     sizeof(addr)) == -ENOENT ||
-			    now - since > r->lag_max_ms)
+			    now - since > r->lag_max_ms ||
+			    (f && f->below_hw))
 				continue;
 		}
 		want->id[want->n++] = id;
+	}
+	/* A pending member it no longer wants was never committed: it just
+	 * stops counting (the watermark may move now). */
+	for (uint32_t i = 0; i < rp->expanding.n;) {
+		uint32_t id = rp->expanding.id[i];
+
+		if (tfs_idset_has(want, id)) {
+			i++;
+			continue;
+		}
+		idset_del(&rp->expanding, id);
+		idset_del(&rp->isr, id);
+		*dropped = true;
 	}
 	if (want->n != rp->view.isr.n)
 		return true;
@@ -777,17 +799,21 @@ static void isr_tick(void *arg)
 		struct rpart *rp = v[i];
 		struct tfs_part_view view;
 		struct tfs_idset want;
-		bool change;
+		struct advance pending = { 0 };
+		bool change, dropped = false;
 
 		pthread_mutex_lock(&rp->mu);
 		change = rp->leading && !rp->isr_busy &&
 			 tfs_cluster_lease_ok(r->cluster) &&
-			 wanted_isr(r, rp, now, &want);
+			 wanted_isr(r, rp, now, &want, &dropped);
 		if (change) {
 			rp->isr_busy = true;
 			view = rp->view;
 		}
+		if (dropped)
+			compute_advance(r, rp, &pending);
 		pthread_mutex_unlock(&rp->mu);
+		apply_advance(&pending);
 		if (!change)
 			continue;
 		int rc = tfs_cluster_set_isr(r->cluster, &view, &want);
@@ -1124,6 +1150,7 @@ static bool take_result(struct fetcher *f, struct rpart *rp,
 				 "the leader at %" PRIu64 ": %s",
 				 tfs_partition_name(rp->p), res->nbatches,
 				 res->entries[0].offset, tfs_strerror(rc));
+			*stall = true;	/* a full disk: back off */
 			return false;
 		}
 		atomic_fetch_add(&r->bytes_fetched, res->data_len);
@@ -1166,8 +1193,12 @@ static int fetch_once(struct fetcher *f, struct rpart **mine,
 	rc = tfs_httpc_do(r->httpc, &hr);
 	atomic_fetch_add(&r->fetches_sent, 1);
 	if (rc == 0 && hr.status != 200) {
-		tfs_warn("fetch from node %" PRIu32 ": HTTP %ld: %.200s",
-			 f->leader, hr.status, hr.resp.data ? hr.resp.data : "");
+		/* The body is one line of text; its newline stays out. */
+		int len = hr.resp.data ? (int)strcspn(hr.resp.data, "\n") : 0;
+
+		tfs_warn("fetch from node %" PRIu32 ": HTTP %ld: %.*s",
+			 f->leader, hr.status, TFS_MIN(len, 200),
+			 hr.resp.data ? hr.resp.data : "");
 		rc = TFS_EPROTO;
 	}
 	const char *data = hr.resp.data;
@@ -1187,11 +1218,13 @@ static int fetch_once(struct fetcher *f, struct rpart **mine,
 		return rc;
 	}
 	bool need_sync[req->n ? req->n : 1];
-	for (uint32_t i = 0; i < resp.n; i++) {
+	if (resp.n > req->n)
+		rc = TFS_EPROTO;	/* answers for partitions not asked for */
+	for (uint32_t i = 0; rc == 0 && i < resp.n; i++) {
 		const struct tfs_fetch_result *res = &resp.results[i];
 
 		need_sync[i] = false;
-		if (i >= req->n || res->topic != mine[i]->topic ||
+		if (res->topic != mine[i]->topic ||
 		    res->partition != mine[i]->part) {
 			rc = TFS_EPROTO;
 			break;

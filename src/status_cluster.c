@@ -53,6 +53,7 @@ json_t *status_cluster_json(const struct tfs_node_info *n)
 	}
 	json_object_set_new(o, "nodes", nodes);
 	status_put_int(o, "elections_won", st.elections_won);
+	status_put_int(o, "elections_lost", st.elections_lost);
 	status_put_int(o, "isr_shrinks", st.isr_shrinks);
 	status_put_int(o, "isr_expands", st.isr_expands);
 	status_put_int(o, "fetches_served", rs.fetches_served);
@@ -60,6 +61,7 @@ json_t *status_cluster_json(const struct tfs_node_info *n)
 	status_put_int(o, "bytes_served", rs.bytes_served);
 	status_put_int(o, "bytes_fetched", rs.bytes_fetched);
 	status_put_int(o, "truncations", rs.truncations);
+	status_put_int(o, "resets", rs.resets);
 	status_put_int(o, "forwarded_writes", ps.forwarded);
 	status_put_int(o, "local_writes", ps.local);
 	status_put_int(o, "write_retries", ps.retries);
@@ -168,6 +170,13 @@ void status_cluster_metrics(struct tfs_buf *b, const struct tfs_node_info *n,
 		rs.bytes_fetched);
 	counter(b, "topicfs_replication_truncations_total",
 		"Times a diverged log tail was cut here.", rs.truncations);
+	counter(b, "topicfs_replication_resets_total",
+		"Times a replica here started again at the leader's start "
+		"(it was behind retention).",
+		rs.resets);
+	counter(b, "topicfs_elections_lost_total",
+		"Elections this node tried and another won.",
+		st.elections_lost);
 	counter(b, "topicfs_forwarded_writes_total",
 		"Writes made here that another node (the leader) took.",
 		ps.forwarded);

@@ -92,6 +92,11 @@ int64_t tfs_mono_ns(void)
 	return clock_ns(CLOCK_MONOTONIC);
 }
 
+int64_t tfs_boot_ms(void)
+{
+	return clock_ns(CLOCK_BOOTTIME) / 1000000;
+}
+
 void tfs_buf_grow(struct tfs_buf *b, size_t extra)
 {
 	size_t need = b->len + extra + 1;

@@ -209,6 +209,42 @@ teardown() {
 	[ "$(part_epoch "$old" t 0)" = "$(part_epoch "$new" t 0)" ]
 }
 
+@test "cluster: a leader paused (SIGSTOP) stops nothing: writes forwarded to it go to the new leader while it is stopped; resumed, it follows" {
+	# request.timeout.ms far above the wait: writes must move on because
+	# one forward waits at most a session timeout, not because they fail.
+	cluster_start 3 request.timeout.ms=60000
+	make_topic t
+	old=$(wait_leader t 0)
+	live=($(others_than "$old"))
+	for i in "${live[@]}"; do
+		writer_start "$i" "$i" t/0 $WRITER_OPTS
+	done
+	for i in "${live[@]}"; do
+		wait_acked "$i" 20
+	done
+	node_pause "$old"
+	cl_note "paused leader $old"
+	new=$(wait_new_leader t 0 "$old" "${live[@]}")
+	for i in "${live[@]}"; do
+		wait_acked "$i" $(($(acked "$i") + 20))
+	done
+	node_resume "$old"
+	wait_isr_size t 0 3 >/dev/null
+	writers_stop
+	for i in "${live[@]}"; do
+		[ "${W_RC[i]}" -eq 0 ] || { cat "$T/w$i.err" >&2; false; }
+		[ -z "$(writer_other_errors "$i")" ] ||
+			{ writer_other_errors "$i" >&2; false; }
+	done
+	wait_same t/0 1 2 3
+	run "$TOOLS/checkrecords" -g -A "${live[0]}:$T/w${live[0]}.ack" \
+		-A "${live[1]}:$T/w${live[1]}.ack" "$(on "$old")/t/0"
+	echo "$output" >&2
+	[ "$status" -eq 0 ]
+	[ "$(part_role "$old" t 0)" = follower ]
+	[ "$(part_leader "$old" t 0)" = "$new" ]
+}
+
 @test "cluster: min.insync.replicas 2 with two nodes down: writes fail with EIO, reads work; writes resume when one returns" {
 	cluster_start 3
 	make_topic t
@@ -360,7 +396,7 @@ demo_ports_free() {
 	done
 }
 
-@test "cluster: on a node without a replica, poll on .follow waits for the leader's data instead of spinning" {
+@test "cluster: on a node without a replica, poll on .follow waits for the leader's data instead of spinning; lseek answers with its bounds" {
 	cluster_start 3 default.replication.factor=1
 	make_topic t
 	leader=$(wait_leader t 0)
@@ -398,6 +434,9 @@ assert ev and ev[0][1] & select.POLLIN, ev
 got = os.read(fd, 4096)
 assert got == b"after\n", got
 print("poll woke after %.2f s" % (time.monotonic() - t0))
+# SEEK_DATA and SEEK_HOLE answer with the leader's bounds too.
+assert os.lseek(fd, 0, os.SEEK_DATA) == 0
+assert os.lseek(fd, 0, os.SEEK_HOLE) == 13
 EOF
 }
 

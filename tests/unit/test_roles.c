@@ -133,6 +133,13 @@ static void test_produce_rules(void)
 	close(dfd);
 }
 
+static int sync_calls;
+
+static void sync_done(struct tfs_syncreq *r, int status)
+{
+	sync_calls++;
+}
+
 static void test_roles(void)
 {
 	struct tfs_settings *st = tfs_settings_new(&conf);
@@ -204,6 +211,30 @@ static void test_roles(void)
 	CHECK_EQ(end, 13);
 	CHECK_EQ(tfs_partition_role(p, &epoch), TFS_ROLE_NONE);
 	CHECK_EQ(epoch, 5);
+
+	TEST("on a leader, a sync append and an fsync wait for the commit too");
+	{
+		struct tfs_bounds sb;
+		struct tfs_syncreq sr = { .done = NULL };
+		struct done_rec ds;
+
+		CHECK_EQ(tfs_partition_set_role(p, TFS_ROLE_LEADER, 5), 0);
+		/* Alone in its ISR: the replicas add nothing to wait for. */
+		tfs_partition_set_replicated_durable(p, UINT64_MAX);
+		CHECK_EQ(append(p, "must commit\n", TFS_APPEND_SYNC, &ds), 0);
+		tfs_partition_quiesce(p);
+		usleep(20000);
+		CHECK_EQ(ds.calls, 0);	/* durable here, not committed */
+		tfs_partition_bounds(p, &sb);
+		CHECK_EQ(sb.durable, sb.end);
+		CHECK(sb.hw < sb.end);
+		sr.done = sync_done;
+		CHECK_EQ(tfs_partition_sync(p, &sr), 0);
+		tfs_partition_set_hw(p, sb.end);
+		CHECK_EQ(ds.calls, 1);
+		CHECK_EQ(ds.status, 0);
+		CHECK_EQ(sync_calls, 1);
+	}
 
 	TEST("a commit wait is cancelled once: done never runs, bytes stay");
 	CHECK_EQ(tfs_partition_set_role(p, TFS_ROLE_LEADER, 5), 0);
