@@ -129,7 +129,9 @@ static struct tfs_write *take_head(struct tfs_produce *pr, struct pstream *s)
 		return NULL;
 	w = tfs_container_of(s->queue.next, struct tfs_write, link);
 	w->producer = s->producer;
-	w->seq = s->next_seq++;
+	/* An fsync appends nothing: it must not take a sequence, or the
+	 * next write would leave a gap the leader refuses (422). */
+	w->seq = w->is_sync ? s->next_seq : s->next_seq++;
 	w->deadline = tfs_mono_ms() + pr->timeout_ms;
 	pr->busy++;
 	return w;

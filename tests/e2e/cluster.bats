@@ -170,6 +170,31 @@ teardown() {
 	cmp "$T/expected" "$(on 3)/t/0"
 }
 
+@test "cluster: write, fsync, write on a node that is not the leader: every call succeeds (an fsync takes no producer sequence)" {
+	cluster_start 3
+	make_topic t
+	l=$(wait_leader t 0)
+	f=$(first_other_than "$l")
+	# A forwarded fsync once took a sequence number: the next forwarded
+	# write then left a gap the leader refused, and failed with EIO.
+	run python3 - "$(on "$f")/t/0" <<'EOF'
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+for i in range(4):
+    os.write(fd, b"line %d\n" % i)
+    os.fsync(fd)
+os.write(fd, b"line 4\n")
+os.close(fd)
+print("OK")
+EOF
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = OK ]
+	expect_lines "line 0" "line 1" "line 2" "line 3" "line 4"
+	cmp "$T/expected" "$(on "$l")/t/0"
+	wait_same t/0 1 2 3
+}
+
 @test "cluster: kill -9 the leader under writers: a new leader, writes go on, every acknowledged record once; it rejoins identical" {
 	cluster_start 3
 	make_topic t
