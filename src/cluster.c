@@ -708,10 +708,12 @@ static int reconcile(struct tfs_cluster *c, bool all)
 	 * the table, and the records and revisions apply_store reads in it
 	 * never change (set_isr changes views only). */
 	apply_store(c, &sn, old, nold);
+	pthread_mutex_lock(&c->announce_lock);
 	pthread_mutex_lock(&c->lock);
 	install(c, &sn, &ann, all);
 	pthread_mutex_unlock(&c->lock);
 	announce_all(c, &ann);
+	pthread_mutex_unlock(&c->announce_lock);
 	return 0;
 }
 
@@ -846,6 +848,7 @@ static void lose_leaderships(struct tfs_cluster *c)
 {
 	struct announcements ann = { 0 };
 
+	pthread_mutex_lock(&c->announce_lock);
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->ntopics; i++) {
 		struct ctopic *t = &c->topics[i];
@@ -862,6 +865,7 @@ static void lose_leaderships(struct tfs_cluster *c)
 	}
 	pthread_mutex_unlock(&c->lock);
 	announce_all(c, &ann);
+	pthread_mutex_unlock(&c->announce_lock);
 }
 
 static bool sleep_unless_stopped(struct tfs_cluster *c, int64_t ms)
@@ -998,6 +1002,7 @@ static void cluster_free(struct tfs_cluster *c)
 	tfs_etcd_close(c->etcd);
 	pthread_cond_destroy(&c->cond);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->announce_lock);
 	free(c);
 }
 
@@ -1021,6 +1026,7 @@ int tfs_cluster_start(const struct tfs_cluster_config *cfg,
 	c->started = tfs_mono_ms();
 	snprintf(c->advertise, sizeof(c->advertise), "%s", cfg->advertise);
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->announce_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&c->cond, &ca);
@@ -1119,6 +1125,7 @@ int tfs_cluster_set_isr(struct tfs_cluster *c, const struct tfs_part_view *v,
 
 	struct tfs_part_view nv;
 	bool changed = false;
+	pthread_mutex_lock(&c->announce_lock);
 	pthread_mutex_lock(&c->lock);
 	struct ctopic *ct = find_topic(c, v->topic);
 	if (ct && v->part < ct->rec.npart &&
@@ -1131,5 +1138,6 @@ int tfs_cluster_set_isr(struct tfs_cluster *c, const struct tfs_part_view *v,
 	pthread_mutex_unlock(&c->lock);
 	if (changed)
 		announce(c, &nv);
+	pthread_mutex_unlock(&c->announce_lock);
 	return 0;
 }

@@ -37,6 +37,11 @@ struct tfs_cluster {
 	void (*gone)(void *arg, uint32_t topic);
 	void *role_arg;
 
+	/* Held from changing a view until the role hook has heard of it
+	 * (taken before lock), so the hook hears views in the order they
+	 * were installed: a set_isr that announced after a newer reconcile
+	 * would hand replication a stale view. */
+	pthread_mutex_t announce_lock;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;		/* kicked, or stop */
 	bool kicked, stop;		/* (lock) */
