@@ -68,10 +68,11 @@ struct tfs_cluster_config {
 	struct tfs_store *store;
 	const char *advertise;		/* this node's base URL */
 	tfs_cluster_role_fn role;
-	/* Called (with role_arg) once a topic was deleted here, by this
+	void *role_arg;
+	/* Called (with gone_arg) once a topic was deleted here, by this
 	 * node or from the metadata; may be NULL. */
 	void (*gone)(void *arg, uint32_t topic);
-	void *role_arg;
+	void *gone_arg;
 };
 
 /*

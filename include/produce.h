@@ -107,8 +107,16 @@ void tfs_produce_submit(struct tfs_produce *pr, struct tfs_write *w);
 
 struct tfs_produce_stats {
 	uint64_t local, forwarded, retries, duplicates, failed;
+	uint64_t streams;	/* (topic, partition) writer streams held */
 };
 
 void tfs_produce_stats(struct tfs_produce *pr, struct tfs_produce_stats *st);
+
+/*
+ * The topic with this id was deleted: its writer streams go (at once when
+ * idle, otherwise when their last queued write has ended).  The cluster's
+ * gone hook calls it.
+ */
+void tfs_produce_forget_topic(struct tfs_produce *pr, uint32_t topic);
 
 #endif

@@ -403,7 +403,7 @@ void cluster_drop_topic(struct tfs_cluster *c, const char *name, uint32_t id)
 		tfs_warn("cluster: cannot remove topic %s here: %s", name,
 			 tfs_strerror(rc));
 	if (c->gone)
-		c->gone(c->role_arg, id);
+		c->gone(c->gone_arg, id);
 }
 
 /* Applies the topics that changed since old, drops the local ones gone. */
@@ -1020,6 +1020,7 @@ int tfs_cluster_start(const struct tfs_cluster_config *cfg,
 	c->role = cfg->role;
 	c->gone = cfg->gone;
 	c->role_arg = cfg->role_arg;
+	c->gone_arg = cfg->gone_arg;
 	c->me = (uint32_t)tfs_conf_get(conf, TFS_CONF_NODE_ID);
 	c->ttl_ms = (tfs_conf_get(conf, TFS_CONF_SESSION_TIMEOUT_MS) + 999) /
 		    1000 * 1000;

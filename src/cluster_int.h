@@ -35,7 +35,7 @@ struct tfs_cluster {
 	bool unclean;
 	tfs_cluster_role_fn role;
 	void (*gone)(void *arg, uint32_t topic);
-	void *role_arg;
+	void *role_arg, *gone_arg;
 
 	/* Held from changing a view until the role hook has heard of it
 	 * (taken before lock), so the hook hears views in the order they

@@ -577,6 +577,9 @@ struct node_net {
 	struct tfs_repl *repl;
 	struct tfs_cluster *cluster;
 	struct tfs_produce *produce;
+	/* produce once made: the cluster's gone hook runs on its control
+	 * thread, which starts before produce exists. */
+	struct tfs_produce *_Atomic produce_live;
 	struct tfs_remote *remote;
 	struct tfs_repair *repair;
 	atomic_ullong refused;
@@ -610,6 +613,16 @@ static int check_peer(struct tfs_httpd_req *req, void *arg)
 			 tfs_httpd_peer(req), tfs_httpd_method(req),
 			 tfs_httpd_path(req), why ? why : "bad signature");
 	return 401;
+}
+
+/* The cluster's gone hook: a deleted topic leaves replication and the
+ * produce layer's writer streams. */
+static void topic_gone(void *arg, uint32_t topic)
+{
+	struct node_net *nn = arg;
+
+	tfs_repl_forget_topic(nn->repl, topic);
+	tfs_produce_forget_topic(atomic_load(&nn->produce_live), topic);
 }
 
 /* advertise, or http://<host name>:<listen port>. */
@@ -669,8 +682,8 @@ static int net_start(struct node_net *nn, struct tfs_store *store,
 		goto out_fail;
 	struct tfs_cluster_config cc = {
 		.conf = conf, .store = store, .advertise = advertise,
-		.role = tfs_repl_role, .gone = tfs_repl_forget_topic,
-		.role_arg = nn->repl,
+		.role = tfs_repl_role, .gone = topic_gone,
+		.role_arg = nn->repl, .gone_arg = nn,
 	};
 	rc = tfs_cluster_start(&cc, &nn->cluster);
 	if (rc)
@@ -681,6 +694,7 @@ static int net_start(struct node_net *nn, struct tfs_store *store,
 		.auth = nn->auth, .timers = tfs_store_timers(store),
 	};
 	rc = tfs_produce_new(&pc, &nn->produce);
+	atomic_store(&nn->produce_live, nn->produce);
 	struct tfs_remote_config rmc = {
 		.conf = conf, .store = store, .cluster = nn->cluster,
 		.httpd = nn->httpd, .httpc = nn->httpc, .auth = nn->auth,

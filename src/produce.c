@@ -45,6 +45,7 @@ struct pstream {
 	uint32_t topic, part;
 	uint64_t producer;
 	uint32_t next_seq;
+	bool gone;			/* (pr->lock) its topic was deleted */
 	struct tfs_list queue;		/* (pr->lock) head in flight */
 };
 
@@ -120,6 +121,20 @@ static struct pstream *stream_of(struct tfs_produce *pr, uint32_t topic,
 
 static void attempt(struct tfs_produce *pr, struct tfs_write *w);
 
+/* Drops s from the table (it must be idle).  Lock held. */
+static void stream_drop(struct tfs_produce *pr, struct pstream *s)
+{
+	for (size_t i = 0; i < pr->nstreams; i++) {
+		if (pr->streams[i] != s)
+			continue;
+		memmove(&pr->streams[i], &pr->streams[i + 1],
+			(pr->nstreams - i - 1) * sizeof(*pr->streams));
+		pr->nstreams--;
+		break;
+	}
+	free(s);
+}
+
 /* Starts the head of s, if any.  Lock held. */
 static struct tfs_write *take_head(struct tfs_produce *pr, struct pstream *s)
 {
@@ -153,6 +168,8 @@ static void finish(struct tfs_produce *pr, struct tfs_write *w, int status)
 	}
 	pr->busy--;
 	next = take_head(pr, s);
+	if (!next && s->gone && tfs_list_empty(&s->queue))
+		stream_drop(pr, s);
 	if (pr->busy == 0)
 		pthread_cond_broadcast(&pr->idle);
 	pthread_mutex_unlock(&pr->lock);
@@ -811,6 +828,28 @@ void tfs_produce_free(struct tfs_produce *pr)
 	free(pr);
 }
 
+void tfs_produce_forget_topic(struct tfs_produce *pr, uint32_t topic)
+{
+	size_t kept = 0;
+
+	if (!pr)
+		return;
+	pthread_mutex_lock(&pr->lock);
+	for (size_t i = 0; i < pr->nstreams; i++) {
+		struct pstream *s = pr->streams[i];
+
+		if (s->topic == topic && tfs_list_empty(&s->queue)) {
+			free(s);
+			continue;
+		}
+		if (s->topic == topic)
+			s->gone = true;	/* finish() drops it */
+		pr->streams[kept++] = s;
+	}
+	pr->nstreams = kept;
+	pthread_mutex_unlock(&pr->lock);
+}
+
 void tfs_produce_stats(struct tfs_produce *pr, struct tfs_produce_stats *st)
 {
 	st->local = atomic_load(&pr->local);
@@ -818,4 +857,7 @@ void tfs_produce_stats(struct tfs_produce *pr, struct tfs_produce_stats *st)
 	st->retries = atomic_load(&pr->retries);
 	st->duplicates = atomic_load(&pr->duplicates);
 	st->failed = atomic_load(&pr->failed);
+	pthread_mutex_lock(&pr->lock);
+	st->streams = pr->nstreams;
+	pthread_mutex_unlock(&pr->lock);
 }

@@ -67,6 +67,7 @@ json_t *status_cluster_json(const struct tfs_node_info *n)
 	status_put_int(o, "write_retries", ps.retries);
 	status_put_int(o, "duplicates", ps.duplicates);
 	status_put_int(o, "failed_writes", ps.failed);
+	status_put_int(o, "writer_streams", ps.streams);
 	status_put_int(o, "peer_requests_refused", n->peer_refused);
 	status_put_int(o, "batches_repaired", rps.repaired);
 	status_put_int(o, "batches_served_for_repair", rps.served);

@@ -67,6 +67,13 @@ teardown() {
 	return $rc
 }
 
+# Whether node I holds N writer streams.
+streams_are() {
+	local n
+	n=$(status_jq "$1" '.cluster.writer_streams')
+	[ "$n" -eq "$2" ] || { echo "node $1: $n writer streams"; return 1; }
+}
+
 @test "cluster: a topic made on node 1 is on nodes 2 and 3, with its settings, growth and deletion" {
 	cluster_start 3
 	mkdir "$(on 1)/t"
@@ -114,13 +121,18 @@ teardown() {
 	expect_write OK 3 t/3 "on partition 3"
 	wait_same t/3
 	[ "$(cat "$(on 1)/t/3")" = "on partition 3" ]
+	# Node 3 holds a writer stream (producer id, sequence) for t/3.
+	[ "$(status_jq 3 '.cluster.writer_streams')" -ge 1 ]
 
-	# rmdir on node 3 removes t everywhere.
+	# rmdir on node 3 removes t everywhere, and the writer streams of
+	# its partitions with it.
 	rmdir "$(on 3)/t"
 	for i in 1 2 3; do
 		wait_for "$CL_WAIT" test ! -e "$(on "$i")/t"
 	done
 	[ "$(status_jq 1 '[.topics[] | select(.name == "t")] | length')" -eq 0 ]
+	wait_value "$CL_WAIT" streams_are 3 0
+
 }
 
 @test "cluster: writers on all three nodes into one partition: replicas identical, each writer in order, nothing lost or doubled" {
