@@ -7,7 +7,10 @@
 #ifndef TFS_LOG_H
 #define TFS_LOG_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum tfs_log_level {
 	TFS_LOG_ERROR,
@@ -39,6 +42,15 @@ void tfs_log(enum tfs_log_level level, const char *fmt, ...)
  * Pure; any thread.
  */
 size_t tfs_log_escape(char *dst, size_t len, const char *src, size_t n);
+
+/*
+ * For messages that could repeat fast (a peer refusing every request, a
+ * failed repair retried each second): true at most once per every_ms for
+ * the same *last, which holds the monotonic ms of the last time (0 at
+ * first, so the first call is true).  Callers say in the message that
+ * repeats are counted, not logged.  Any thread.
+ */
+bool tfs_log_due(atomic_llong *last, int64_t every_ms);
 
 #define tfs_err(...) tfs_log(TFS_LOG_ERROR, __VA_ARGS__)
 #define tfs_warn(...) tfs_log(TFS_LOG_WARN, __VA_ARGS__)

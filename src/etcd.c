@@ -678,12 +678,9 @@ static int etcd_post(struct tfs_etcd *e, const char *path, const char *body,
 			atomic_store(&e->good, k);	/* it answered */
 	}
 	if (rc == TRY_NEXT) {
-		int64_t now = tfs_mono_ms(), last = atomic_load(&e->down_logged);
 		unsigned long long n = atomic_fetch_add(&e->down_calls, 1) + 1;
 
-		if (now - last >= 10000 &&
-		    atomic_compare_exchange_strong(&e->down_logged, &last,
-						   now)) {
+		if (tfs_log_due(&e->down_logged, 10000)) {
 			atomic_store(&e->down_calls, 0);
 			tfs_warn("etcd %s: no endpoint answered (%llu calls "
 				 "failed so; the next warning in 10 s)",

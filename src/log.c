@@ -30,6 +30,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util.h"
+
 #include "log.h"
 #include "banned.h"
 
@@ -128,4 +130,13 @@ void tfs_log(enum tfs_log_level level, const char *fmt, ...)
 	/* One write so lines from several threads never interleave. */
 	ssize_t w = write(STDERR_FILENO, line, p);
 	(void)w;
+}
+
+bool tfs_log_due(atomic_llong *last, int64_t every_ms)
+{
+	int64_t now = tfs_mono_ms();
+	long long was = atomic_load(last);
+
+	return (was == 0 || now - was >= every_ms) &&
+	       atomic_compare_exchange_strong(last, &was, now);
 }

@@ -583,7 +583,7 @@ struct node_net {
 	struct tfs_remote *remote;
 	struct tfs_repair *repair;
 	atomic_ullong refused;
-	_Atomic int64_t last_refusal_log;
+	atomic_llong last_refusal_log;
 };
 
 /* Every peer request is authenticated before it is routed (auth.h). */
@@ -605,9 +605,7 @@ static int check_peer(struct tfs_httpd_req *req, void *arg)
 	if (rc == 0)
 		return 0;
 	atomic_fetch_add(&nn->refused, 1);
-	int64_t now = tfs_mono_ms(), last = atomic_load(&nn->last_refusal_log);
-	if (now - last > 10000 &&
-	    atomic_compare_exchange_strong(&nn->last_refusal_log, &last, now))
+	if (tfs_log_due(&nn->last_refusal_log, 10000))
 		tfs_warn("refused a peer request from %s: %s %s: %s (repeats "
 			 "for 10 s are counted, not logged)",
 			 tfs_httpd_peer(req), tfs_httpd_method(req),

@@ -67,7 +67,7 @@ struct tfs_partition {
 	atomic_ullong appends, append_bytes, append_records;
 	atomic_ullong fsyncs, reads, read_bytes;
 	_Atomic int64_t last_retention;
-	_Atomic int64_t last_disk_warning;	/* mono ms, for rate limiting */
+	atomic_llong last_disk_warning;	/* mono ms, for rate limiting */
 	atomic_ullong deleted_bytes, deleted_segments, compressions;
 	atomic_ullong repaired_batches;
 };

@@ -76,12 +76,7 @@ static int read_checkpoint(struct tfs_partition *p, struct partition_checkpoint 
  */
 void partition_disk_warning(struct tfs_partition *p, const char *what, int rc)
 {
-	int64_t now = tfs_mono_ms();
-	int64_t last = atomic_load(&p->last_disk_warning);
-
-	if (last && now - last < DISK_WARNING_MS)
-		return;
-	if (!atomic_compare_exchange_strong(&p->last_disk_warning, &last, now))
+	if (!tfs_log_due(&p->last_disk_warning, DISK_WARNING_MS))
 		return;
 	tfs_warn("%s: %s: %s (repeats are not logged for %d s)", p->name,
 		 what, tfs_strerror(rc), DISK_WARNING_MS / 1000);

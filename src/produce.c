@@ -195,21 +195,12 @@ static void retry_fired(struct tfs_timer *t)
 	attempt(w->pr, w);
 }
 
-/* True at most once per 10 s for *last (mono ms of the last time). */
-static bool log_due(atomic_llong *last)
-{
-	int64_t now = tfs_mono_ms(), was = atomic_load(last);
-
-	return now - was >= 10000 &&
-	       atomic_compare_exchange_strong(last, &was, now);
-}
-
 /* Logs why w failed at its deadline, at most once per 10 s. */
 static void warn_timeout(struct tfs_produce *pr, struct tfs_write *w,
 			 const char *why)
 {
 	atomic_fetch_add(&pr->timeouts, 1);
-	if (!log_due(&pr->warned))
+	if (!tfs_log_due(&pr->warned, 10000))
 		return;
 	tfs_warn("%s: a %s %s within request.timeout.ms (%" PRId64 " ms), "
 		 "failed with EIO (%" PRIu64 " so far; repeats for 10 s are "
@@ -422,7 +413,7 @@ static void forward_done(struct tfs_http_req *hr, int rc)
 		finish(pr, w, -ENOSPC);
 		return;
 	case 401:
-		if (log_due(&pr->warned_401))
+		if (tfs_log_due(&pr->warned_401, 10000))
 			tfs_err("%s: the leader refused this node's request "
 				"(401): is cluster.secret.file the same on "
 				"every node, and the clocks within 30 s? "

@@ -37,6 +37,7 @@ struct tfs_repair {
 	uint32_t me;
 	struct tfs_ticker *ticker;
 	atomic_ullong served, repaired, failed;
+	atomic_llong warned;		/* mono ms of the last failure logged */
 };
 
 /* --- serving ------------------------------------------------------------------ */
@@ -194,9 +195,11 @@ static int mend_from(struct tfs_repair *rp, struct tfs_partition *p,
 	}
 	if (rc == -ENOENT && done)
 		rc = 0;		/* past the damaged range */
-	if (rc)
+	if (rc && tfs_log_due(&rp->warned, 60000))
 		tfs_warn("%s: repair of the batch at %" PRIu64 " from node "
-			 "%" PRIu32 " failed: %s",
+			 "%" PRIu32 " failed: %s (tried again each second; "
+			 "repeats for 60 s are counted in repairs_without_copy, "
+			 "not logged)",
 			 tfs_partition_name(p), d->offset, node,
 			 tfs_strerror(rc));
 	free(e);

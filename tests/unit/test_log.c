@@ -227,6 +227,26 @@ static void test_escape_fn(void)
 	CHECK(!strcmp(buf, ""));
 }
 
+static void test_due(void)
+{
+	atomic_llong last = 0;
+
+	TEST("tfs_log_due: true at first, then not again within the period");
+	CHECK(tfs_log_due(&last, 100000));
+	CHECK(atomic_load(&last) != 0);
+	for (int i = 0; i < 1000; i++)
+		CHECK(!tfs_log_due(&last, 100000));
+
+	TEST("tfs_log_due: true again once the period passed");
+	atomic_store(&last, tfs_mono_ms() - 100001);
+	CHECK(tfs_log_due(&last, 100000));
+	CHECK(!tfs_log_due(&last, 100000));
+
+	TEST("tfs_log_due: a period of 0 is always due");
+	CHECK(tfs_log_due(&last, 0));
+	CHECK(tfs_log_due(&last, 0));
+}
+
 int main(void)
 {
 	cap_fd = mkstemp(tmpfile_path);
@@ -240,6 +260,7 @@ int main(void)
 	test_escaping();
 	test_long();
 	test_escape_fn();
+	test_due();
 	close(cap_fd);
 	return check_done();
 }
