@@ -102,6 +102,7 @@ struct fetcher {
 	uint32_t leader;
 	pthread_t thread;
 	bool kicked;			/* (r->flock) */
+	uint32_t turn;			/* (its thread) which partition first */
 	struct tfs_buf body, unpacked;
 };
 
@@ -1042,6 +1043,24 @@ static struct rpart **fetch_list(struct fetcher *f, struct tfs_fetch_req *req)
 		};
 	}
 	snapshot_free(all, n);
+	/* The leader fills an answer's byte budget in the request's order:
+	 * start one partition further each time, so that one with a long
+	 * backlog cannot take every answer while the others wait. */
+	if (req->n > 1) {
+		uint32_t k = f->turn++ % req->n;
+		struct tfs_fetch_part *parts = tfs_malloc(req->n *
+							  sizeof(*parts));
+		struct rpart **rps = tfs_malloc(req->n * sizeof(*rps));
+
+		for (uint32_t i = 0; i < req->n; i++) {
+			parts[i] = req->parts[(k + i) % req->n];
+			rps[i] = mine[(k + i) % req->n];
+		}
+		memcpy(req->parts, parts, req->n * sizeof(*parts));
+		memcpy(mine, rps, req->n * sizeof(*rps));
+		free(parts);
+		free(rps);
+	}
 	return mine;
 }
 

@@ -368,6 +368,51 @@ EOF
 		"during-1 during-2 during-3"
 }
 
+@test "cluster: a follower catching up a long backlog on one partition is not held back on another it shares a leader with" {
+	# Fetch answers of at most 64 KiB: a 128 KiB batch fills one alone.
+	cluster_start 3 replica.fetch.max.bytes=64K
+	make_topic t
+	xset partitions 4 "$(on 1)/t"
+	for p in 0 1 2 3; do
+		wait_leader t "$p" >/dev/null
+	done
+	# Two partitions led by the same node share one fetch session.
+	local a='' b='' l='' p q
+	for p in 0 1 2; do
+		for q in $(seq $((p + 1)) 3); do
+			if [ -z "$a" ] && [ "$(part_leader 1 t "$p")" = "$(part_leader 1 t "$q")" ]; then
+				a=$p b=$q l=$(part_leader 1 t "$p")
+			fi
+		done
+	done
+	[ -n "$a" ] || { echo "no two partitions share a leader" >&2; false; }
+	f=$(first_other_than "$l")
+	node_stop "$f"
+	# A backlog of 512 batches of 128 KiB on the first partition (the
+	# fetch asks for partitions in order), then one line on the second.
+	python3 - "$(on "$l")/t/$a" <<'EOF'
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+line = b"x" * 1023 + b"\n"
+for i in range(512):
+    os.write(fd, line * 128)
+os.close(fd)
+EOF
+	expect_write OK "$l" "t/$b" "behind the backlog"
+	enda=$(part_end "$l" t "$a")
+	endb=$(part_end "$l" t "$b")
+	node_start "$f"
+	wait_value "$CL_WAIT" size_is "$f" "t/$b" "$endb" >/dev/null
+	# The second partition caught up while the first still had most of
+	# its backlog to copy (once, one answer in two is its).
+	got=$(part_end "$f" t "$a")
+	echo "partition $b caught up with partition $a at $got of $enda"
+	[ "$got" -lt "$enda" ]
+	wait_size "$f" "t/$a" "$enda"
+	wait_same "t/$a" 1 2 3
+	wait_same "t/$b" 1 2 3
+}
+
 @test "cluster: a peer append with a bad MAC, another secret, a stale time or a replay gets 401 and appends nothing" {
 	cluster_start 3
 	make_topic t
