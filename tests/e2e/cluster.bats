@@ -522,20 +522,6 @@ assert os.lseek(fd, 0, os.SEEK_HOLE) == 13
 EOF
 }
 
-# flip FILE POS: xor the byte at POS with 0x01 (not a newline).
-flip() {
-	python3 - "$1" "$2" <<'EOF'
-import os, sys
-fd = os.open(sys.argv[1], os.O_RDWR)
-pos = int(sys.argv[2])
-b = os.pread(fd, 1, pos)
-assert len(b) == 1 and b != b"\n", (pos, b)
-os.pwrite(fd, bytes([b[0] ^ 1]), pos)
-os.fsync(fd)
-os.close(fd)
-EOF
-}
-
 # Whether node I's copy of t/0 reads whole and equals node J's.
 mended() {
 	local out

@@ -94,20 +94,6 @@ print(48 + struct.unpack_from("<H", h, 10)[0] * int(sys.argv[2]))
 EOF
 }
 
-# flip FILE POS: xor the byte at POS with 0x01, through the page cache.
-flip() {
-	python3 - "$1" "$2" <<'EOF'
-import os, sys
-fd = os.open(sys.argv[1], os.O_RDWR)
-pos = int(sys.argv[2])
-b = os.pread(fd, 1, pos)
-assert len(b) == 1 and b != b"\n", (pos, b)
-os.pwrite(fd, bytes([b[0] ^ 1]), pos)
-os.fsync(fd)
-os.close(fd)
-EOF
-}
-
 # pstatus TOPIC PART FIELD: a field of a partition in .topicfs/status.
 pstatus() {
 	python3 - "$MNT/.topicfs/status" "$@" <<'EOF'

@@ -172,3 +172,18 @@ xset() {
 fsize() {
 	stat -c %s "$1"
 }
+
+# flip FILE POS: xor the byte at POS with 0x01 (it must not be a newline),
+# through the page cache, and fsync it: corruption at rest, as a test makes it.
+flip() {
+	python3 - "$1" "$2" <<'EOF'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+pos = int(sys.argv[2])
+b = os.pread(fd, 1, pos)
+assert len(b) == 1 and b != b"\n", (pos, b)
+os.pwrite(fd, bytes([b[0] ^ 1]), pos)
+os.fsync(fd)
+os.close(fd)
+EOF
+}
