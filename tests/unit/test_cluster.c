@@ -34,8 +34,11 @@ struct node {
 	struct tfs_cluster *c;
 	char dir[128], addr[64];
 	pthread_mutex_t mu;
+	pthread_cond_t cond;
 	struct tfs_part_view last;	/* the latest view of topic/0 */
 	int calls;
+	/* The next call for topic/0 waits in the hook until released. */
+	bool hold_next, held, release;
 };
 
 static void on_role(void *arg, struct tfs_partition *p,
@@ -43,6 +46,17 @@ static void on_role(void *arg, struct tfs_partition *p,
 {
 	struct node *n = arg;
 
+	pthread_mutex_lock(&n->mu);
+	if (v->part == 0 && n->hold_next) {
+		/* A slow hook: what a preempted announcer looks like. */
+		n->hold_next = false;
+		n->held = true;
+		pthread_cond_broadcast(&n->cond);
+		while (!n->release)
+			pthread_cond_wait(&n->cond, &n->mu);
+		n->held = false;
+	}
+	pthread_mutex_unlock(&n->mu);
 	/* What the replication layer does with a role, in short. */
 	tfs_partition_set_role(p, v->role, v->epoch);
 	pthread_mutex_lock(&n->mu);
@@ -61,6 +75,8 @@ static int node_start(struct node *n, uint32_t id, const char *extra)
 
 	n->id = id;
 	pthread_mutex_init(&n->mu, NULL);
+	pthread_cond_init(&n->cond, NULL);
+	n->hold_next = n->held = n->release = false;
 	if (!n->dir[0])
 		snprintf(n->dir, sizeof(n->dir), "%s/node%u", root, id);
 	if (!n->addr[0])
@@ -98,6 +114,7 @@ static void node_stop(struct node *n)
 	tfs_store_close(n->store);
 	tfs_conf_release(&n->conf);
 	pthread_mutex_destroy(&n->mu);
+	pthread_cond_destroy(&n->cond);
 	n->c = NULL;
 	n->store = NULL;
 }
@@ -166,6 +183,30 @@ static uint32_t leader_of(struct node *n, uint32_t topic, uint32_t part)
 	struct tfs_part_view v;
 
 	return tfs_cluster_view(n->c, topic, part, &v) ? 0 : v.leader;
+}
+
+/* tfs_cluster_set_isr on its own thread (its announcement runs there). */
+struct isr_call {
+	struct node *n;
+	struct tfs_part_view v;
+	struct tfs_idset isr;
+	int rc;
+};
+
+static void *set_isr_main(void *arg)
+{
+	struct isr_call *c = arg;
+
+	c->rc = tfs_cluster_set_isr(c->n->c, &c->v, &c->isr);
+	return NULL;
+}
+
+static bool held(struct node *n)
+{
+	pthread_mutex_lock(&n->mu);
+	bool h = n->held;
+	pthread_mutex_unlock(&n->mu);
+	return h;
 }
 
 static void test_two_nodes(void)
@@ -243,6 +284,39 @@ static void test_two_nodes(void)
 	CHECK(WAIT_FOR(3000, last_view(fn).isr.n == 1));
 	/* The same view again: its revision is stale now. */
 	CHECK_EQ(tfs_cluster_set_isr(ln->c, &v, &v.isr), TFS_ESTALEEPOCH);
+	CHECK_EQ(tfs_cluster_view(ln->c, id, 0, &v), 0);
+	CHECK_EQ(tfs_cluster_set_isr(ln->c, &v, &v.replicas), 0);
+
+	TEST("the role hook hears views in the order they were installed");
+	/* An ISR change whose announcement is slow, and meanwhile a newer
+	 * view (min.insync.replicas changed on the other node): the hook
+	 * must end with the newer one, never the older after it. */
+	struct isr_call call = { .n = ln, .isr = one };
+	pthread_t th;
+	CHECK(WAIT_FOR(3000, last_view(ln).isr.n == 2));
+	CHECK_EQ(tfs_cluster_view(ln->c, id, 0, &call.v), 0);
+	pthread_mutex_lock(&ln->mu);
+	ln->hold_next = true;
+	ln->release = false;
+	pthread_mutex_unlock(&ln->mu);
+	CHECK_EQ(pthread_create(&th, NULL, set_isr_main, &call), 0);
+	CHECK(WAIT_FOR(3000, held(ln)));
+	CHECK_EQ(tfs_cluster_set_topic(fn->c, "logs", "min.insync.replicas",
+				       "1", err, sizeof(err)),
+		 0);
+	/* Without the ordering the newer view is heard now, on the control
+	 * thread; with it, not before the slow one ended. */
+	WAIT_FOR(1500, last_view(ln).min_isr == 1);
+	pthread_mutex_lock(&ln->mu);
+	ln->release = true;
+	pthread_cond_broadcast(&ln->cond);
+	pthread_mutex_unlock(&ln->mu);
+	pthread_join(th, NULL);
+	CHECK_EQ(call.rc, 0);
+	CHECK(WAIT_FOR(3000, last_view(ln).min_isr == 1));
+	te_sleep_ms(300);	/* nothing older comes after it */
+	CHECK_EQ(last_view(ln).min_isr, 1);
+	CHECK_EQ(last_view(ln).isr.n, 1);
 	CHECK_EQ(tfs_cluster_view(ln->c, id, 0, &v), 0);
 	CHECK_EQ(tfs_cluster_set_isr(ln->c, &v, &v.replicas), 0);
 
