@@ -285,7 +285,9 @@ static const struct tfs_conf_desc keys[TFS_CONF__COUNT] = {
 		.def_string = "",
 		.doc = "The etcd endpoints of the cluster this node joins, "
 		       "comma-separated base URLs "
-		       "(`http://10.0.0.1:2379,http://10.0.0.2:2379`).  Empty "
+		       "(`http://10.0.0.1:2379,http://10.0.0.2:2379`); in `-o` "
+		       "and fstab, where a comma ends the option, separate "
+		       "them with `;`.  Empty "
 		       "(the default): the node is standalone, as without a "
 		       "cluster: no etcd, no network, nothing replicated.  "
 		       "With it, `node.id` is required and every topic, its "

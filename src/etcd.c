@@ -510,8 +510,10 @@ int tfs_etcd_open(const char *endpoints, int64_t timeout_ms,
 	e = tfs_calloc(1, sizeof(*e));
 	e->timeout_ms = timeout_ms;
 	list = tfs_strdup(endpoints);
-	for (tok = strtok_r(list, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
+	/* Commas, or semicolons where a comma would end the option (-o,
+	 * fstab), or blanks. */
+	for (tok = strtok_r(list, ",; \t", &save); tok;
+	     tok = strtok_r(NULL, ",; \t", &save)) {
 		size_t n;
 
 		while (*tok == ' ' || *tok == '\t')

@@ -117,7 +117,7 @@ cluster_init() {
 	CL_OPTS=()
 	CL_PORTS=()
 	NODE_PID=() NODE_STATE=() NODE_HOST=() NODE_PORT=() NODE_NS=()
-	NODE_OPTS=() NODE_MNT=() NODE_DATA=() NODE_LOG=()
+	NODE_OPTS=() NODE_MNT=() NODE_DATA=() NODE_LOG=() NODE_WRAP=()
 	W_PID=() W_RC=()
 	BG=()
 	ETCD_PID=
@@ -367,8 +367,11 @@ node_launch() {
 	echo "--- start: topicfs -f -o $opts" >>"$log"
 	# fd 3 is bats' own: a daemon holding it would keep bats waiting.
 	ns_prefix "${NODE_NS[i]}"
-	"${NS_PRE[@]}" "$TOPICFS" -f -o "$opts" "${NODE_DATA[i]}" \
-		"$mnt" >>"$log" 2>&1 3>&- &
+	# NODE_WRAP[i]: words run before the daemon (env with libfaketime
+	# for a skewed clock: tests/e2e/chaos.bash).
+	# shellcheck disable=SC2086
+	"${NS_PRE[@]}" ${NODE_WRAP[i]:-} "$TOPICFS" -f -o "$opts" \
+		"${NODE_DATA[i]}" "$mnt" >>"$log" 2>&1 3>&- &
 	NODE_PID[i]=$!
 	NODE_STATE[i]=up
 	local deadline=$(($(date +%s) + 20))

@@ -342,10 +342,19 @@ static void test_open_args(void)
 	CHECK_EQ(tfs_etcd_open(" , ,", 1000, &e), -EINVAL);
 	CHECK_EQ(tfs_etcd_open("127.0.0.1:2379", 1000, &e), -EINVAL);
 	CHECK_EQ(tfs_etcd_open("http://a:1,ftp://b:2", 1000, &e), -EINVAL);
+	CHECK_EQ(tfs_etcd_open("http://a:1;ftp://b:2", 1000, &e), -EINVAL);
+	CHECK_EQ(tfs_etcd_open("http://a:1 ftp://b:2", 1000, &e), -EINVAL);
 	CHECK_EQ(tfs_etcd_open("http://127.0.0.1:2379", 0, &e), -EINVAL);
 	CHECK(e == NULL);
 	CHECK_EQ(tfs_etcd_open(" http://127.0.0.1:1/ , http://127.0.0.1:2",
 			       1000, &e), 0);
+	tfs_etcd_close(e);
+	TEST("open: endpoints separated by ';' (as -o and fstab need) or blanks");
+	CHECK_EQ(tfs_etcd_open("http://127.0.0.1:1;http://127.0.0.1:2", 1000,
+			       &e), 0);
+	tfs_etcd_close(e);
+	CHECK_EQ(tfs_etcd_open("http://127.0.0.1:1 http://127.0.0.1:2", 1000,
+			       &e), 0);
 	tfs_etcd_close(e);
 	tfs_etcd_close(NULL);
 }
