@@ -155,6 +155,19 @@ test: deps
 	@$(MAKE) --no-print-directory docs-check
 	@$(MAKE) --no-print-directory e2e
 
+# The fault-injection suite alone, for longer (docs/RELIABILITY.md):
+# `make chaos CHAOS_DURATION=600 CHAOS_SEED=N`.  Results (JSON, Markdown
+# and the fault log of the run) go to bench/chaos/.  `make test` runs the
+# same file for about two minutes.
+CHAOS_DURATION ?= 600
+CHAOS_RESULTS ?= $(abspath bench/chaos)
+chaos: deps
+	@$(MAKE) --no-print-directory all
+	@CHAOS_DURATION=$(CHAOS_DURATION) CHAOS_RESULTS=$(CHAOS_RESULTS) \
+		$(if $(CHAOS_SEED),CHAOS_SEED=$(CHAOS_SEED)) \
+		TOPICFS_BUILD=$(abspath $(B)) tests/e2e/run \
+		tests/e2e/chaos-checker.bats tests/e2e/chaos.bats
+
 # Every src/*.c includes banned.h last, and banned.h bans what it lists.
 lint:
 	@CC="$(CC)" contrib/lint.sh
@@ -285,7 +298,7 @@ man:
 clean:
 	rm -rf build build-asan build-fuzz build-tsan
 
-.PHONY: FORCE all deps deps-build deps-cluster run stop cluster cluster-stop unit unit-oldcpu e2e test lint docs-check docs check tsan fuzz \
+.PHONY: FORCE all deps deps-build deps-cluster run stop cluster cluster-stop unit unit-oldcpu e2e chaos test lint docs-check docs check tsan fuzz \
 	bench install uninstall man clean
 
 -include $(shell find $(B) -name '*.d' -type f 2>/dev/null)
