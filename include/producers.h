@@ -11,15 +11,27 @@
  * the batch and replicated, so followers keep the same table and a new
  * leader has it at election, and a restart rebuilds it from the log.
  *
- * The rule for a batch from producer P with sequence S, the last batch of
- * P in the log having sequence L:
- *   P unknown           append (a new producer, or one forgotten)
+ * A producer id is a stream (its upper 48 bits: one writer stream of one
+ * node incarnation) and an epoch (its lower 16 bits).  A sender whose
+ * write failed (its outcome unknown) goes on under the next epoch from
+ * sequence 0, and the epoch fences the old one: a request of the failed
+ * write that reaches the leader late (TCP still delivers what a closed
+ * socket had sent) must not land after the writes that came after it
+ * (Kafka bumps the producer epoch for the same reason, KIP-360).
+ *
+ * The rule for a batch from producer P (stream X, epoch e) with sequence
+ * S, the last batch of X in the log having epoch E and sequence L:
+ *   X unknown           append (a new producer, or one forgotten)
+ *   e older than E      refuse (TFS_ESEQUENCE): a fenced, failed write
+ *   e newer than E      append (the stream's next epoch)
  *   S == L + 1          append
  *   S == L              a retry of the last batch: answer with its place
  *                       in the log, append nothing
  *   S < L or S > L + 1  refuse (TFS_ESEQUENCE): an old retry, or a gap
  *                       (a batch was lost between the two); never a
  *                       silent append
+ * Epochs compare as 16-bit serial numbers (RFC 1982): a stream may fail
+ * 32,767 times between two batches the leader sees and still be ordered.
  *
  * Not thread-safe: the partition lock protects its table.
  */
@@ -31,6 +43,23 @@
 #include <stdint.h>
 
 #include "segment.h"
+
+#define TFS_PRODUCER_EPOCH_BITS 16
+#define TFS_PRODUCER_EPOCH_MASK ((UINT64_C(1) << TFS_PRODUCER_EPOCH_BITS) - 1)
+
+/* The stream and epoch of a producer id. */
+static inline uint64_t tfs_producer_stream(uint64_t producer)
+{
+	return producer >> TFS_PRODUCER_EPOCH_BITS;
+}
+
+/* The same stream at its next epoch (what a sender uses after a failed
+ * write). */
+static inline uint64_t tfs_producer_next_epoch(uint64_t producer)
+{
+	return (producer & ~TFS_PRODUCER_EPOCH_MASK) |
+	       ((producer + 1) & TFS_PRODUCER_EPOCH_MASK);
+}
 
 /* The producers remembered per partition; the least recent go first. */
 #define TFS_PRODUCERS_MAX 256

@@ -9,9 +9,12 @@
  * order and a retry always repeats the leader's last batch of this
  * producer, which it recognises (producers.h).  The head keeps its
  * (producer, sequence) through every retry; when it ends in failure the
- * stream takes a new producer id, so a batch that never arrived cannot
- * look like a gap to the leader, and one that did arrive (a timeout after
- * the append) is not taken for the next write's.
+ * stream goes on at its producer id's next epoch, from sequence 0, so a
+ * batch that never arrived cannot look like a gap to the leader, one that
+ * did arrive (a timeout after the append) is not taken for the next
+ * write's, and a request of it still travelling (a socket curl closed
+ * still delivers what it had sent) is refused once the next epoch has
+ * reached the leader: a failed write never lands after a later one.
  *
  * An attempt.  The cluster's view says who leads.  Here: if the
  * replication layer says this node may lead (lease surely alive, enough
@@ -35,6 +38,7 @@
 #include "err.h"
 #include "log.h"
 #include "produce.h"
+#include "producers.h"
 #include "util.h"
 #include "banned.h"
 
@@ -74,13 +78,16 @@ struct tfs_produce {
 	atomic_llong warned_401;	/* of the last refusal logged */
 };
 
+/* A new stream at epoch 0 (producers.h). */
 static uint64_t new_producer_id(void)
 {
 	uint64_t id = 0;
 
-	while (id == 0)
+	while (tfs_producer_stream(id) == 0) {
 		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
 			id = (uint64_t)tfs_mono_ns() ^ ((uint64_t)getpid() << 40);
+		id &= ~TFS_PRODUCER_EPOCH_MASK;
+	}
 	return id;
 }
 
@@ -161,9 +168,11 @@ static void finish(struct tfs_produce *pr, struct tfs_write *w, int status)
 	pthread_mutex_lock(&pr->lock);
 	tfs_list_del(&w->link);
 	if (status && !w->is_sync) {
-		/* Appended or not, nobody knows: a new producer from here,
-		 * so neither case can be taken for the next batch. */
-		s->producer = new_producer_id();
+		/* Appended or not, nobody knows: the stream's next epoch from
+		 * here, so neither case is taken for the next batch, and a
+		 * request of this one that reaches the leader after the next
+		 * one is refused there (fenced), never appended after it. */
+		s->producer = tfs_producer_next_epoch(s->producer);
 		s->next_seq = 0;
 	}
 	pr->busy--;

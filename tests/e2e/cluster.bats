@@ -468,6 +468,39 @@ EOF
 	cmp "$T/expected" "$(on 3)/t/0"
 }
 
+@test "cluster: a forwarded write that failed cannot land after the writes that followed it (the producer's next epoch fences it)" {
+	cluster_start 3
+	make_topic t
+	expect_write OK 1 t/0 first
+	l=$(wait_leader t 0)
+	from=$(first_other_than "$l")
+	id=$(topic_id "$l" t)
+	epoch=$(part_epoch "$l" t 0)
+	url=http://127.0.0.1:${NODE_PORT[l]}
+	# A stream (48 bits) at epoch 0 and at epoch 1 (the low 16 bits).
+	stream=$(rand_hex 6)
+	at() {
+		echo "/v1/append?topic=$id&partition=0&epoch=$epoch&producer=$stream$1&seq=$2"
+	}
+	printf 'epoch 0 seq 0\n' >"$T/b0"
+	printf 'epoch 1 seq 0\n' >"$T/b1"
+	printf 'late epoch 0 seq 1\n' >"$T/late"
+	[ "$(peer_request "$T/r0" "$url" POST "$(at 0000 0)" "$from" \
+		"$(now_ms)" "$(rand_hex 8)" "$T/b0")" = 200 ]
+	# The sender's next write failed (epoch 0, seq 1 never answered):
+	# it goes on at epoch 1 from sequence 0.
+	[ "$(peer_request "$T/r1" "$url" POST "$(at 0001 0)" "$from" \
+		"$(now_ms)" "$(rand_hex 8)" "$T/b1")" = 200 ]
+	# The failed write's request arrives now: refused (422), not appended.
+	code=$(peer_request "$T/r2" "$url" POST "$(at 0000 1)" "$from" \
+		"$(now_ms)" "$(rand_hex 8)" "$T/late")
+	[ "$code" = 422 ] || { echo "late request: $code $(cat "$T/r2")" >&2; false; }
+	expect_write OK 1 t/0 last
+	wait_same t/0 1 2 3
+	expect_lines first "epoch 0 seq 0" "epoch 1 seq 0" last
+	cmp "$T/expected" "$(on 3)/t/0"
+}
+
 # A base port with PORT, +1 and +11..+13 free on 127.0.0.1.
 demo_ports_free() {
 	local p

@@ -301,37 +301,83 @@ static void test_producer_table(void)
 	struct tfs_index_entry e = { .count = 1, .length = 2 };
 
 	TEST("the producer table: new, next, repeat, old, gap, eviction");
+	/* Producer ids here are streams at epoch 0 (producers.h). */
+	const uint64_t P = UINT64_C(5) << 16;
 	tfs_producers_init(&t);
-	CHECK_EQ(tfs_producers_check(&t, 5, 9, &last), TFS_PRODUCE_NEW);
-	e.producer = 5;
+	CHECK_EQ(tfs_producers_check(&t, P, 9, &last), TFS_PRODUCE_NEW);
+	e.producer = P;
 	e.sequence = 9;
 	e.offset = 100;
 	tfs_producers_record(&t, &e);
-	CHECK_EQ(tfs_producers_check(&t, 5, 10, &last), TFS_PRODUCE_NEW);
-	CHECK_EQ(tfs_producers_check(&t, 5, 9, &last),
+	CHECK_EQ(tfs_producers_check(&t, P, 10, &last), TFS_PRODUCE_NEW);
+	CHECK_EQ(tfs_producers_check(&t, P, 9, &last),
 		 TFS_PRODUCE_DUPLICATE);
 	CHECK_EQ(last.offset, 100);
-	CHECK_EQ(tfs_producers_check(&t, 5, 8, &last),
+	CHECK_EQ(tfs_producers_check(&t, P, 8, &last),
 		 TFS_PRODUCE_OUT_OF_ORDER);
-	CHECK_EQ(tfs_producers_check(&t, 5, 11, &last),
+	CHECK_EQ(tfs_producers_check(&t, P, 11, &last),
 		 TFS_PRODUCE_OUT_OF_ORDER);
 	/* Sequence numbers wrap like Kafka's: after 2^32-1 comes 0. */
 	e.sequence = UINT32_MAX;
 	tfs_producers_record(&t, &e);
-	CHECK_EQ(tfs_producers_check(&t, 5, 0, &last), TFS_PRODUCE_NEW);
+	CHECK_EQ(tfs_producers_check(&t, P, 0, &last), TFS_PRODUCE_NEW);
 	e.sequence = 0;
-	/* A full table forgets the producer whose last batch is oldest. */
+
+	TEST("a stream's next epoch starts afresh and fences the older one");
+	uint64_t P1 = tfs_producer_next_epoch(P);
+	CHECK_EQ(tfs_producer_stream(P1), tfs_producer_stream(P));
+	CHECK(P1 != P);
+	/* The failed write (P, seq 0 after UINT32_MAX) never arrived; the
+	 * next write comes at epoch 1 from sequence 0. */
+	CHECK_EQ(tfs_producers_check(&t, P1, 0, &last), TFS_PRODUCE_NEW);
+	e.producer = P1;
+	e.sequence = 0;
+	e.offset = 150;
+	tfs_producers_record(&t, &e);
+	/* The failed write's request arrives now: refused, not appended
+	 * after the write that came after it. */
+	CHECK_EQ(tfs_producers_check(&t, P, 0, &last),
+		 TFS_PRODUCE_OUT_OF_ORDER);
+	CHECK_EQ(last.producer, P1);
+	/* An older epoch in the log (a follower copying) replaces nothing. */
+	e.producer = P;
+	e.sequence = 7;
+	tfs_producers_record(&t, &e);
+	CHECK_EQ(tfs_producers_check(&t, P1, 1, &last), TFS_PRODUCE_NEW);
+	CHECK_EQ(tfs_producers_check(&t, P1, 0, &last),
+		 TFS_PRODUCE_DUPLICATE);
+	/* Epochs wrap as serial numbers: 0xffff is older than 0. */
+	uint64_t Pw = (UINT64_C(9) << 16) | 0xffff;
+	e.producer = Pw;
+	e.sequence = 3;
+	tfs_producers_record(&t, &e);
+	CHECK_EQ(tfs_producer_next_epoch(Pw), UINT64_C(9) << 16);
+	CHECK_EQ(tfs_producers_check(&t, tfs_producer_next_epoch(Pw), 0,
+				     &last),
+		 TFS_PRODUCE_NEW);
+	e.producer = tfs_producer_next_epoch(Pw);
+	e.sequence = 0;
+	tfs_producers_record(&t, &e);
+	CHECK_EQ(tfs_producers_check(&t, Pw, 4, &last),
+		 TFS_PRODUCE_OUT_OF_ORDER);
+	/* Another stream is another producer. */
+	CHECK_EQ(tfs_producers_check(&t, UINT64_C(6) << 16, 5, &last),
+		 TFS_PRODUCE_NEW);
+
+	TEST("a full table forgets the stream whose last batch is oldest");
+	e.sequence = 0;
 	for (uint64_t i = 0; i < TFS_PRODUCERS_MAX; i++) {
-		e.producer = 1000 + i;
+		e.producer = (1000 + i) << 16;
 		e.offset = 200 + i;
 		tfs_producers_record(&t, &e);
 	}
 	CHECK_EQ(t.n, TFS_PRODUCERS_MAX);
-	CHECK_EQ(tfs_producers_check(&t, 5, 7, &last), TFS_PRODUCE_NEW);
-	CHECK_EQ(tfs_producers_check(&t, 1001, 0, &last),
+	CHECK_EQ(tfs_producers_check(&t, P1, 7, &last), TFS_PRODUCE_NEW);
+	CHECK_EQ(tfs_producers_check(&t, UINT64_C(1001) << 16, 0, &last),
 		 TFS_PRODUCE_DUPLICATE);
 	tfs_producers_reset(&t);
-	CHECK_EQ(tfs_producers_check(&t, 1001, 0, &last), TFS_PRODUCE_NEW);
+	CHECK_EQ(tfs_producers_check(&t, UINT64_C(1001) << 16, 0, &last),
+		 TFS_PRODUCE_NEW);
 	tfs_producers_release(&t);
 }
 
@@ -344,7 +390,7 @@ static void test_producers(void)
 	struct done_rec r[16], d;
 	int k = 0;
 	struct tfs_bounds b;
-	enum { A = 0xa1, B = 0xb2 };
+	enum { A = 0xa1 << 16, B = 0xb2 << 16 };	/* two streams */
 
 	CHECK_EQ(tfs_partition_set_role(p, TFS_ROLE_LEADER, 1), 0);
 	TEST("a retry of a producer's last batch is answered, not appended");
